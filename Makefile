@@ -57,7 +57,7 @@ $(LIB): $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 # One rule links every binary from its own folder's objects and the library.
-$(BINDIR)/fd-%: $$(patsubst %.c,$(O)/%.o,$$(wildcard cmd/fd-%/*.c)) $(LIB)
+$(BINDIR)/fd-%: $$(addprefix $(O)/,$$(subst .c,.o,$$(wildcard cmd/fd-$$*/*.c))) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -2,6 +2,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -29,6 +30,7 @@ void fd_cli_init(const char *prog, const char *usage)
 {
 	fd_prog = prog;
 	fd_usage = usage;
+	opterr = 0;
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -68,6 +70,19 @@ void fd_usage_die(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "usage: %s\n", fd_usage);
 	exit(FD_EXIT_USAGE);
+}
+
+void fd_usage_getopt(int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':' && optopt && arg[0] == '-' && arg[1] != '-')
+		fd_usage_die("option '-%c' requires an argument", optopt);
+	if (c == ':')
+		fd_usage_die("option '%s' requires an argument", arg);
+	if (optopt)
+		fd_usage_die("unknown option '-%c'", optopt);
+	fd_usage_die("unknown option '%s'", arg);
 }
 
 void fd_help_exit(const char *help)

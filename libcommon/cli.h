@@ -31,6 +31,8 @@ extern const char *fd_usage;
 /* Sets fd_prog and fd_usage, ignores SIGPIPE (we talk to sockets and pipes;
  * EPIPE is handled where it is written, see jsonl.h). */
 void fd_cli_init(const char *prog, const char *usage);
+/* Also sets getopt's opterr to 0: bad options are reported by
+ * fd_usage_getopt() in our own words. */
 
 /* "fd-xxx: message\n" on stderr. */
 void fd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -39,6 +41,9 @@ noreturn void fd_die(int code, const char *fmt, ...)
 /* One line saying what was wrong, then "usage: ..." on stderr; exit 2. */
 noreturn void fd_usage_die(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
+/* For getopt_long() returning '?' or ':' (with an optstring starting with
+ * ':' and opterr = 0): names the bad option and exits 2. */
+noreturn void fd_usage_getopt(int c, char **argv);
 /* Prints "usage: ..." and help text on stdout and exits 0 (for --help). */
 noreturn void fd_help_exit(const char *help);
 /* Prints "fd-xxx VERSION" on stdout and exits 0 (for --version). */

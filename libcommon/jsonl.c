@@ -413,3 +413,12 @@ long long fd_json_get_int(struct json_object *o, const char *key, long long def)
 		return def;
 	return json_object_get_int64(v);
 }
+
+struct json_object *fd_json_seconds(int64_t ms)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%s%lld.%03lld", ms < 0 ? "-" : "",
+		 (long long)(ms < 0 ? -ms : ms) / 1000, (long long)(ms < 0 ? -ms : ms) % 1000);
+	return json_object_new_double_s((double)ms / 1000.0, buf);
+}

@@ -19,6 +19,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -89,6 +90,10 @@ int fd_finish_stdout(int rc);
 struct json_object *fd_json_record(const char *type);
 /* Compact serialization, valid until o changes or is freed. */
 const char *fd_json_str(struct json_object *o, size_t *len);
+
+/* A JSON number of seconds with millisecond precision, printed as such
+ * ("1.5", not "1.5000000000000002"). */
+struct json_object *fd_json_seconds(int64_t ms);
 
 /* Borrowed accessors: NULL / def when the key is absent or of another type. */
 const char *fd_json_get_str(struct json_object *o, const char *key);

@@ -1,0 +1,114 @@
+#include "cli.h"
+#include "log.h"
+#include "node.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define USAGE                                                                  \
+	"fd-node [-N name] [-l host:port] [-d] [--pid-file file] [--log-file file]\n" \
+	"               [--log-level level] [--log-format text|json] [--max-body size]\n" \
+	"       fd-node info [-n node] [-t timeout]"
+
+static const char help[] =
+	"\n"
+	"Runs a node of an fd cluster, or talks to one.\n"
+	"\n"
+	"Node options:\n"
+	"  -N, --name NAME         node name (default: the hostname)\n"
+	"  -l, --listen HOST:PORT  TCP and UDP address (default 127.0.0.1:4380; port 0: any free)\n"
+	"  -d, --detach            run in the background once ready; print the identity line\n"
+	"      --pid-file FILE     write the node's PID to FILE\n"
+	"      --log-file FILE     append logs to FILE instead of stderr\n"
+	"      --log-level LEVEL   debug, info, warn, error or off (default info)\n"
+	"      --log-format FMT    text or json (default text)\n"
+	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
+	"\n"
+	"Subcommands:\n"
+	"  info                    print the node's identity and state as JSON\n"
+	"\n"
+	"Client options:\n"
+	"  -n, --node HOST:PORT    the node to ask (default $FD_NODE, else 127.0.0.1:4380)\n"
+	"  -t, --timeout DURATION  how long to wait for an answer (default 5s)\n"
+	"\n"
+	"  -h, --help              show this help\n"
+	"  -V, --version           show the version\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} subcommands[] = {
+	{"info", cmd_info},
+};
+
+int main(int argc, char **argv)
+{
+	enum { OPT_PID_FILE = 256, OPT_LOG_FILE, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_MAX_BODY };
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'N'},
+		{"listen", required_argument, NULL, 'l'},
+		{"detach", no_argument, NULL, 'd'},
+		{"pid-file", required_argument, NULL, OPT_PID_FILE},
+		{"log-file", required_argument, NULL, OPT_LOG_FILE},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"max-body", required_argument, NULL, OPT_MAX_BODY},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	struct node_opts o = {.listen = "127.0.0.1:4380", .max_body = 1024 * 1024};
+	uint64_t size;
+	int c;
+
+	fd_cli_init("fd-node", USAGE);
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+			if (strcmp(argv[1], subcommands[i].name) == 0)
+				return subcommands[i].fn(argc - 1, argv + 1);
+		fd_usage_die("unknown subcommand '%s'", argv[1]);
+	}
+	while ((c = getopt_long(argc, argv, ":N:l:dhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'N':
+			o.name = optarg;
+			break;
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'd':
+			o.detach = 1;
+			break;
+		case OPT_PID_FILE:
+			o.pid_file = optarg;
+			break;
+		case OPT_LOG_FILE:
+			o.log_file = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			if (fd_log_parse_level(optarg, &fd_log_level) < 0)
+				fd_usage_die("invalid --log-level '%s' (debug, info, warn, error, off)", optarg);
+			break;
+		case OPT_LOG_FORMAT:
+			if (fd_log_parse_format(optarg, &fd_log_format) < 0)
+				fd_usage_die("invalid --log-format '%s' (text, json)", optarg);
+			break;
+		case OPT_MAX_BODY:
+			if (fd_parse_size(optarg, &size) < 0 || size == 0 || size > (1ULL << 30))
+				fd_usage_die("invalid --max-body '%s' (1 byte to 1GiB)", optarg);
+			o.max_body = (size_t)size;
+			break;
+		case 'h':
+			fd_help_exit(help);
+		case 'V':
+			fd_version_exit();
+		default:
+			fd_usage_getopt(c, argv);
+		}
+	}
+	if (optind < argc)
+		fd_usage_die("unexpected argument '%s'", argv[optind]);
+	return node_main(&o);
+}

@@ -1,0 +1,401 @@
+/* The node daemon: binds its port (TCP for HTTP, UDP for membership), then
+ * runs everything in one fd_loop. */
+#include "node.h"
+#include "cli.h"
+#include "clock.h"
+#include "http.h"
+#include "jsonl.h"
+#include "log.h"
+#include "loop.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NAME_MAX_LEN 255
+
+struct node {
+	struct fd_loop *loop;
+	struct fd_http_server *http;
+	const struct node_opts *opts;
+	char name[NAME_MAX_LEN + 1];
+	char id[33];
+	char addr[80];
+	int tcp_fd, udp_fd;
+	int64_t started_mono, started_wall;
+	uint64_t udp_rx;
+	int exit_code;
+};
+
+/* Binding */
+
+static int bind_one(const struct sockaddr *sa, socklen_t salen, int type)
+{
+	int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd < 0)
+		return -1;
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, sa, salen) < 0 || (type == SOCK_STREAM && listen(fd, 512) < 0)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int sock_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+	if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+/* Binds TCP and UDP on one port: the given one, or with port 0 the first
+ * free port for both (a free TCP port may be taken for UDP: try again). */
+static int node_bind(struct node *n, const char *listen)
+{
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	char host[256], port_s[8], shown[INET6_ADDRSTRLEN];
+	int port, rc, tries = 0;
+
+	if (fd_parse_hostport(listen, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0)
+		fd_usage_die("invalid --listen '%s' (expected HOST:PORT)", listen);
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	rc = getaddrinfo(host, port_s, &hints, &ai);
+	if (rc != 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to resolve '%s': %s", host, gai_strerror(rc));
+	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	for (;;) {
+		socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							 : sizeof(struct sockaddr_in);
+
+		n->tcp_fd = bind_one((struct sockaddr *)&ss, len, SOCK_STREAM);
+		if (n->tcp_fd < 0)
+			break;
+		set_port(&ss, sock_port(n->tcp_fd));
+		n->udp_fd = bind_one((struct sockaddr *)&ss, len, SOCK_DGRAM);
+		if (n->udp_fd >= 0)
+			break;
+		close(n->tcp_fd);
+		n->tcp_fd = -1;
+		if (port != 0 || errno != EADDRINUSE || ++tries == 50)
+			break;
+		set_port(&ss, 0);
+	}
+	if (n->tcp_fd < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to listen on '%s': %s", listen, strerror(errno));
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, shown, sizeof(shown));
+		snprintf(n->addr, sizeof(n->addr), "[%s]:%d", shown, sock_port(n->tcp_fd));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, shown, sizeof(shown));
+		snprintf(n->addr, sizeof(n->addr), "%s:%d", shown, sock_port(n->tcp_fd));
+	}
+	return 0;
+}
+
+/* HTTP API */
+
+static struct json_object *node_info(struct node *n)
+{
+	struct json_object *o = fd_json_record("node");
+	char ts[FD_TS_LEN];
+
+	json_object_object_add(o, "name", json_object_new_string(n->name));
+	json_object_object_add(o, "id", json_object_new_string(n->id));
+	json_object_object_add(o, "addr", json_object_new_string(n->addr));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	json_object_object_add(o, "version", json_object_new_string(FD_VERSION));
+	json_object_object_add(o, "started",
+			       json_object_new_string(fd_ts_format(n->started_wall, ts, sizeof(ts))));
+	json_object_object_add(o, "uptime",
+			       fd_json_seconds(fd_mono_ms() - n->started_mono));
+	json_object_object_add(o, "udp_rx", json_object_new_int64((int64_t)n->udp_rx));
+	return o;
+}
+
+static void h_healthz(struct fd_http_req *req, void *arg)
+{
+	struct json_object *o = json_object_new_object();
+
+	(void)arg;
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	fd_http_reply_json(req, 200, o);
+}
+
+static void h_readyz(struct fd_http_req *req, void *arg)
+{
+	struct json_object *o = json_object_new_object();
+
+	(void)arg;
+	json_object_object_add(o, "ready", json_object_new_boolean(1));
+	fd_http_reply_json(req, 200, o);
+}
+
+static void h_info(struct fd_http_req *req, void *arg)
+{
+	fd_http_reply_json(req, 200, node_info(arg));
+}
+
+static void h_log_level(struct fd_http_req *req, void *arg)
+{
+	const char *level = fd_json_get_str(fd_http_json(req), "level");
+	enum fd_log_level l;
+	struct json_object *o;
+
+	(void)arg;
+	if (!level || fd_log_parse_level(level, &l) < 0) {
+		fd_http_reply_error(req, 400,
+				    "expected {\"level\": \"debug|info|warn|error|off\"}");
+		return;
+	}
+	fd_log_level = l;
+	fd_info("log level set to %s by %s", level, fd_http_peer(req));
+	o = json_object_new_object();
+	json_object_object_add(o, "level", json_object_new_string(level));
+	fd_http_reply_json(req, 200, o);
+}
+
+/* UDP: membership arrives with the membership issue; until then datagrams
+ * are read, counted and dropped so the socket never fills up. */
+static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct node *n = arg;
+	char buf[2048];
+
+	(void)loop;
+	(void)events;
+	while (recv(fd, buf, sizeof(buf), 0) >= 0)
+		n->udp_rx++;
+}
+
+static void on_stop_signal(struct fd_loop *loop, int signo, void *arg)
+{
+	(void)arg;
+	fd_info("SIG%s received, stopping", sigabbrev_np(signo));
+	fd_loop_stop(loop);
+}
+
+static void on_hup(struct fd_loop *loop, int signo, void *arg)
+{
+	(void)loop;
+	(void)signo;
+	(void)arg;
+	fd_info("SIGHUP received: nothing to reload");
+}
+
+static void make_identity(struct node *n, const char *name)
+{
+	unsigned char raw[16];
+
+	if (name) {
+		if (!*name || strlen(name) > NAME_MAX_LEN)
+			fd_usage_die("invalid --name: 1 to %d bytes", NAME_MAX_LEN);
+		for (const char *c = name; *c; c++)
+			if ((unsigned char)*c < 0x21 || *c == 0x7f)
+				fd_usage_die("invalid --name '%s': no spaces or control characters", name);
+		if (!fd_utf8_valid(name, strlen(name)))
+			fd_usage_die("invalid --name: not UTF-8");
+		snprintf(n->name, sizeof(n->name), "%s", name);
+	} else if (gethostname(n->name, sizeof(n->name) - 1) < 0 || !n->name[0]) {
+		snprintf(n->name, sizeof(n->name), "node");
+	}
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		fd_die(FD_EXIT_RUNTIME, "unable to generate a node id");
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(n->id + 2 * i, 3, "%02x", raw[i]);
+}
+
+static void print_identity(struct node *n, pid_t pid)
+{
+	struct json_object *o = fd_json_record("node");
+
+	json_object_object_add(o, "name", json_object_new_string(n->name));
+	json_object_object_add(o, "id", json_object_new_string(n->id));
+	json_object_object_add(o, "addr", json_object_new_string(n->addr));
+	json_object_object_add(o, "pid", json_object_new_int(pid));
+	if (fd_emit(o) < 0 || fd_emit_flush() < 0)
+		fd_warn("unable to write to stdout: %s", strerror(errno));
+	json_object_put(o);
+}
+
+/* --detach: the parent waits until the child is serving (or has failed),
+ * then prints the identity line and exits. The child reports through a
+ * pipe: "ok" or an error message. */
+static int detach(struct node *n, int *report_fd)
+{
+	int p[2];
+	pid_t pid;
+	char msg[512];
+	ssize_t len;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to detach: %s", strerror(errno));
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to detach: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		*report_fd = p[1];
+		return 0;
+	}
+	close(p[1]);
+	close(n->tcp_fd);
+	close(n->udp_fd);
+	do
+		len = read(p[0], msg, sizeof(msg) - 1);
+	while (len < 0 && errno == EINTR);
+	close(p[0]);
+	if (len == 2 && memcmp(msg, "ok", 2) == 0) {
+		print_identity(n, pid);
+		_exit(fd_finish_stdout(FD_EXIT_OK));
+	}
+	if (len > 0) {
+		msg[len] = '\0';
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
+	}
+	fd_die(FD_EXIT_RUNTIME, "the detached node exited during start-up");
+}
+
+static void report(int *fd, const char *msg)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, msg, strlen(msg)) < 0)
+		fd_warn("unable to report start-up: %s", strerror(errno));
+	close(*fd);
+	*fd = -1;
+}
+
+static int redirect_stdio(const char *log_file, int detached)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int log = -1;
+
+	if (log_file) {
+		log = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (log < 0)
+			return -1;
+	}
+	if (detached && null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		if (log < 0)
+			dup2(null, STDERR_FILENO);
+	}
+	if (log >= 0) {
+		dup2(log, STDERR_FILENO);
+		close(log);
+	}
+	if (null >= 0)
+		close(null);
+	return 0;
+}
+
+static int write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f);
+}
+
+int node_main(const struct node_opts *opts)
+{
+	struct node n = {.opts = opts, .tcp_fd = -1, .udp_fd = -1};
+	struct fd_http_server_opts hopts = {0};
+	struct fd_err err;
+	int report_fd = -1;
+	char msg[512];
+
+	make_identity(&n, opts->name);
+	node_bind(&n, opts->listen);
+	if (opts->detach)
+		detach(&n, &report_fd);
+	n.started_mono = fd_mono_ms();
+	n.started_wall = fd_wall_us();
+	if (redirect_stdio(opts->log_file, opts->detach) < 0) {
+		snprintf(msg, sizeof(msg), "unable to open '%s': %s", opts->log_file, strerror(errno));
+		report(&report_fd, msg);
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
+	}
+	if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
+		snprintf(msg, sizeof(msg), "unable to write '%s': %s", opts->pid_file, strerror(errno));
+		report(&report_fd, msg);
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
+	}
+	n.loop = fd_loop_new();
+	if (!n.loop)
+		fd_die(FD_EXIT_RUNTIME, "unable to create the event loop: %s", strerror(errno));
+	if (fd_loop_signal(n.loop, SIGTERM, on_stop_signal, &n) < 0 ||
+	    fd_loop_signal(n.loop, SIGINT, on_stop_signal, &n) < 0 ||
+	    fd_loop_signal(n.loop, SIGHUP, on_hup, &n) < 0 ||
+	    fd_loop_watch(n.loop, n.udp_fd, EPOLLIN, on_udp, &n) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s", strerror(errno));
+	hopts.listen_fd = n.tcp_fd;
+	hopts.max_body = opts->max_body;
+	n.http = fd_http_server_new(n.loop, &hopts, &err);
+	if (!n.http) {
+		report(&report_fd, err.msg);
+		fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
+	}
+	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);
+	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
+	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
+	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
+
+	fd_info("node '%s' (%s) listening on %s", n.name, n.id, n.addr);
+	if (opts->detach)
+		report(&report_fd, "ok");
+	else
+		print_identity(&n, getpid());
+
+	if (fd_loop_run(n.loop) < 0) {
+		fd_errlog("event loop failed: %s", strerror(errno));
+		n.exit_code = FD_EXIT_RUNTIME;
+	}
+	fd_http_server_free(n.http);
+	fd_loop_unwatch(n.loop, n.udp_fd);
+	close(n.udp_fd);
+	fd_loop_free(n.loop);
+	if (opts->pid_file)
+		unlink(opts->pid_file);
+	fd_info("stopped");
+	return fd_finish_stdout(n.exit_code);
+}

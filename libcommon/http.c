@@ -1,0 +1,961 @@
+/* HTTP server (libmicrohttpd, external epoll mode) and client (libcurl multi),
+ * both driven by fd_loop. See http.h for the contracts.
+ *
+ * MHD runs without threads: its own epoll fd is watched by our loop and
+ * MHD_run() is called when it is readable or when MHD's timeout expires.
+ * A suspended connection is invisible to MHD (it cannot see the client
+ * leave), so while one is suspended we watch its socket for EPOLLRDHUP
+ * ourselves and resume it when the peer hangs up. */
+#include "http.h"
+#include "jsonl.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUTES 64
+#define MAX_REPLY_HEADERS 8
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define DEFAULT_MAX_RESP (16 * 1024 * 1024)
+
+struct route {
+	const char *method;
+	const char *path;
+	size_t plen;
+	int prefix;
+	unsigned flags;
+	fd_http_handler h;
+	void *arg;
+};
+
+struct fd_http_server {
+	struct fd_loop *loop;
+	struct MHD_Daemon *d;
+	int epfd;
+	struct fd_timer timer;
+	size_t max_body;
+	struct route routes[MAX_ROUTES];
+	int nroutes;
+	struct fd_http_req *reqs; /* every live request, for shutdown */
+	int stopping;
+};
+
+enum req_state {
+	REQ_RECEIVING, /* headers and body coming in */
+	REQ_HANDLING,  /* inside the handler */
+	REQ_DEFERRED,  /* handler returned without a reply */
+	REQ_REPLIED,   /* a response was queued (or is about to be) */
+	REQ_STREAMING, /* a stream response is queued */
+};
+
+struct fd_http_req {
+	struct fd_http_server *srv;
+	struct MHD_Connection *conn;
+	const char *method, *path, *subpath;
+	enum req_state state;
+	char *body;
+	size_t len, cap;
+	int too_big;
+	struct json_object *json;
+	struct MHD_Response *resp; /* built by a reply, not yet queued */
+	unsigned status;
+	char *hdr_name[MAX_REPLY_HEADERS], *hdr_value[MAX_REPLY_HEADERS];
+	int nhdr;
+	int suspended, watch_fd, peer_gone;
+	fd_http_close_cb on_close;
+	void *close_arg;
+	/* stream */
+	char *sbuf;
+	size_t soff, slen, scap, smax;
+	int sended;
+	char peer[64];
+	struct fd_http_req *prev, *next;
+};
+
+/* Server: MHD in our loop */
+
+static void server_run(struct fd_http_server *srv);
+
+static void on_mhd_timer(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	(void)loop;
+	(void)t;
+	server_run(arg);
+}
+
+static void on_mhd_fd(struct fd_loop *loop, int fd, uint32_t events, void *arg)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	server_run(arg);
+}
+
+static void server_run(struct fd_http_server *srv)
+{
+	MHD_UNSIGNED_LONG_LONG timeout;
+
+	MHD_run(srv->d);
+	if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
+		fd_timer_arm(srv->loop, &srv->timer,
+			     timeout > INT32_MAX ? INT32_MAX : (int64_t)timeout);
+	else
+		fd_timer_disarm(srv->loop, &srv->timer);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	fd_debug("http: %s", buf);
+}
+
+static void req_unwatch(struct fd_http_req *req)
+{
+	if (req->watch_fd >= 0) {
+		fd_loop_unwatch(req->srv->loop, req->watch_fd);
+		req->watch_fd = -1;
+	}
+}
+
+static void req_resume(struct fd_http_req *req)
+{
+	if (!req->suspended)
+		return;
+	req_unwatch(req);
+	req->suspended = 0;
+	MHD_resume_connection(req->conn);
+}
+
+static void on_peer_hangup(struct fd_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct fd_http_req *req = arg;
+
+	(void)loop;
+	(void)fd;
+	(void)events;
+	req->peer_gone = 1;
+	req_resume(req);
+}
+
+static void req_suspend(struct fd_http_req *req)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	if (req->suspended)
+		return;
+	MHD_suspend_connection(req->conn);
+	req->suspended = 1;
+	ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci && fd_loop_watch(req->srv->loop, ci->connect_fd, EPOLLRDHUP,
+				on_peer_hangup, req) == 0)
+		req->watch_fd = ci->connect_fd;
+}
+
+static void req_free(struct fd_http_req *req)
+{
+	req_unwatch(req);
+	if (req->resp)
+		MHD_destroy_response(req->resp);
+	for (int i = 0; i < req->nhdr; i++) {
+		free(req->hdr_name[i]);
+		free(req->hdr_value[i]);
+	}
+	json_object_put(req->json);
+	free((char *)req->subpath);
+	free(req->body);
+	free(req->sbuf);
+	free(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct fd_http_server *srv = cls;
+	struct fd_http_req *req = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!req)
+		return;
+	*con_cls = NULL;
+	if (req->prev)
+		req->prev->next = req->next;
+	else
+		srv->reqs = req->next;
+	if (req->next)
+		req->next->prev = req->prev;
+	/* Ended before the application let go of it: tell it. */
+	if (req->on_close &&
+	    (req->state == REQ_DEFERRED || (req->state == REQ_STREAMING && !req->sended)))
+		req->on_close(req, req->close_arg);
+	req_free(req);
+}
+
+static const struct route *find_route(struct fd_http_server *srv, const char *method,
+				      const char *path, int *path_known)
+{
+	*path_known = 0;
+	for (int i = 0; i < srv->nroutes; i++) {
+		const struct route *r = &srv->routes[i];
+		int match = r->prefix ? strncmp(path, r->path, r->plen) == 0
+				      : strcmp(path, r->path) == 0;
+
+		if (!match)
+			continue;
+		*path_known = 1;
+		if (strcmp(method, r->method) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static void allow_header(struct fd_http_req *req)
+{
+	char allow[128] = "";
+	size_t n = 0;
+	int known;
+
+	for (int i = 0; i < req->srv->nroutes; i++) {
+		const struct route *r = &req->srv->routes[i];
+
+		if (!find_route(req->srv, r->method, req->path, &known) ||
+		    strstr(allow, r->method))
+			continue;
+		n += (size_t)snprintf(allow + n, sizeof(allow) - n, "%s%s",
+				      n ? ", " : "", r->method);
+		if (n >= sizeof(allow))
+			break;
+	}
+	fd_http_reply_header(req, "Allow", allow);
+}
+
+static void dispatch(struct fd_http_req *req)
+{
+	const struct route *r;
+	struct fd_err err;
+	int known;
+
+	req->state = REQ_HANDLING;
+	if (req->too_big) {
+		fd_http_reply_error(req, 413, "request body larger than %zu bytes",
+				    req->srv->max_body);
+		return;
+	}
+	r = find_route(req->srv, req->method, req->path, &known);
+	if (!r) {
+		if (known) {
+			allow_header(req);
+			fd_http_reply_error(req, 405, "method %s not allowed on %s",
+					    req->method, req->path);
+		} else {
+			fd_http_reply_error(req, 404, "not found: %s", req->path);
+		}
+		return;
+	}
+	req->subpath = strdup(r->prefix ? req->path + r->plen : "");
+	if (!req->subpath) {
+		fd_http_reply_error(req, 500, "out of memory");
+		return;
+	}
+	if (r->flags & FD_HTTP_JSON) {
+		req->json = fd_json_parse(req->body ? req->body : "", req->len, &err);
+		if (!req->json) {
+			fd_http_reply_error(req, 400, "invalid request body: %s", err.msg);
+			return;
+		}
+	}
+	r->h(req, r->arg);
+	if (req->state == REQ_HANDLING) {
+		/* The handler neither replied nor deferred: a bug, but the client
+		 * must not hang. */
+		fd_http_reply_error(req, 500, "no reply");
+	}
+}
+
+static int body_append(struct fd_http_req *req, const char *data, size_t len)
+{
+	if (req->too_big || req->len + len > req->srv->max_body) {
+		req->too_big = 1;
+		return 0;
+	}
+	if (req->len + len + 1 > req->cap) {
+		size_t n = req->cap ? req->cap : 4096;
+		char *b;
+
+		while (n < req->len + len + 1)
+			n *= 2;
+		b = realloc(req->body, n);
+		if (!b)
+			return -1;
+		req->body = b;
+		req->cap = n;
+	}
+	memcpy(req->body + req->len, data, len);
+	req->len += len;
+	req->body[req->len] = '\0';
+	return 0;
+}
+
+static void format_peer(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ci && ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)ci->client_addr;
+
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (ci && ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+static enum MHD_Result queue(struct fd_http_req *req)
+{
+	enum MHD_Result rc;
+
+	for (int i = 0; i < req->nhdr; i++)
+		MHD_add_response_header(req->resp, req->hdr_name[i], req->hdr_value[i]);
+	rc = MHD_queue_response(req->conn, req->status, req->resp);
+	MHD_destroy_response(req->resp);
+	req->resp = NULL;
+	return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
+				 const char *url, const char *method,
+				 const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **con_cls)
+{
+	struct fd_http_server *srv = cls;
+	struct fd_http_req *req = *con_cls;
+
+	(void)version;
+	if (!req) {
+		const char *cl;
+
+		req = calloc(1, sizeof(*req));
+		if (!req)
+			return MHD_NO;
+		req->srv = srv;
+		req->conn = conn;
+		req->method = method;
+		req->path = url;
+		req->watch_fd = -1;
+		format_peer(conn, req->peer, sizeof(req->peer));
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+			req->too_big = 1;
+		req->next = srv->reqs;
+		if (srv->reqs)
+			srv->reqs->prev = req;
+		srv->reqs = req;
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (req->state == REQ_RECEIVING && *upload_data_size > 0) {
+		if (body_append(req, upload_data, *upload_data_size) < 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->peer_gone || srv->stopping)
+		return MHD_NO;
+	if (req->state == REQ_RECEIVING)
+		dispatch(req);
+	if (req->resp)
+		return queue(req);
+	if (req->state == REQ_DEFERRED)
+		req_suspend(req);
+	return MHD_YES;
+}
+
+struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
+					  const struct fd_http_server_opts *opts,
+					  struct fd_err *err)
+{
+	struct fd_http_server *srv = calloc(1, sizeof(*srv));
+	const union MHD_DaemonInfo *di;
+
+	if (!srv) {
+		fd_err_set(err, "out of memory");
+		return NULL;
+	}
+	srv->loop = loop;
+	srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+	fd_timer_init(&srv->timer, on_mhd_timer, srv);
+	srv->d = MHD_start_daemon(
+		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+		NULL, NULL, on_access, srv,
+		MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
+		MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout ? opts->idle_timeout : 60,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
+		MHD_OPTION_END);
+	if (!srv->d) {
+		fd_err_set(err, "unable to start the HTTP server");
+		free(srv);
+		return NULL;
+	}
+	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD);
+	srv->epfd = di ? di->epoll_fd : -1;
+	if (srv->epfd < 0 || fd_loop_watch(loop, srv->epfd, EPOLLIN, on_mhd_fd, srv) < 0) {
+		fd_err_set(err, "unable to watch the HTTP server");
+		MHD_stop_daemon(srv->d);
+		free(srv);
+		return NULL;
+	}
+	server_run(srv);
+	return srv;
+}
+
+void fd_http_server_free(struct fd_http_server *srv)
+{
+	if (!srv)
+		return;
+	srv->stopping = 1;
+	for (struct fd_http_req *r = srv->reqs; r; r = r->next)
+		req_resume(r);
+	MHD_run(srv->d);
+	fd_loop_unwatch(srv->loop, srv->epfd);
+	fd_timer_disarm(srv->loop, &srv->timer);
+	MHD_stop_daemon(srv->d);
+	free(srv);
+}
+
+int fd_http_route(struct fd_http_server *srv, const char *method,
+		  const char *path, unsigned flags, fd_http_handler h, void *arg)
+{
+	size_t plen = strlen(path);
+
+	if (srv->nroutes == MAX_ROUTES) {
+		errno = ENOSPC;
+		return -1;
+	}
+	srv->routes[srv->nroutes++] = (struct route){
+		.method = method,
+		.path = path,
+		.plen = plen,
+		.prefix = plen > 1 && path[plen - 1] == '/',
+		.flags = flags,
+		.h = h,
+		.arg = arg,
+	};
+	return 0;
+}
+
+const char *fd_http_method(const struct fd_http_req *req)
+{
+	return req->method;
+}
+
+const char *fd_http_path(const struct fd_http_req *req)
+{
+	return req->path;
+}
+
+const char *fd_http_subpath(const struct fd_http_req *req)
+{
+	return req->subpath ? req->subpath : "";
+}
+
+const char *fd_http_query(struct fd_http_req *req, const char *key)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *fd_http_header(struct fd_http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *fd_http_body(const struct fd_http_req *req, size_t *len)
+{
+	if (len)
+		*len = req->len;
+	return req->body ? req->body : "";
+}
+
+struct json_object *fd_http_json(const struct fd_http_req *req)
+{
+	return req->json;
+}
+
+const char *fd_http_peer(const struct fd_http_req *req)
+{
+	return req->peer;
+}
+
+void fd_http_reply(struct fd_http_req *req, unsigned status,
+		   const char *content_type, const char *body, size_t len)
+{
+	if (req->state == REQ_REPLIED || req->state == REQ_STREAMING || req->resp)
+		return;
+	req->resp = MHD_create_response_from_buffer(len, (void *)body,
+						    MHD_RESPMEM_MUST_COPY);
+	if (!req->resp)
+		return;
+	MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	req->status = status;
+	if (req->state == REQ_DEFERRED) {
+		req->state = REQ_REPLIED;
+		req_resume(req);
+	}
+	req->state = REQ_REPLIED;
+}
+
+void fd_http_reply_json(struct fd_http_req *req, unsigned status,
+			struct json_object *obj)
+{
+	size_t len;
+	const char *s = fd_json_str(obj, &len);
+	char *line = malloc(len + 1);
+
+	if (line) {
+		memcpy(line, s, len);
+		line[len] = '\n';
+		fd_http_reply(req, status, "application/json", line, len + 1);
+		free(line);
+	}
+	json_object_put(obj);
+}
+
+void fd_http_reply_error(struct fd_http_req *req, unsigned status,
+			 const char *fmt, ...)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "status", json_object_new_int((int)status));
+	fd_http_reply_json(req, status, o);
+}
+
+int fd_http_reply_header(struct fd_http_req *req, const char *name, const char *value)
+{
+	if (req->nhdr == MAX_REPLY_HEADERS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	req->hdr_name[req->nhdr] = strdup(name);
+	req->hdr_value[req->nhdr] = strdup(value);
+	if (!req->hdr_name[req->nhdr] || !req->hdr_value[req->nhdr]) {
+		free(req->hdr_name[req->nhdr]);
+		free(req->hdr_value[req->nhdr]);
+		errno = ENOMEM;
+		return -1;
+	}
+	req->nhdr++;
+	return 0;
+}
+
+void fd_http_defer(struct fd_http_req *req)
+{
+	if (req->state == REQ_HANDLING)
+		req->state = REQ_DEFERRED;
+}
+
+void fd_http_on_close(struct fd_http_req *req, fd_http_close_cb cb, void *arg)
+{
+	req->on_close = cb;
+	req->close_arg = arg;
+}
+
+/* Streams */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct fd_http_req *req = cls;
+	size_t n;
+
+	(void)pos;
+	if (req->peer_gone || req->srv->stopping)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (req->slen > 0) {
+		n = req->slen < max ? req->slen : max;
+		memcpy(buf, req->sbuf + req->soff, n);
+		req->soff += n;
+		req->slen -= n;
+		if (req->slen == 0)
+			req->soff = 0;
+		return (ssize_t)n;
+	}
+	if (req->sended)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	req_suspend(req);
+	return 0;
+}
+
+int fd_http_stream_begin(struct fd_http_req *req, const char *content_type,
+			 size_t max_queued)
+{
+	if (req->state != REQ_HANDLING || req->resp)
+		return -1;
+	req->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+						      stream_read, req, NULL);
+	if (!req->resp)
+		return -1;
+	MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(req->resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	req->status = 200;
+	req->smax = max_queued ? max_queued : 1024 * 1024;
+	req->state = REQ_STREAMING;
+	return 0;
+}
+
+int fd_http_stream_write(struct fd_http_req *req, const char *data, size_t len)
+{
+	if (req->state != REQ_STREAMING || req->sended) {
+		errno = EPIPE;
+		return -1;
+	}
+	if (req->slen + len > req->smax) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (req->soff + req->slen + len > req->scap) {
+		if (req->soff > 0) {
+			memmove(req->sbuf, req->sbuf + req->soff, req->slen);
+			req->soff = 0;
+		}
+		if (req->slen + len > req->scap) {
+			size_t n = req->scap ? req->scap : 4096;
+			char *b;
+
+			while (n < req->slen + len)
+				n *= 2;
+			b = realloc(req->sbuf, n);
+			if (!b) {
+				errno = ENOMEM;
+				return -1;
+			}
+			req->sbuf = b;
+			req->scap = n;
+		}
+	}
+	memcpy(req->sbuf + req->soff + req->slen, data, len);
+	req->slen += len;
+	req_resume(req);
+	return 0;
+}
+
+size_t fd_http_stream_queued(const struct fd_http_req *req)
+{
+	return req->slen;
+}
+
+void fd_http_stream_end(struct fd_http_req *req)
+{
+	if (req->state != REQ_STREAMING)
+		return;
+	req->sended = 1;
+	req_resume(req);
+}
+
+/* Client: libcurl multi in our loop */
+
+struct creq {
+	uint64_t id;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;
+	char *buf;
+	size_t len, cap, max;
+	int overflow;
+	fd_http_done_cb cb;
+	void *arg;
+	char errbuf[CURL_ERROR_SIZE];
+	struct creq *prev, *next;
+};
+
+struct fd_http_client {
+	struct fd_loop *loop;
+	CURLM *multi;
+	struct fd_timer timer;
+	size_t max_resp;
+	uint64_t next_id;
+	struct creq *reqs;
+	size_t n;
+};
+
+static void creq_free(struct fd_http_client *c, struct creq *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	c->n--;
+	curl_multi_remove_handle(c->multi, r->easy);
+	curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	free(r->body);
+	free(r->buf);
+	free(r);
+}
+
+static void check_done(struct fd_http_client *c)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(c->multi, &left))) {
+		struct fd_http_resp resp = {0};
+		struct creq *r = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		if (!r)
+			continue;
+		if (msg->data.result == CURLE_OK && !r->overflow) {
+			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
+		} else if (r->overflow) {
+			resp.error = "response too large";
+		} else {
+			resp.timed_out = msg->data.result == CURLE_OPERATION_TIMEDOUT;
+			resp.error = r->errbuf[0] ? r->errbuf
+						  : curl_easy_strerror(msg->data.result);
+		}
+		resp.body = r->buf ? r->buf : "";
+		resp.len = r->len;
+		r->cb(&resp, r->arg);
+		creq_free(c, r);
+	}
+}
+
+static void on_curl_fd(struct fd_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct fd_http_client *c = arg;
+	int flags = 0, running;
+
+	(void)loop;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+		flags |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & EPOLLERR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(c->multi, fd, flags, &running);
+	check_done(c);
+}
+
+static void on_curl_timer(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct fd_http_client *c = arg;
+	int running;
+
+	(void)loop;
+	(void)t;
+	curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(c);
+}
+
+static int curl_socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	struct fd_http_client *c = userp;
+	uint32_t ev = 0;
+
+	(void)e;
+	(void)sockp;
+	if (what == CURL_POLL_REMOVE) {
+		fd_loop_unwatch(c->loop, s);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		ev |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev |= EPOLLOUT;
+	return fd_loop_watch(c->loop, s, ev, on_curl_fd, c) < 0 ? -1 : 0;
+}
+
+static int curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct fd_http_client *c = userp;
+
+	(void)m;
+	if (timeout_ms < 0)
+		fd_timer_disarm(c->loop, &c->timer);
+	else if (fd_timer_arm(c->loop, &c->timer, timeout_ms) < 0)
+		return -1;
+	return 0;
+}
+
+static size_t on_curl_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct creq *r = userdata;
+	size_t n = size * nmemb;
+
+	if (r->len + n > r->max) {
+		r->overflow = 1;
+		return 0;
+	}
+	if (r->len + n + 1 > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		char *b;
+
+		while (cap < r->len + n + 1)
+			cap *= 2;
+		b = realloc(r->buf, cap);
+		if (!b)
+			return 0;
+		r->buf = b;
+		r->cap = cap;
+	}
+	memcpy(r->buf + r->len, ptr, n);
+	r->len += n;
+	r->buf[r->len] = '\0';
+	return n;
+}
+
+struct fd_http_client *fd_http_client_new(struct fd_loop *loop, size_t max_resp,
+					  struct fd_err *err)
+{
+	struct fd_http_client *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		fd_err_set(err, "out of memory");
+		return NULL;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    !(c->multi = curl_multi_init())) {
+		fd_err_set(err, "unable to start the HTTP client");
+		free(c);
+		return NULL;
+	}
+	c->loop = loop;
+	c->max_resp = max_resp ? max_resp : DEFAULT_MAX_RESP;
+	fd_timer_init(&c->timer, on_curl_timer, c);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+	return c;
+}
+
+void fd_http_client_free(struct fd_http_client *c)
+{
+	if (!c)
+		return;
+	while (c->reqs)
+		creq_free(c, c->reqs);
+	fd_timer_disarm(c->loop, &c->timer);
+	curl_multi_cleanup(c->multi);
+	curl_global_cleanup();
+	free(c);
+}
+
+uint64_t fd_http_request(struct fd_http_client *c, const char *method,
+			 const char *url, const char *body, size_t len,
+			 const char *const *headers, int64_t timeout_ms,
+			 fd_http_done_cb cb, void *arg, struct fd_err *err)
+{
+	struct creq *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->easy = curl_easy_init())) {
+		free(r);
+		fd_err_set(err, "out of memory");
+		return 0;
+	}
+	r->id = ++c->next_id;
+	r->cb = cb;
+	r->arg = arg;
+	r->max = c->max_resp;
+	r->hdrs = curl_slist_append(NULL, "Expect:");
+	for (size_t i = 0; headers && headers[i]; i++)
+		r->hdrs = curl_slist_append(r->hdrs, headers[i]);
+	if (body) {
+		r->body = malloc(len ? len : 1);
+		if (!r->body) {
+			curl_slist_free_all(r->hdrs);
+			curl_easy_cleanup(r->easy);
+			free(r);
+			fd_err_set(err, "out of memory");
+			return 0;
+		}
+		memcpy(r->body, body, len);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "GET") == 0 && !body)
+		curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_curl_data);
+	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (char *)r);
+	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (timeout_ms > 0) {
+		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+	}
+	r->next = c->reqs;
+	if (c->reqs)
+		c->reqs->prev = r;
+	c->reqs = r;
+	c->n++;
+	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
+		creq_free(c, r);
+		fd_err_set(err, "unable to start the request");
+		return 0;
+	}
+	return r->id;
+}
+
+void fd_http_cancel(struct fd_http_client *c, uint64_t handle)
+{
+	for (struct creq *r = c->reqs; r; r = r->next) {
+		if (r->id == handle) {
+			creq_free(c, r);
+			return;
+		}
+	}
+}
+
+size_t fd_http_pending(const struct fd_http_client *c)
+{
+	return c->n;
+}
+
+int fd_http_url(char *buf, size_t len, const char *addr, const char *path)
+{
+	int n = snprintf(buf, len, "http://%s%s", addr, path);
+
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,141 @@
+/* HTTP in the node's loop: a server on libmicrohttpd and an async client on
+ * libcurl multi, both driven by fd_loop (no threads).
+ *
+ * Server: routes are (method, path) pairs; a path ending in '/' matches every
+ * path under it. Request bodies are collected up to a limit (413 beyond it);
+ * a route flagged FD_HTTP_JSON gets its body parsed (400 on invalid JSON).
+ * Every error reply is a JSON object {"error": "..."}; unknown paths get 404,
+ * known paths with another method 405 with an Allow header.
+ *
+ * A handler replies at once (fd_http_reply_*), defers (fd_http_defer, then
+ * replies later from any loop callback), or starts a stream
+ * (fd_http_stream_begin) and writes to it as data comes. A deferred request
+ * or a stream whose client goes away is reported through the on_close
+ * callback; after it the handle is gone.
+ *
+ * Client: fd_http_request() starts a request and calls back once with the
+ * status and body (or a transport error). Connections are kept alive and
+ * reused per host by curl's connection cache.
+ */
+#ifndef FD_HTTP_H
+#define FD_HTTP_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "loop.h"
+
+struct fd_http_server;
+struct fd_http_req;
+
+enum {
+	FD_HTTP_JSON = 1, /* parse the body as JSON; 400 if it is not */
+};
+
+typedef void (*fd_http_handler)(struct fd_http_req *req, void *arg);
+typedef void (*fd_http_close_cb)(struct fd_http_req *req, void *arg);
+
+struct fd_http_server_opts {
+	int listen_fd;	       /* bound and listening TCP socket; owned by the server */
+	size_t max_body;       /* largest request body (0: 1 MiB) */
+	unsigned max_conns;    /* 0: 1024 */
+	unsigned idle_timeout; /* seconds (0: 60) */
+};
+
+/* Returns a new server serving on opts->listen_fd in loop, or NULL with err
+ * filled. */
+struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
+					  const struct fd_http_server_opts *opts,
+					  struct fd_err *err);
+/* Closes every connection (streams and deferred requests get on_close) and
+ * frees the server. NULL does nothing. */
+void fd_http_server_free(struct fd_http_server *srv);
+
+/* Adds a route. path is borrowed (a string literal, typically). Returns 0 or
+ * -1 (ENOMEM / too many routes). */
+int fd_http_route(struct fd_http_server *srv, const char *method,
+		  const char *path, unsigned flags, fd_http_handler h, void *arg);
+
+/* Request accessors; strings are borrowed and valid until the request ends. */
+const char *fd_http_method(const struct fd_http_req *req);
+const char *fd_http_path(const struct fd_http_req *req);
+/* The part of the path after a prefix route's '/' ("" for exact routes),
+ * percent-decoded. */
+const char *fd_http_subpath(const struct fd_http_req *req);
+const char *fd_http_query(struct fd_http_req *req, const char *key);
+const char *fd_http_header(struct fd_http_req *req, const char *name);
+const char *fd_http_body(const struct fd_http_req *req, size_t *len);
+/* The parsed body of an FD_HTTP_JSON route (borrowed), else NULL. */
+struct json_object *fd_http_json(const struct fd_http_req *req);
+/* "ip:port" of the client. */
+const char *fd_http_peer(const struct fd_http_req *req);
+
+/* Replies with status and obj (ownership of obj passes to the call). */
+void fd_http_reply_json(struct fd_http_req *req, unsigned status,
+			struct json_object *obj);
+/* Replies {"error": message} with status. */
+void fd_http_reply_error(struct fd_http_req *req, unsigned status,
+			 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Replies with a body of the given content type (copied). */
+void fd_http_reply(struct fd_http_req *req, unsigned status,
+		   const char *content_type, const char *body, size_t len);
+/* Adds a header to the coming reply (both strings copied). */
+int fd_http_reply_header(struct fd_http_req *req, const char *name,
+			 const char *value);
+
+/* Keeps the request open after the handler returns; reply later. */
+void fd_http_defer(struct fd_http_req *req);
+/* Called if the client goes away (or the server is freed) before the
+ * request ends; the request is gone afterwards. */
+void fd_http_on_close(struct fd_http_req *req, fd_http_close_cb cb, void *arg);
+
+/* Streams: a 200 response of unknown length (chunked), written as data
+ * arrives. The queue is capped at max_queued bytes; fd_http_stream_write
+ * returns -1 (ENOBUFS) when the data does not fit, and the caller decides
+ * (drop, gap line, disconnect). */
+int fd_http_stream_begin(struct fd_http_req *req, const char *content_type,
+			 size_t max_queued);
+int fd_http_stream_write(struct fd_http_req *req, const char *data, size_t len);
+size_t fd_http_stream_queued(const struct fd_http_req *req);
+/* Ends the stream once the queue is written. */
+void fd_http_stream_end(struct fd_http_req *req);
+
+/* Client */
+
+struct fd_http_client;
+
+struct fd_http_resp {
+	long status;	   /* HTTP status, 0 on a transport error */
+	const char *body;  /* response body (NUL-terminated), borrowed */
+	size_t len;
+	const char *error; /* transport error ("connection refused"), or NULL */
+	int timed_out;
+};
+
+typedef void (*fd_http_done_cb)(const struct fd_http_resp *resp, void *arg);
+
+/* max_resp: largest response body accepted (0: 16 MiB). NULL + err on error. */
+struct fd_http_client *fd_http_client_new(struct fd_loop *loop, size_t max_resp,
+					  struct fd_err *err);
+/* Cancels pending requests without calling back, frees. NULL does nothing. */
+void fd_http_client_free(struct fd_http_client *c);
+
+/* Starts method url with an optional body (copied) and extra headers (NULL
+ * or a NULL-terminated array of "Name: value" strings, copied). cb runs
+ * exactly once from the loop, unless the request is cancelled first.
+ * Returns a handle (never 0), or 0 with err filled. */
+uint64_t fd_http_request(struct fd_http_client *c, const char *method,
+			 const char *url, const char *body, size_t len,
+			 const char *const *headers, int64_t timeout_ms,
+			 fd_http_done_cb cb, void *arg, struct fd_err *err);
+/* Cancels a pending request; cb is not called. Unknown handles are ignored. */
+void fd_http_cancel(struct fd_http_client *c, uint64_t handle);
+/* Requests started and not yet called back. */
+size_t fd_http_pending(const struct fd_http_client *c);
+
+/* "http://HOST:PORT" + path for a node address "host:port" or "[v6]:port". */
+int fd_http_url(char *buf, size_t len, const char *addr, const char *path);
+
+#endif
