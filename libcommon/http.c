@@ -134,6 +134,9 @@ static void req_resume(struct fd_http_req *req)
 	req_unwatch(req);
 	req->suspended = 0;
 	MHD_resume_connection(req->conn);
+	/* In external polling mode MHD only acts on a resume in its next
+	 * MHD_run(); we may be inside one now, so schedule it. */
+	fd_timer_arm(req->srv->loop, &req->srv->timer, 0);
 }
 
 static void on_peer_hangup(struct fd_loop *loop, int fd, uint32_t events, void *arg)
@@ -408,11 +411,11 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	srv->d = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
 		NULL, NULL, on_access, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
 		MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout ? opts->idle_timeout : 60,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
 		MHD_OPTION_END);
 	if (!srv->d) {

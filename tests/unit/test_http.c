@@ -1,0 +1,340 @@
+#include "http.h"
+#include "jsonl.h"
+#include "unit.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct fixture {
+	struct fd_loop *loop;
+	struct fd_http_server *srv;
+	struct fd_http_client *cli;
+	int port;
+	char base[64];
+	/* server side */
+	struct fd_http_req *pending;
+	struct fd_timer timer;
+	int closed;
+	int streams;
+	/* client side */
+	int done;
+	long status;
+	char body[4096];
+	char error[256];
+	int timed_out;
+};
+
+static int listen_any(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)
+		return -1;
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void h_hello(struct fd_http_req *req, void *arg)
+{
+	struct json_object *o = json_object_new_object();
+
+	(void)arg;
+	json_object_object_add(o, "hello", json_object_new_string("world"));
+	fd_http_reply_json(req, 200, o);
+}
+
+static void h_echo(struct fd_http_req *req, void *arg)
+{
+	(void)arg;
+	fd_http_reply_json(req, 201, json_object_get(fd_http_json(req)));
+}
+
+static void h_item(struct fd_http_req *req, void *arg)
+{
+	const char *q = fd_http_query(req, "q");
+	char buf[256];
+
+	(void)arg;
+	snprintf(buf, sizeof(buf), "%s|%s", fd_http_subpath(req), q ? q : "");
+	fd_http_reply(req, 200, "text/plain", buf, strlen(buf));
+}
+
+static void on_req_close(struct fd_http_req *req, void *arg)
+{
+	struct fixture *f = arg;
+
+	(void)req;
+	f->closed++;
+	f->pending = NULL;
+}
+
+static void reply_later(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct fixture *f = arg;
+
+	(void)loop;
+	(void)t;
+	if (f->pending) {
+		fd_http_reply_error(f->pending, 409, "later");
+		f->pending = NULL;
+	}
+}
+
+static void h_defer(struct fd_http_req *req, void *arg)
+{
+	struct fixture *f = arg;
+
+	fd_http_defer(req);
+	fd_http_on_close(req, on_req_close, f);
+	f->pending = req;
+	if (strcmp(fd_http_path(req), "/defer") == 0)
+		fd_timer_arm(f->loop, &f->timer, 20);
+}
+
+static void stream_more(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct fixture *f = arg;
+	char line[32];
+
+	if (!f->pending)
+		return;
+	f->streams++;
+	snprintf(line, sizeof(line), "{\"n\":%d}\n", f->streams);
+	fd_http_stream_write(f->pending, line, strlen(line));
+	if (f->streams == 3) {
+		fd_http_stream_end(f->pending);
+		f->pending = NULL;
+		return;
+	}
+	fd_timer_arm(loop, t, 5);
+}
+
+static void h_stream(struct fd_http_req *req, void *arg)
+{
+	struct fixture *f = arg;
+
+	REQUIRE(fd_http_stream_begin(req, "application/x-ndjson", 64) == 0);
+	fd_http_on_close(req, on_req_close, f);
+	f->pending = req;
+	/* A write over the cap is refused, not queued. */
+	CHECK_EQ(fd_http_stream_write(req, "0123456789012345678901234567890123456789"
+					   "0123456789012345678901234567890123456789", 80), -1);
+	if (strcmp(fd_http_path(req), "/stream") == 0) {
+		fd_timer_init(&f->timer, stream_more, f);
+		fd_timer_arm(f->loop, &f->timer, 5);
+	}
+}
+
+static void setup(struct fixture *f, size_t max_body)
+{
+	struct fd_http_server_opts o = {.max_body = max_body};
+	struct fd_err err;
+
+	memset(f, 0, sizeof(*f));
+	f->loop = fd_loop_new();
+	o.listen_fd = listen_any(&f->port);
+	snprintf(f->base, sizeof(f->base), "127.0.0.1:%d", f->port);
+	f->srv = fd_http_server_new(f->loop, &o, &err);
+	f->cli = fd_http_client_new(f->loop, 0, &err);
+	fd_timer_init(&f->timer, reply_later, f);
+	fd_http_route(f->srv, "GET", "/hello", 0, h_hello, f);
+	fd_http_route(f->srv, "PUT", "/echo", FD_HTTP_JSON, h_echo, f);
+	fd_http_route(f->srv, "GET", "/items/", 0, h_item, f);
+	fd_http_route(f->srv, "GET", "/defer", 0, h_defer, f);
+	fd_http_route(f->srv, "GET", "/defer-forever", 0, h_defer, f);
+	fd_http_route(f->srv, "GET", "/stream", 0, h_stream, f);
+	fd_http_route(f->srv, "GET", "/stream-forever", 0, h_stream, f);
+}
+
+static void teardown(struct fixture *f)
+{
+	fd_timer_disarm(f->loop, &f->timer);
+	fd_http_client_free(f->cli);
+	fd_http_server_free(f->srv);
+	fd_loop_free(f->loop);
+}
+
+static void on_done(const struct fd_http_resp *r, void *arg)
+{
+	struct fixture *f = arg;
+
+	f->done = 1;
+	f->status = r->status;
+	f->timed_out = r->timed_out;
+	snprintf(f->body, sizeof(f->body), "%s", r->body);
+	snprintf(f->error, sizeof(f->error), "%s", r->error ? r->error : "");
+}
+
+static int run_until(struct fixture *f, int *flag, int64_t ms)
+{
+	int64_t end = fd_loop_update_now(f->loop) + ms;
+
+	while (!*flag && fd_loop_now(f->loop) < end)
+		fd_loop_run_once(f->loop, 10);
+	return *flag;
+}
+
+static void call(struct fixture *f, const char *method, const char *path,
+		 const char *body, int64_t timeout)
+{
+	char url[128];
+
+	f->done = 0;
+	snprintf(url, sizeof(url), "http://%s%s", f->base, path);
+	CHECK(fd_http_request(f->cli, method, url, body, body ? strlen(body) : 0,
+			      NULL, timeout, on_done, f, NULL) != 0);
+	CHECK(run_until(f, &f->done, 5000));
+}
+
+TEST(routes_and_errors)
+{
+	struct fixture f;
+
+	setup(&f, 64);
+	call(&f, "GET", "/hello", NULL, 2000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "{\"hello\":\"world\"}\n");
+	call(&f, "PUT", "/echo", "{\"a\":[1,2]}", 2000);
+	CHECK_EQ(f.status, 201);
+	CHECK_STR(f.body, "{\"a\":[1,2]}\n");
+	call(&f, "PUT", "/echo", "{\"a\":", 2000);
+	CHECK_EQ(f.status, 400);
+	CHECK(strstr(f.body, "\"error\":\"invalid request body") != NULL);
+	call(&f, "PUT", "/echo",
+	     "{\"a\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}",
+	     2000);
+	CHECK_EQ(f.status, 413);
+	call(&f, "GET", "/nope", NULL, 2000);
+	CHECK_EQ(f.status, 404);
+	CHECK(strstr(f.body, "\"error\":") != NULL);
+	call(&f, "DELETE", "/hello", NULL, 2000);
+	CHECK_EQ(f.status, 405);
+	call(&f, "GET", "/items/a%20b?q=x", NULL, 2000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "a b|x");
+	teardown(&f);
+}
+
+TEST(deferred_reply)
+{
+	struct fixture f;
+
+	setup(&f, 0);
+	call(&f, "GET", "/defer", NULL, 2000);
+	CHECK_EQ(f.status, 409);
+	CHECK(strstr(f.body, "later") != NULL);
+	CHECK_EQ(f.closed, 0);
+	teardown(&f);
+}
+
+TEST(client_timeout_closes_deferred_request)
+{
+	struct fixture f;
+
+	setup(&f, 0);
+	call(&f, "GET", "/defer-forever", NULL, 100);
+	CHECK_EQ(f.status, 0);
+	CHECK(f.timed_out);
+	CHECK(f.error[0] != '\0');
+	/* The server notices the client left while the request was suspended. */
+	CHECK(run_until(&f, &f.closed, 3000));
+	CHECK(f.pending == NULL);
+	teardown(&f);
+}
+
+TEST(stream_delivers_then_ends)
+{
+	struct fixture f;
+
+	setup(&f, 0);
+	call(&f, "GET", "/stream", NULL, 5000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+	CHECK_EQ(f.closed, 0);
+	teardown(&f);
+}
+
+TEST(stream_client_hangup_is_reported)
+{
+	struct fixture f;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const char req[] = "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fd, started = 0;
+
+	setup(&f, 0);
+	sa.sin_port = htons((uint16_t)f.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK_EQ(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+	for (int i = 0; i < 100 && !f.pending; i++)
+		fd_loop_run_once(f.loop, 10);
+	started = f.pending != NULL;
+	CHECK(started);
+	close(fd);
+	CHECK(run_until(&f, &f.closed, 3000));
+	teardown(&f);
+}
+
+TEST(server_free_closes_pending)
+{
+	struct fixture f;
+	char url[128];
+
+	setup(&f, 0);
+	snprintf(url, sizeof(url), "http://%s/defer-forever", f.base);
+	fd_http_request(f.cli, "GET", url, NULL, 0, NULL, 5000, on_done, &f, NULL);
+	for (int i = 0; i < 100 && !f.pending; i++)
+		fd_loop_run_once(f.loop, 10);
+	CHECK(f.pending != NULL);
+	fd_http_server_free(f.srv);
+	f.srv = NULL;
+	CHECK_EQ(f.closed, 1);
+	CHECK(run_until(&f, &f.done, 3000));
+	CHECK_EQ(f.status, 0);
+	fd_http_client_free(f.cli);
+	fd_loop_free(f.loop);
+}
+
+TEST(client_connection_refused_and_cancel)
+{
+	struct fixture f;
+	char url[64];
+	uint64_t h;
+	int port;
+	int fd;
+
+	setup(&f, 0);
+	fd = listen_any(&port);
+	close(fd); /* nothing listens there now */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", port);
+	fd_http_request(f.cli, "GET", url, NULL, 0, NULL, 2000, on_done, &f, NULL);
+	CHECK(run_until(&f, &f.done, 3000));
+	CHECK_EQ(f.status, 0);
+	CHECK(f.error[0] != '\0');
+	f.done = 0;
+	h = fd_http_request(f.cli, "GET", url, NULL, 0, NULL, 2000, on_done, &f, NULL);
+	CHECK_EQ(fd_http_pending(f.cli), 1);
+	fd_http_cancel(f.cli, h);
+	CHECK_EQ(fd_http_pending(f.cli), 0);
+	fd_loop_run_once(f.loop, 20);
+	CHECK_EQ(f.done, 0);
+	teardown(&f);
+}
+
+TEST(url_building)
+{
+	char buf[64];
+
+	CHECK_EQ(fd_http_url(buf, sizeof(buf), "127.0.0.1:1", "/v1/info"), 0);
+	CHECK_STR(buf, "http://127.0.0.1:1/v1/info");
+	CHECK_EQ(fd_http_url(buf, 10, "127.0.0.1:1", "/v1/info"), -1);
+}
