@@ -751,7 +751,7 @@ static int rand_items(struct fd_topic_item *it, char pats[][64], int n, int full
 
 TEST(set_round_trip_and_truncations)
 {
-	struct fd_topic_item it[40];
+	static struct fd_topic_item it[40];
 	char pats[40][64];
 	uint8_t buf[4096], again[4096];
 	struct sink sink;
@@ -806,7 +806,7 @@ TEST(set_round_trip_and_truncations)
  * encodes back to exactly the changed bytes: nothing ambiguous gets in. */
 TEST(set_mutations)
 {
-	struct fd_topic_item it[20];
+	static struct fd_topic_item it[20];
 	char pats[20][64];
 	uint8_t buf[2048], again[2048];
 	struct sink sink;
