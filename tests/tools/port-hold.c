@@ -41,14 +41,15 @@ int main(int argc, char **argv)
 
 	fd = socket(AF_INET, type, 0);
 	if (fd < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to create a socket: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to create a socket: %s",
+		       strerror(errno));
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((unsigned short)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to bind '127.0.0.1:%lld': %s", port,
-		       strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to bind '127.0.0.1:%lld': %s",
+		       port, strerror(errno));
 	if (type == SOCK_STREAM && listen(fd, 16) < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to listen: %s", strerror(errno));
 	if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0)
@@ -56,7 +57,8 @@ int main(int argc, char **argv)
 		       strerror(errno));
 	printf("%u\n", (unsigned)ntohs(sa.sin_port));
 	if (fflush(stdout) == EOF)
-		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+		       strerror(errno));
 	for (;;)
 		pause();
 }
