@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2154  # bash -c scripts in single quotes; $stderr comes from run
 # fd-node: command line, identity line, detach, signals, HTTP API, logging.
 # Every node listens on 127.0.0.1:0; teardown stops whatever a test started.
 
@@ -231,6 +232,19 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	assert_regex "$stderr" "^fd-node: unable to reach '127\.0\.0\.1:1': .+"
 }
 
+@test "fd-node info honours -t against a node that never answers" {
+	local t0 t1
+	fd_hold_port tcp # listens, never accepts a request
+	t0=$(_fd_now_ms)
+	run --separate-stderr fd_node_bounded info -n "127.0.0.1:$FD_HELD_PORT" -t 500ms
+	t1=$(_fd_now_ms)
+	assert_equal "$output" ""
+	# Exit 1 (runtime) or 5 (timeout); never success, never a usage error.
+	[[ $status == 1 || $status == 5 ]] || fail "exit status $status"
+	assert_regex "$stderr" "^fd-node: .*127\.0\.0\.1:$FD_HELD_PORT"
+	[ $((t1 - t0)) -lt 4000 ] || fail "-t 500ms took $((t1 - t0)) ms"
+}
+
 @test "fd-node info: a malformed address or a bad timeout is a usage error" {
 	run -2 --separate-stderr fd_node_bounded info -n nope
 	assert_equal "$output" ""
@@ -314,11 +328,11 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 
 @test "a body larger than --max-body: 413 with a JSON error" {
 	fd_start_node n1 --max-body 64KiB
-	# Just under the limit is parsed (and rejected for what it says, not its size).
+	# Just under the limit is fine: a valid body padded with whitespace.
 	{
-		printf '{"level":"debug","pad":"'
-		head -c 60000 /dev/zero | tr '\0' x
-		printf '"}'
+		printf '{"level":"debug"'
+		head -c 60000 /dev/zero | tr '\0' ' '
+		printf '}'
 	} >"$FD_TMP/small"
 	fd_http PUT "${FD_ADDR[n1]}" /v1/log-level --data-binary @"$FD_TMP/small"
 	assert_equal "$HTTP_CODE" 200

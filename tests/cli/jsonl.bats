@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2154  # bash -c scripts in single quotes; $stderr comes from run
 # The JSON-lines contract (DESIGN.md §4, fd(7)) as every binary reads and
 # writes it, through the jsonl-cat test tool (tests/tools/jsonl-cat.c): good
 # records out compactly, a bad line reported with its number and skipped,

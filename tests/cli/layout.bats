@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2016,SC2154  # bash -c scripts in single quotes; $stderr comes from run
 # The tree keeps its promises (DESIGN.md §1): every binary has a man page,
 # bash and zsh completions and a bats file; every built binary answers
 # --help and --version; the pages render cleanly.
