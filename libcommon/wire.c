@@ -122,57 +122,62 @@ static int addr_byte_ok(uint8_t b)
 	return b > 0x20 && b < 0x7f;
 }
 
+/* Length of s if it is at most max bytes of the kind's characters, else
+ * -1. One pass. */
+static int str_check(const char *s, size_t max, int addr)
+{
+	size_t i;
+
+	for (i = 0; i <= max && s[i]; i++) {
+		uint8_t b = (uint8_t)s[i];
+
+		if (addr ? !addr_byte_ok(b) : !name_byte_ok(b))
+			return -1;
+	}
+	return i > max ? -1 : (int)i;
+}
+
 static void get_str(struct fd_wire_cur *c, char *dst, size_t min, size_t max,
-		    int (*ok)(uint8_t))
+		    int addr)
 {
 	size_t n = fd_wire_get_u8(c);
+	const uint8_t *p;
 
 	dst[0] = '\0';
 	if (n < min || n > max || !room(c, n)) {
 		c->err = 1;
 		return;
 	}
+	p = c->p + c->off;
 	for (size_t i = 0; i < n; i++) {
-		if (!ok(c->p[c->off + i])) {
+		if (addr ? !addr_byte_ok(p[i]) : !name_byte_ok(p[i])) {
 			c->err = 1;
 			return;
 		}
 	}
-	memcpy(dst, c->p + c->off, n);
+	memcpy(dst, p, n);
 	dst[n] = '\0';
 	c->off += n;
 }
 
 void fd_wire_get_name(struct fd_wire_cur *c, char *dst, size_t min)
 {
-	get_str(c, dst, min, FD_WIRE_NAME_MAX, name_byte_ok);
+	get_str(c, dst, min, FD_WIRE_NAME_MAX, 0);
 }
 
 void fd_wire_get_addr(struct fd_wire_cur *c, char *dst)
 {
-	get_str(c, dst, 0, FD_WIRE_ADDR_MAX, addr_byte_ok);
-}
-
-static int str_ok(const char *s, size_t min, size_t max, int (*ok)(uint8_t))
-{
-	size_t n = strnlen(s, max + 1);
-
-	if (n < min || n > max)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!ok((uint8_t)s[i]))
-			return 0;
-	return 1;
+	get_str(c, dst, 0, FD_WIRE_ADDR_MAX, 1);
 }
 
 int fd_wire_name_ok(const char *name)
 {
-	return str_ok(name, 1, FD_WIRE_NAME_MAX, name_byte_ok);
+	return str_check(name, FD_WIRE_NAME_MAX, 0) >= 1;
 }
 
 int fd_wire_addr_ok(const char *addr)
 {
-	return str_ok(addr, 0, FD_WIRE_ADDR_MAX, addr_byte_ok);
+	return str_check(addr, FD_WIRE_ADDR_MAX, 1) >= 0;
 }
 
 size_t fd_wire_node_size(const struct fd_wire_node *n)
@@ -186,18 +191,30 @@ size_t fd_wire_update_size(const struct fd_wire_update *u)
 	return fd_wire_node_size(&u->node) + 1 + strnlen(u->from, sizeof(u->from));
 }
 
+static void put_checked(struct fd_wire_cur *c, const char *s, size_t max,
+			int addr, size_t min)
+{
+	int n = str_check(s, max, addr);
+
+	if (n < (int)min) {
+		c->err = 1;
+		return;
+	}
+	fd_wire_put_u8(c, (uint8_t)n);
+	fd_wire_put_bytes(c, s, (size_t)n);
+}
+
 void fd_wire_put_node(struct fd_wire_cur *c, const struct fd_wire_node *n)
 {
-	if (n->state > FD_WIRE_LEFT || !fd_wire_name_ok(n->name) ||
-	    !fd_wire_addr_ok(n->addr)) {
+	if (n->state > FD_WIRE_LEFT) {
 		c->err = 1;
 		return;
 	}
 	fd_wire_put_u8(c, n->state);
 	fd_wire_put_u64(c, n->incarnation);
 	fd_wire_put_bytes(c, n->id, FD_WIRE_ID_LEN);
-	fd_wire_put_str(c, n->name, FD_WIRE_NAME_MAX);
-	fd_wire_put_str(c, n->addr, FD_WIRE_ADDR_MAX);
+	put_checked(c, n->name, FD_WIRE_NAME_MAX, 0, 1);
+	put_checked(c, n->addr, FD_WIRE_ADDR_MAX, 1, 0);
 }
 
 void fd_wire_get_node(struct fd_wire_cur *c, struct fd_wire_node *n)
@@ -213,12 +230,8 @@ void fd_wire_get_node(struct fd_wire_cur *c, struct fd_wire_node *n)
 
 static void put_update(struct fd_wire_cur *c, const struct fd_wire_update *u)
 {
-	if (u->from[0] && !fd_wire_name_ok(u->from)) {
-		c->err = 1;
-		return;
-	}
 	fd_wire_put_node(c, &u->node);
-	fd_wire_put_str(c, u->from, FD_WIRE_NAME_MAX);
+	put_checked(c, u->from, FD_WIRE_NAME_MAX, 0, 0);
 }
 
 static void put_head(struct fd_wire_cur *c, uint8_t type)
@@ -292,17 +305,22 @@ int fd_wire_enc_add(struct fd_wire_enc *e, const struct fd_wire_update *u)
 {
 	struct fd_wire_cur *c = &e->cur;
 	size_t off = c->off;
+	int bad;
 
-	if (c->err || e->n >= FD_WIRE_MAX_UPDATES ||
-	    fd_wire_update_size(u) > fd_wire_enc_room(e)) {
+	if (c->err || e->n >= FD_WIRE_MAX_UPDATES) {
 		errno = EMSGSIZE;
 		return -1;
 	}
+	/* Write, and roll back if it did not fit or was malformed. */
 	put_update(c, u);
 	if (c->err) {
+		bad = str_check(u->node.name, FD_WIRE_NAME_MAX, 0) < 1 ||
+		      str_check(u->node.addr, FD_WIRE_ADDR_MAX, 1) < 0 ||
+		      str_check(u->from, FD_WIRE_NAME_MAX, 0) < 0 ||
+		      u->node.state > FD_WIRE_LEFT;
 		c->err = 0;
 		c->off = off;
-		errno = EINVAL;
+		errno = bad ? EINVAL : EMSGSIZE;
 		return -1;
 	}
 	e->n++;
