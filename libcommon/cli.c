@@ -1,5 +1,4 @@
 #include "cli.h"
-#include "err.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,18 +12,6 @@
 
 const char *fd_prog = "fd";
 const char *fd_usage = "";
-
-int fd_err_set(struct fd_err *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 void fd_cli_init(const char *prog, const char *usage)
 {

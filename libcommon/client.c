@@ -49,9 +49,9 @@ int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 	int port;
 
 	memset(c, 0, sizeof(*c));
-	if (fd_parse_hostport(addr, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
+	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0 ||
 	    port == 0)
-		return fd_err_set(err, "invalid node address '%s'", addr);
+		return fd_err_set(err, "invalid node address '%s' (expected HOST:PORT)", addr);
 	snprintf(c->addr, sizeof(c->addr), "%s%s%s:%d", strchr(host, ':') ? "[" : "",
 		 host, strchr(host, ':') ? "]" : "", port);
 	c->timeout_ms = timeout_ms;

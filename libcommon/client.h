@@ -20,7 +20,8 @@ struct fd_client {
 	struct curl_slist *headers;
 };
 
-/* Prepares a client for node addr ("host:port"; see fd_node_addr()).
+/* Prepares a client for node addr ("host:port" or "[v6]:port", port
+ * required; see fd_node_addr()).
  * Returns 0, or -1 with err filled (a malformed address, out of memory). */
 int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 		   struct fd_err *err);

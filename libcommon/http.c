@@ -261,7 +261,12 @@ static void dispatch(struct fd_http_req *req)
 			fd_http_reply_error(req, 405, "method %s not allowed on %s",
 					    req->method, req->path);
 		} else {
-			fd_http_reply_error(req, 404, "not found: %s", req->path);
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "error", json_object_new_string("not found"));
+			json_object_object_add(o, "status", json_object_new_int(404));
+			json_object_object_add(o, "path", json_object_new_string(req->path));
+			fd_http_reply_json(req, 404, o);
 		}
 		return;
 	}

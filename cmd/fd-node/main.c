@@ -7,10 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                  \
-	"fd-node [-N name] [-l host:port] [-d] [--pid-file file] [--log-file file]\n" \
-	"               [--log-level level] [--log-format text|json] [--max-body size]\n" \
-	"       fd-node info [-n node] [-t timeout]"
+#define USAGE                                                                     \
+	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
+	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"  \
+	"               [--pid-file file] [--log-file file] [--log-level level]\n"       \
+	"               [--log-format text|json] [--max-body size]\n"                   \
+	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
 
 static const char help[] =
 	"\n"
@@ -19,6 +21,12 @@ static const char help[] =
 	"Node options:\n"
 	"  -N, --name NAME         node name (default: the hostname)\n"
 	"  -l, --listen HOST:PORT  TCP and UDP address (default 127.0.0.1:4380; port 0: any free)\n"
+	"      --advertise H:P     address given to peers (needed with a wildcard --listen)\n"
+	"  -p, --profile NAME      timing profile: local, lan (default) or wan\n"
+	"  -j, --join ADDR         join the cluster through ADDR at start (repeatable)\n"
+	"      --retry-join        keep retrying the --join addresses, with backoff\n"
+	"      --ready-quorum      /readyz fails while this node sees no majority\n"
+	"      --ready-expect N    /readyz fails while fewer than N members are alive\n"
 	"  -d, --detach            run in the background once ready; print the identity line\n"
 	"      --pid-file FILE     write the node's PID to FILE\n"
 	"      --log-file FILE     append logs to FILE instead of stderr\n"
@@ -28,10 +36,13 @@ static const char help[] =
 	"\n"
 	"Subcommands:\n"
 	"  info                    print the node's identity and state as JSON\n"
+	"  members                 print the members the node knows, one JSON line each\n"
+	"  leave                   make the node leave the cluster gracefully and stop\n"
 	"\n"
 	"Client options:\n"
 	"  -n, --node HOST:PORT    the node to ask (default $FD_NODE, else 127.0.0.1:4380)\n"
 	"  -t, --timeout DURATION  how long to wait for an answer (default 5s)\n"
+	"  -f, --format FMT        json (default) or table (members)\n"
 	"\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
@@ -41,15 +52,33 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 } subcommands[] = {
 	{"info", cmd_info},
+	{"members", cmd_members},
+	{"leave", cmd_leave},
 };
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PID_FILE = 256, OPT_LOG_FILE, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_MAX_BODY };
+	enum {
+		OPT_PID_FILE = 256,
+		OPT_LOG_FILE,
+		OPT_LOG_LEVEL,
+		OPT_LOG_FORMAT,
+		OPT_MAX_BODY,
+		OPT_ADVERTISE,
+		OPT_RETRY_JOIN,
+		OPT_READY_QUORUM,
+		OPT_READY_EXPECT,
+	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, 'N'},
 		{"listen", required_argument, NULL, 'l'},
 		{"detach", no_argument, NULL, 'd'},
+		{"profile", required_argument, NULL, 'p'},
+		{"join", required_argument, NULL, 'j'},
+		{"retry-join", no_argument, NULL, OPT_RETRY_JOIN},
+		{"advertise", required_argument, NULL, OPT_ADVERTISE},
+		{"ready-quorum", no_argument, NULL, OPT_READY_QUORUM},
+		{"ready-expect", required_argument, NULL, OPT_READY_EXPECT},
 		{"pid-file", required_argument, NULL, OPT_PID_FILE},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -59,9 +88,12 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct node_opts o = {.listen = "127.0.0.1:4380", .max_body = 1024 * 1024};
+	struct node_opts o = {.listen = "127.0.0.1:4380", .max_body = 1024 * 1024,
+			      .profile = "lan"};
 	uint64_t size;
-	int c;
+	long long v;
+	char host[256];
+	int c, port;
 
 	fd_cli_init("fd-node", USAGE);
 	if (argc > 1 && argv[1][0] != '-') {
@@ -70,7 +102,7 @@ int main(int argc, char **argv)
 				return subcommands[i].fn(argc - 1, argv + 1);
 		fd_usage_die("unknown subcommand '%s'", argv[1]);
 	}
-	while ((c = getopt_long(argc, argv, ":N:l:dhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":N:l:dp:j:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'N':
 			o.name = optarg;
@@ -80,6 +112,33 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			o.detach = 1;
+			break;
+		case 'p':
+			if (strcmp(optarg, "local") && strcmp(optarg, "lan") && strcmp(optarg, "wan"))
+				fd_usage_die("invalid --profile '%s' (local, lan, wan)", optarg);
+			o.profile = optarg;
+			break;
+		case 'j':
+			if (fd_parse_hostport(optarg, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
+			    port == 0)
+				fd_usage_die("invalid --join '%s' (expected HOST:PORT)", optarg);
+			if (o.njoin == NODE_MAX_JOIN)
+				fd_usage_die("too many --join addresses (at most %d)", NODE_MAX_JOIN);
+			o.join[o.njoin++] = optarg;
+			break;
+		case OPT_RETRY_JOIN:
+			o.retry_join = 1;
+			break;
+		case OPT_ADVERTISE:
+			o.advertise = optarg;
+			break;
+		case OPT_READY_QUORUM:
+			o.ready_quorum = 1;
+			break;
+		case OPT_READY_EXPECT:
+			if (fd_parse_int(optarg, 1, 65536, &v) < 0)
+				fd_usage_die("invalid --ready-expect '%s' (1 to 65536)", optarg);
+			o.ready_expect = (int)v;
 			break;
 		case OPT_PID_FILE:
 			o.pid_file = optarg;

@@ -24,19 +24,6 @@
 
 #define NAME_MAX_LEN 255
 
-struct node {
-	struct fd_loop *loop;
-	struct fd_http_server *http;
-	const struct node_opts *opts;
-	char name[NAME_MAX_LEN + 1];
-	char id[33];
-	char addr[80];
-	int tcp_fd, udp_fd;
-	int64_t started_mono, started_wall;
-	uint64_t udp_rx;
-	int exit_code;
-};
-
 /* Binding */
 
 static int bind_one(const struct sockaddr *sa, socklen_t salen, int type)
@@ -89,7 +76,7 @@ static int node_bind(struct node *n, const char *listen)
 	char host[256], port_s[8], shown[INET6_ADDRSTRLEN];
 	int port, rc, tries = 0;
 
-	if (fd_parse_hostport(listen, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0)
+	if (fd_parse_hostport(listen, host, sizeof(host), -1, &port) < 0)
 		fd_usage_die("invalid --listen '%s' (expected HOST:PORT)", listen);
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	rc = getaddrinfo(host, port_s, &hints, &ai);
@@ -116,10 +103,25 @@ static int node_bind(struct node *n, const char *listen)
 	}
 	if (n->tcp_fd < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to listen on '%s': %s", listen, strerror(errno));
+	if (n->opts->advertise) {
+		char ahost[256];
+		int aport;
+
+		if (fd_parse_hostport(n->opts->advertise, ahost, sizeof(ahost), -1, &aport) < 0 ||
+		    aport == 0 || strlen(n->opts->advertise) >= sizeof(n->addr))
+			fd_usage_die("invalid --advertise '%s' (expected HOST:PORT)",
+				     n->opts->advertise);
+		snprintf(n->addr, sizeof(n->addr), "%s", n->opts->advertise);
+		return 0;
+	}
 	if (ss.ss_family == AF_INET6) {
+		if (IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+			fd_usage_die("--listen on a wildcard address needs --advertise HOST:PORT");
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, shown, sizeof(shown));
 		snprintf(n->addr, sizeof(n->addr), "[%s]:%d", shown, sock_port(n->tcp_fd));
 	} else {
+		if (((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
+			fd_usage_die("--listen on a wildcard address needs --advertise HOST:PORT");
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, shown, sizeof(shown));
 		snprintf(n->addr, sizeof(n->addr), "%s:%d", shown, sock_port(n->tcp_fd));
 	}
@@ -142,7 +144,7 @@ static struct json_object *node_info(struct node *n)
 			       json_object_new_string(fd_ts_format(n->started_wall, ts, sizeof(ts))));
 	json_object_object_add(o, "uptime",
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
-	json_object_object_add(o, "udp_rx", json_object_new_int64((int64_t)n->udp_rx));
+	members_add_info(n, o);
 	return o;
 }
 
@@ -158,10 +160,13 @@ static void h_healthz(struct fd_http_req *req, void *arg)
 static void h_readyz(struct fd_http_req *req, void *arg)
 {
 	struct json_object *o = json_object_new_object();
+	char why[160];
+	int ready = members_ready(arg, why, sizeof(why));
 
-	(void)arg;
-	json_object_object_add(o, "ready", json_object_new_boolean(1));
-	fd_http_reply_json(req, 200, o);
+	json_object_object_add(o, "ready", json_object_new_boolean(ready));
+	if (!ready)
+		json_object_object_add(o, "reason", json_object_new_string(why));
+	fd_http_reply_json(req, ready ? 200 : 503, o);
 }
 
 static void h_info(struct fd_http_req *req, void *arg)
@@ -188,24 +193,31 @@ static void h_log_level(struct fd_http_req *req, void *arg)
 	fd_http_reply_json(req, 200, o);
 }
 
-/* UDP: membership arrives with the membership issue; until then datagrams
- * are read, counted and dropped so the socket never fills up. */
-static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct node *n = arg;
-	char buf[2048];
-
-	(void)loop;
-	(void)events;
-	while (recv(fd, buf, sizeof(buf), 0) >= 0)
-		n->udp_rx++;
-}
-
 static void on_stop_signal(struct fd_loop *loop, int signo, void *arg)
 {
-	(void)arg;
-	fd_info("SIG%s received, stopping", sigabbrev_np(signo));
-	fd_loop_stop(loop);
+	struct node *n = arg;
+
+	(void)loop;
+	if (n->members && !n->stopping) {
+		fd_info("SIG%s received, leaving the cluster", sigabbrev_np(signo));
+		members_leave(n);
+		return;
+	}
+	fd_info("SIG%s received again, stopping now", sigabbrev_np(signo));
+	node_stop(n, FD_EXIT_OK);
+}
+
+void node_stop(struct node *n, int code)
+{
+	if (!n->exit_code)
+		n->exit_code = code;
+	n->stopping = 1;
+	fd_loop_stop(n->loop);
+}
+
+int64_t node_wall_us(const struct node *n, int64_t mono_ms)
+{
+	return n->started_wall + (mono_ms - n->started_mono) * 1000;
 }
 
 static void on_hup(struct fd_loop *loop, int signo, void *arg)
@@ -218,8 +230,6 @@ static void on_hup(struct fd_loop *loop, int signo, void *arg)
 
 static void make_identity(struct node *n, const char *name)
 {
-	unsigned char raw[16];
-
 	if (name) {
 		if (!*name || strlen(name) > NAME_MAX_LEN)
 			fd_usage_die("invalid --name: 1 to %d bytes", NAME_MAX_LEN);
@@ -232,10 +242,10 @@ static void make_identity(struct node *n, const char *name)
 	} else if (gethostname(n->name, sizeof(n->name) - 1) < 0 || !n->name[0]) {
 		snprintf(n->name, sizeof(n->name), "node");
 	}
-	if (RAND_bytes(raw, sizeof(raw)) != 1)
+	if (RAND_bytes(n->id_raw, sizeof(n->id_raw)) != 1)
 		fd_die(FD_EXIT_RUNTIME, "unable to generate a node id");
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(n->id + 2 * i, 3, "%02x", raw[i]);
+	for (size_t i = 0; i < sizeof(n->id_raw); i++)
+		snprintf(n->id + 2 * i, 3, "%02x", n->id_raw[i]);
 }
 
 static void print_identity(struct node *n, pid_t pid)
@@ -291,14 +301,14 @@ static int detach(struct node *n, int *report_fd)
 	fd_die(FD_EXIT_RUNTIME, "the detached node exited during start-up");
 }
 
-static void report(int *fd, const char *msg)
+void node_report(struct node *n, const char *msg)
 {
-	if (*fd < 0)
+	if (n->report_fd < 0)
 		return;
-	if (write(*fd, msg, strlen(msg)) < 0)
+	if (write(n->report_fd, msg, strlen(msg)) < 0)
 		fd_warn("unable to report start-up: %s", strerror(errno));
-	close(*fd);
-	*fd = -1;
+	close(n->report_fd);
+	n->report_fd = -1;
 }
 
 static int redirect_stdio(const char *log_file, int detached)
@@ -338,26 +348,25 @@ static int write_pid_file(const char *path)
 
 int node_main(const struct node_opts *opts)
 {
-	struct node n = {.opts = opts, .tcp_fd = -1, .udp_fd = -1};
+	struct node n = {.opts = opts, .tcp_fd = -1, .udp_fd = -1, .report_fd = -1};
 	struct fd_http_server_opts hopts = {0};
 	struct fd_err err;
-	int report_fd = -1;
 	char msg[512];
 
 	make_identity(&n, opts->name);
 	node_bind(&n, opts->listen);
 	if (opts->detach)
-		detach(&n, &report_fd);
+		detach(&n, &n.report_fd);
 	n.started_mono = fd_mono_ms();
 	n.started_wall = fd_wall_us();
 	if (redirect_stdio(opts->log_file, opts->detach) < 0) {
 		snprintf(msg, sizeof(msg), "unable to open '%s': %s", opts->log_file, strerror(errno));
-		report(&report_fd, msg);
+		node_report(&n, msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
 		snprintf(msg, sizeof(msg), "unable to write '%s': %s", opts->pid_file, strerror(errno));
-		report(&report_fd, msg);
+		node_report(&n, msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	n.loop = fd_loop_new();
@@ -365,33 +374,41 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to create the event loop: %s", strerror(errno));
 	if (fd_loop_signal(n.loop, SIGTERM, on_stop_signal, &n) < 0 ||
 	    fd_loop_signal(n.loop, SIGINT, on_stop_signal, &n) < 0 ||
-	    fd_loop_signal(n.loop, SIGHUP, on_hup, &n) < 0 ||
-	    fd_loop_watch(n.loop, n.udp_fd, EPOLLIN, on_udp, &n) < 0)
+	    fd_loop_signal(n.loop, SIGHUP, on_hup, &n) < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s", strerror(errno));
+	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
+	if (!n.client || members_init(&n) < 0) {
+		snprintf(msg, sizeof(msg), "unable to start membership: %s",
+			 n.client ? strerror(errno) : err.msg);
+		node_report(&n, msg);
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
+	}
 	hopts.listen_fd = n.tcp_fd;
 	hopts.max_body = opts->max_body;
 	n.http = fd_http_server_new(n.loop, &hopts, &err);
 	if (!n.http) {
-		report(&report_fd, err.msg);
+		node_report(&n, err.msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
 	}
 	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);
 	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
+	members_add_routes(&n);
 
-	fd_info("node '%s' (%s) listening on %s", n.name, n.id, n.addr);
-	if (opts->detach)
-		report(&report_fd, "ok");
-	else
+	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id, n.addr,
+		opts->profile);
+	if (!opts->detach)
 		print_identity(&n, getpid());
+	members_start(&n); /* reports readiness to a --detach parent */
 
 	if (fd_loop_run(n.loop) < 0) {
 		fd_errlog("event loop failed: %s", strerror(errno));
 		n.exit_code = FD_EXIT_RUNTIME;
 	}
 	fd_http_server_free(n.http);
-	fd_loop_unwatch(n.loop, n.udp_fd);
+	fd_http_client_free(n.client);
+	members_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);
 	if (opts->pid_file)

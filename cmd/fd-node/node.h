@@ -2,23 +2,75 @@
 #ifndef FD_NODE_NODE_H
 #define FD_NODE_NODE_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "loop.h"
+
+#define NODE_MAX_JOIN 32
+
 struct node_opts {
 	const char *name;
 	const char *listen;
+	const char *advertise;
 	const char *pid_file;
 	const char *log_file;
+	const char *profile;
+	const char *join[NODE_MAX_JOIN];
+	int njoin;
+	int retry_join;
+	int ready_quorum;
+	int ready_expect;
 	int detach;
 	size_t max_body;
 };
 
+struct members;
+
+struct node {
+	struct fd_loop *loop;
+	struct fd_http_server *http;
+	struct fd_http_client *client;
+	const struct node_opts *opts;
+	char name[256];
+	unsigned char id_raw[16];
+	char id[33];
+	char addr[80];
+	int tcp_fd, udp_fd;
+	int64_t started_mono, started_wall;
+	struct members *members;
+	int report_fd;	/* --detach: tells the parent we are ready (or not) */
+	int stopping;
+	int exit_code;
+};
+
 /* Runs the node until SIGTERM/SIGINT; returns the exit status. */
 int node_main(const struct node_opts *opts);
+/* Tells a --detach parent how start-up went ("ok" or an error message);
+ * later calls do nothing. */
+void node_report(struct node *n, const char *msg);
+/* Stops the loop with an exit status (the first non-zero one wins). */
+void node_stop(struct node *n, int code);
+/* Wall-clock microseconds of a loop time (monotonic ms). */
+int64_t node_wall_us(const struct node *n, int64_t mono_ms);
+
+/* Membership (members.c) */
+int members_init(struct node *n);
+void members_free(struct node *n);
+void members_add_routes(struct node *n);
+/* Starts the --join attempts. */
+void members_start(struct node *n);
+/* Graceful leave: announce, drain a little, then stop the loop. */
+void members_leave(struct node *n);
+void members_add_info(struct node *n, struct json_object *info);
+/* 1 when ready; else 0 with why filled. */
+int members_ready(struct node *n, char *why, size_t len);
 
 /* Client subcommands; argv[0] is the subcommand. */
 int cmd_info(int argc, char **argv);
+int cmd_members(int argc, char **argv);
+int cmd_leave(int argc, char **argv);
 
 #endif

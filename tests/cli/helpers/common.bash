@@ -31,7 +31,8 @@
 #                      when TIMEOUT (5s, 500ms, 2) passes first.
 # fd_hold_port tcp|udp [PORT]
 #                      occupies 127.0.0.1:PORT (0: a free one) with the
-#                      port-hold test tool and sets FD_HELD_PORT.
+#                      port-hold test tool and sets FD_HELD_PORT (and
+#                      FD_HELD_PID, to free it early).
 # fd_http METHOD ADDR PATH [CURL-ARG...]
 #                      one HTTP request; sets HTTP_CODE, HTTP_BODY and
 #                      HTTP_HEADERS (lowercased names).
@@ -299,6 +300,7 @@ fd_hold_port()
 	fd_spawn "$name" port-hold "$proto" "$port"
 	fd_wait_until "$FD_START_TIMEOUT" test -s "${FD_OUT[$name]}" || return 1
 	FD_HELD_PORT=$(head -n 1 "${FD_OUT[$name]}")
+	FD_HELD_PID=${FD_PID[$name]}
 }
 
 # fd_http METHOD ADDR PATH [CURL-ARG...]
