@@ -7,13 +7,32 @@
 
 #define DEFAULT_MAX_PEERS 65536
 
+/* A host name or IPv4 address (letters, digits, '-', '_', '.'), or an IPv6
+ * literal (hex digits, ':', '.', then an optional %zone). */
+static int host_ok(const char *h)
+{
+	int v6 = strchr(h, ':') != NULL;
+
+	for (const char *c = h; *c; c++) {
+		if (v6 && *c == '%')
+			return c[1] != '\0' && strspn(c + 1, "abcdefghijklmnopqrstuvwxyz"
+							   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+							   "0123456789-_.") == strlen(c + 1);
+		if (v6 ? !strchr("0123456789abcdefABCDEF:.", *c)
+		       : !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				 "0123456789-_.", *c))
+			return 0;
+	}
+	return 1;
+}
+
 int fd_peer_addr_norm(const char *s, char *out, size_t outlen, struct fd_err *err)
 {
 	char host[256];
 	int port, n;
 
 	if (fd_parse_hostport(s, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
-	    port == 0)
+	    port == 0 || !host_ok(host) || (s[0] == '[') != (strchr(host, ':') != NULL))
 		return fd_err_set(err, "invalid address '%s' (expected HOST[:PORT])", s);
 	if (strchr(host, ':'))
 		n = snprintf(out, outlen, "[%s]:%d", host, port);

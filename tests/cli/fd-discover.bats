@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC2154,SC2016  # stderr* come from bats run; $1 in bash -c is meant
 # fd-discover: strategies static and file, --watch, --format, exit codes.
 # Background processes are spawned with helpers/spawn and stopped in teardown;
 # every wait is bounded.

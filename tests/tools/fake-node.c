@@ -45,6 +45,7 @@ static void h_join(struct fd_http_req *req, void *arg)
 	json_object_object_add(log, "path", json_object_new_string(fd_http_path(req)));
 	json_object_object_add(log, "body", json_object_get(body));
 	fd_emit(log);
+	fd_emit_flush();
 	json_object_put(log);
 	if (f->join_status) {
 		fd_http_reply_error(req, (unsigned)f->join_status, "injected");
