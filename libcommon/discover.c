@@ -15,12 +15,14 @@ static int host_ok(const char *h)
 
 	for (const char *c = h; *c; c++) {
 		if (v6 && *c == '%')
-			return c[1] != '\0' && strspn(c + 1, "abcdefghijklmnopqrstuvwxyz"
-							   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-							   "0123456789-_.") == strlen(c + 1);
+			return c[1] != '\0' &&
+			       strspn(c + 1, "abcdefghijklmnopqrstuvwxyz"
+					     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					     "0123456789-_.") == strlen(c + 1);
 		if (v6 ? !strchr("0123456789abcdefABCDEF:.", *c)
 		       : !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				 "0123456789-_.", *c))
+				 "0123456789-_.",
+				 *c))
 			return 0;
 	}
 	return 1;
@@ -32,8 +34,10 @@ int fd_peer_addr_norm(const char *s, char *out, size_t outlen, struct fd_err *er
 	int port, n;
 
 	if (fd_parse_hostport(s, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
-	    port == 0 || !host_ok(host) || (s[0] == '[') != (strchr(host, ':') != NULL))
-		return fd_err_set(err, "invalid address '%s' (expected HOST[:PORT])", s);
+	    port == 0 || !host_ok(host) ||
+	    (s[0] == '[') != (strchr(host, ':') != NULL))
+		return fd_err_set(
+			err, "invalid address '%s' (expected HOST[:PORT])", s);
 	if (strchr(host, ':'))
 		n = snprintf(out, outlen, "[%s]:%d", host, port);
 	else
@@ -71,7 +75,8 @@ int fd_peer_file_line(const char *line, size_t len, char *out, size_t outlen,
 	addr[len] = '\0';
 	if (memchr(addr, '\0', len) || strpbrk(addr, " \t")) {
 		errno = EINVAL;
-		return fd_err_set(err, "invalid address '%s' (one address per line)", addr);
+		return fd_err_set(
+			err, "invalid address '%s' (one address per line)", addr);
 	}
 	if (fd_peer_addr_norm(addr, out, outlen, err) < 0)
 		return -1;
@@ -151,7 +156,8 @@ size_t fd_peerset_end(struct fd_peerset *s,
 		return 0;
 	}
 	gone = json_object_new_array();
-	json_object_object_foreach(s->peers, addr, v) {
+	json_object_object_foreach(s->peers, addr, v)
+	{
 		int missed;
 
 		if (json_object_object_get_ex(s->seen, addr, NULL))
@@ -162,7 +168,8 @@ size_t fd_peerset_end(struct fd_peerset *s,
 			json_object_array_add(gone, json_object_new_string(addr));
 	}
 	for (size_t i = 0; gone && i < json_object_array_length(gone); i++) {
-		const char *a = json_object_get_string(json_object_array_get_idx(gone, i));
+		const char *a =
+			json_object_get_string(json_object_array_get_idx(gone, i));
 
 		if (down)
 			down(a, arg);

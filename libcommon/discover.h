@@ -35,8 +35,8 @@ int fd_peer_file_line(const char *line, size_t len, char *out, size_t outlen,
 		      struct fd_err *err);
 
 struct fd_peerset {
-	unsigned down_after;	  /* answers without a peer before it is down (>= 1) */
-	size_t max;		  /* most peers kept */
+	unsigned down_after; /* answers without a peer before it is down (>= 1) */
+	size_t max;	     /* most peers kept */
 	/* private */
 	struct json_object *peers; /* addr -> consecutive answers without it */
 	struct json_object *seen;  /* addrs of the answer being built */

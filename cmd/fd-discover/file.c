@@ -29,7 +29,7 @@ struct watch {
 	struct fd_loop *loop;
 	struct fd_timer timer;
 	int ino_fd;
-	char *prev;	 /* content of the last good read, to warn once */
+	char *prev; /* content of the last good read, to warn once */
 	size_t prev_len;
 	char last_error[256]; /* the error reported last, to report once */
 	int rc;
@@ -44,7 +44,8 @@ static int read_all(const char *path, char **out, size_t *len, struct fd_err *er
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
-		return fd_err_set(err, "unable to read '%s': %s", path, strerror(errno));
+		return fd_err_set(err, "unable to read '%s': %s", path,
+				  strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		fd_err_set(err, "unable to read '%s': %s", path, strerror(errno));
 		close(fd);
@@ -52,7 +53,8 @@ static int read_all(const char *path, char **out, size_t *len, struct fd_err *er
 	}
 	if (!S_ISREG(st.st_mode)) {
 		fd_err_set(err, "unable to read '%s': %s", path,
-			   S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
+			   S_ISDIR(st.st_mode) ? strerror(EISDIR)
+					       : "not a regular file");
 		close(fd);
 		return -1;
 	}
@@ -73,7 +75,8 @@ static int read_all(const char *path, char **out, size_t *len, struct fd_err *er
 			if (!nb) {
 				free(buf);
 				close(fd);
-				return fd_err_set(err, "unable to read '%s': out of memory", path);
+				return fd_err_set(err, "unable to read '%s': out of memory",
+						  path);
 			}
 			buf = nb;
 		}
@@ -81,7 +84,8 @@ static int read_all(const char *path, char **out, size_t *len, struct fd_err *er
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			fd_err_set(err, "unable to read '%s': %s", path, strerror(errno));
+			fd_err_set(err, "unable to read '%s': %s", path,
+				   strerror(errno));
 			free(buf);
 			close(fd);
 			return -1;
@@ -106,8 +110,8 @@ static int read_all(const char *path, char **out, size_t *len, struct fd_err *er
 static int read_peers(struct watch *w)
 {
 	struct fd_err err;
-	char *buf, addr[FD_PEER_ADDR_LEN];
-	size_t len;
+	char *buf = NULL, addr[FD_PEER_ADDR_LEN];
+	size_t len = 0;
 	unsigned long lineno = 0;
 	int same;
 
@@ -163,7 +167,8 @@ static void reread(struct watch *w)
 {
 	read_peers(w);
 	if (fd_emit_flush() < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+		       strerror(errno));
 	if (fd_timer_arm(w->loop, &w->timer, w->o->interval_ms) < 0)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
 }
@@ -186,7 +191,8 @@ static void on_inotify(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 	(void)events;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev = (const struct inotify_event *)p;
+			const struct inotify_event *ev =
+				(const struct inotify_event *)p;
 
 			if (ev->mask & IN_Q_OVERFLOW)
 				hit = 1;
@@ -228,11 +234,14 @@ static void run_watch(struct watch *w)
 	w->loop = fd_loop_new();
 	if (!w->loop || fd_loop_signal(w->loop, SIGINT, on_stop, w) < 0 ||
 	    fd_loop_signal(w->loop, SIGTERM, on_stop, w) < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
+		       strerror(errno));
 	fd_timer_init(&w->timer, on_timer, w);
 	watch_dir(w);
-	if (fd_emit_flush() < 0 || fd_timer_arm(w->loop, &w->timer, w->o->interval_ms) < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to start watching: %s", strerror(errno));
+	if (fd_emit_flush() < 0 ||
+	    fd_timer_arm(w->loop, &w->timer, w->o->interval_ms) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to start watching: %s",
+		       strerror(errno));
 	if (fd_loop_run(w->loop) < 0)
 		fd_die(FD_EXIT_RUNTIME, "event loop failed: %s", strerror(errno));
 	fd_timer_disarm(w->loop, &w->timer);

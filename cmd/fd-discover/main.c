@@ -5,8 +5,8 @@
 #include <getopt.h>
 #include <string.h>
 
-#define USAGE                                                                  \
-	"fd-discover static [-w] [--format json|table] addr...\n"              \
+#define USAGE                                                                      \
+	"fd-discover static [-w] [--format json|table] addr...\n"                  \
 	"       fd-discover file [-w] [-i interval] [--down-after n] [--strict]\n" \
 	"                   [--format json|table] path"
 
@@ -56,33 +56,30 @@ int main(int argc, char **argv)
 	fd_cli_init("fd-discover", USAGE);
 	while ((c = getopt_long(argc, argv, ":wi:hV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'w':
-			o.watch = 1;
-			break;
+		case 'w': o.watch = 1; break;
 		case 'i':
-			if (fd_parse_duration(optarg, &o.interval_ms) < 0 || o.interval_ms < 10 ||
-			    o.interval_ms > 86400000)
-				fd_usage_die("invalid --interval '%s' (10ms to 24h)", optarg);
+			if (fd_parse_duration(optarg, &o.interval_ms) < 0 ||
+			    o.interval_ms < 10 || o.interval_ms > 86400000)
+				fd_usage_die("invalid --interval '%s' (10ms to 24h)",
+					     optarg);
 			break;
 		case OPT_DOWN_AFTER:
 			if (fd_parse_int(optarg, 1, 1000000, &n) < 0)
-				fd_usage_die("invalid --down-after '%s' (1 to 1000000)", optarg);
+				fd_usage_die("invalid --down-after '%s' (1 to 1000000)",
+					     optarg);
 			o.down_after = (unsigned)n;
 			break;
-		case OPT_STRICT:
-			o.strict = 1;
-			break;
+		case OPT_STRICT: o.strict = 1; break;
 		case OPT_FORMAT:
-			if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
-				fd_usage_die("invalid --format '%s' (json, table)", optarg);
+			if (strcmp(optarg, "json") != 0 &&
+			    strcmp(optarg, "table") != 0)
+				fd_usage_die("invalid --format '%s' (json, table)",
+					     optarg);
 			o.table = strcmp(optarg, "table") == 0;
 			break;
-		case 'h':
-			fd_help_exit(help);
-		case 'V':
-			fd_version_exit();
-		default:
-			fd_usage_getopt(c, argv);
+		case 'h': fd_help_exit(help);
+		case 'V': fd_version_exit();
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

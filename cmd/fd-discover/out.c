@@ -42,7 +42,8 @@ static int emit_row(struct json_object *o)
 		     error ? " " : "", error ? str_or(o, "error", "") : "");
 	if (n < 0)
 		return -1;
-	return fd_emit_raw(row, (size_t)n < sizeof(row) ? (size_t)n : sizeof(row) - 1);
+	return fd_emit_raw(row, (size_t)n < sizeof(row) ? (size_t)n
+							: sizeof(row) - 1);
 }
 
 static void emit(struct json_object *o)
@@ -51,7 +52,8 @@ static void emit(struct json_object *o)
 
 	json_object_put(o);
 	if (rc < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+		       strerror(errno));
 }
 
 static struct json_object *record(const char *type)
@@ -67,8 +69,9 @@ static void add_ts(struct json_object *o)
 {
 	char ts[FD_TS_LEN];
 
-	json_object_object_add(o, "ts",
-			       json_object_new_string(fd_ts_format(fd_wall_us(), ts, sizeof(ts))));
+	json_object_object_add(
+		o, "ts",
+		json_object_new_string(fd_ts_format(fd_wall_us(), ts, sizeof(ts))));
 }
 
 void out_peer(const char *event, const char *addr)

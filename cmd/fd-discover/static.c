@@ -50,8 +50,10 @@ int strategy_static(int argc, char **argv, const struct dopts *o)
 	fd_peerset_end(&set, out_down, NULL);
 	fd_peerset_release(&set);
 	if (o->watch && fd_emit_flush() < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+		       strerror(errno));
 	if (o->watch && wait_for_signal() < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to wait for signals: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to wait for signals: %s",
+		       strerror(errno));
 	return rc;
 }

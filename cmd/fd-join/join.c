@@ -51,7 +51,8 @@ static void die_unreachable(struct join *j, const struct fd_err *err)
 static void emit(struct json_object *o)
 {
 	if (fd_emit(o) < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+		       strerror(errno));
 	json_object_put(o);
 }
 
@@ -103,11 +104,12 @@ void join_flush(struct join *j)
 	if (n == 0)
 		return;
 	body = json_object_new_object();
-	if (!body || json_object_object_add(body, "addrs", json_object_get(j->batch)) < 0)
+	if (!body ||
+	    json_object_object_add(body, "addrs", json_object_get(j->batch)) < 0)
 		oom();
 	j->client.timeout_ms = j->timeout_ms;
-	if (fd_client_call_ok(&j->client, "POST", "/v1/join", body, &status, &resp,
-			      &err) < 0) {
+	if (fd_client_call_ok(&j->client, "POST", "/v1/join", body, &status,
+			      &resp, &err) < 0) {
 		json_object_put(resp);
 		resp = NULL;
 		if (status == 0) {
@@ -121,10 +123,14 @@ void join_flush(struct join *j)
 		     !json_object_is_type(results, json_type_array)))
 		why = "unexpected answer from the node: no \"results\" array";
 	for (size_t i = 0; i < n; i++) {
-		const char *addr = json_object_get_string(json_object_array_get_idx(j->batch, i));
-		struct json_object *r = why ? NULL : json_object_array_get_idx(results, i);
+		const char *addr = json_object_get_string(
+			json_object_array_get_idx(j->batch, i));
+		struct json_object *r =
+			why ? NULL : json_object_array_get_idx(results, i);
 
-		report(j, addr, r && json_object_is_type(r, json_type_object) ? r : NULL, why);
+		report(j, addr,
+		       r && json_object_is_type(r, json_type_object) ? r : NULL,
+		       why);
 	}
 	json_object_put(resp);
 	j->sent += n;
@@ -144,7 +150,8 @@ void join_add(struct join *j, const char *addr)
 
 /* The address a stdin record names: 1 with out filled, 0 for a record to
  * ignore (a "down" event, an "error" record), -1 with err. */
-static int record_addr(struct json_object *rec, char *out, size_t len, struct fd_err *err)
+static int record_addr(struct json_object *rec, char *out, size_t len,
+		       struct fd_err *err)
 {
 	const char *s, *type;
 
@@ -153,7 +160,8 @@ static int record_addr(struct json_object *rec, char *out, size_t len, struct fd
 	} else {
 		type = fd_json_get_str(rec, "type");
 		s = fd_json_get_str(rec, "event");
-		if ((type && strcmp(type, "error") == 0) || (s && strcmp(s, "down") == 0))
+		if ((type && strcmp(type, "error") == 0) ||
+		    (s && strcmp(s, "down") == 0))
 			return 0;
 		s = fd_json_get_str(rec, "addr");
 		if (!s)
@@ -231,7 +239,8 @@ static struct json_object *member_list(struct json_object *members)
 			const char *v = fd_json_get_str(m, keys[k]);
 
 			if (v)
-				json_object_object_add(o, keys[k], json_object_new_string(v));
+				json_object_object_add(o, keys[k],
+						       json_object_new_string(v));
 		}
 		json_object_array_add(list, o);
 	}
@@ -247,8 +256,8 @@ static long count_alive(struct join *j, int64_t budget_ms, struct json_object **
 	long status, alive = 0;
 
 	j->client.timeout_ms = budget_ms;
-	if (fd_client_call_ok(&j->client, "GET", "/v1/members", NULL, &status, &resp,
-			      &err) < 0) {
+	if (fd_client_call_ok(&j->client, "GET", "/v1/members", NULL, &status,
+			      &resp, &err) < 0) {
 		json_object_put(resp);
 		if (status == 0 && errno == ETIMEDOUT)
 			return -1;
@@ -263,10 +272,12 @@ static long count_alive(struct join *j, int64_t budget_ms, struct json_object **
 		json_object_put(resp);
 		json_object_put(*members);
 		join_release(j);
-		fd_die(FD_EXIT_RUNTIME, "unable to list the members: no \"members\" array in the answer");
+		fd_die(FD_EXIT_RUNTIME,
+		       "unable to list the members: no \"members\" array in the answer");
 	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		const char *state = fd_json_get_str(json_object_array_get_idx(list, i), "state");
+		const char *state = fd_json_get_str(
+			json_object_array_get_idx(list, i), "state");
 
 		alive += state && strcmp(state, "alive") == 0;
 	}
@@ -308,6 +319,7 @@ int join_wait(struct join *j)
 	emit(o);
 	if (ok)
 		return FD_EXIT_OK;
-	fd_warn("only %ld of %lld members alive after %s", alive, j->expect, j->timeout_arg);
+	fd_warn("only %ld of %lld members alive after %s", alive, j->expect,
+		j->timeout_arg);
 	return FD_EXIT_TIMEOUT;
 }

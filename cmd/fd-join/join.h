@@ -14,7 +14,7 @@ struct join {
 	/* options */
 	int quiet;
 	int strict;
-	long long expect;	 /* 0: do not wait */
+	long long expect; /* 0: do not wait */
 	int64_t timeout_ms;
 	const char *timeout_arg; /* as given, for messages */
 	/* state */

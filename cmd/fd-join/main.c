@@ -6,8 +6,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
-#define USAGE                                                                    \
-	"fd-join [-n node] [-e n] [-t timeout] [-q] [--strict] [addr...]"
+#define USAGE "fd-join [-n node] [-e n] [-t timeout] [-q] [--strict] [addr...]"
 
 static const char help[] =
 	"\n"
@@ -46,30 +45,23 @@ int main(int argc, char **argv)
 	fd_cli_init("fd-join", USAGE);
 	while ((c = getopt_long(argc, argv, ":n:e:t:qhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n':
-			node = optarg;
-			break;
+		case 'n': node = optarg; break;
 		case 'e':
 			if (fd_parse_int(optarg, 1, 1000000, &j.expect) < 0)
-				fd_usage_die("invalid --expect '%s' (1 to 1000000)", optarg);
+				fd_usage_die("invalid --expect '%s' (1 to 1000000)",
+					     optarg);
 			break;
 		case 't':
-			if (fd_parse_duration(optarg, &j.timeout_ms) < 0 || j.timeout_ms == 0)
+			if (fd_parse_duration(optarg, &j.timeout_ms) < 0 ||
+			    j.timeout_ms == 0)
 				fd_usage_die("invalid --timeout '%s'", optarg);
 			j.timeout_arg = optarg;
 			break;
-		case 'q':
-			j.quiet = 1;
-			break;
-		case OPT_STRICT:
-			j.strict = 1;
-			break;
-		case 'h':
-			fd_help_exit(help);
-		case 'V':
-			fd_version_exit();
-		default:
-			fd_usage_getopt(c, argv);
+		case 'q': j.quiet = 1; break;
+		case OPT_STRICT: j.strict = 1; break;
+		case 'h': fd_help_exit(help);
+		case 'V': fd_version_exit();
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

@@ -42,7 +42,8 @@ static void h_join(struct fd_http_req *req, void *arg)
 	struct json_object *body = fd_http_json(req), *addrs, *log, *resp, *results;
 
 	log = fd_json_record("request");
-	json_object_object_add(log, "path", json_object_new_string(fd_http_path(req)));
+	json_object_object_add(log, "path",
+			       json_object_new_string(fd_http_path(req)));
 	json_object_object_add(log, "body", json_object_get(body));
 	fd_emit(log);
 	fd_emit_flush();
@@ -58,7 +59,8 @@ static void h_join(struct fd_http_req *req, void *arg)
 	}
 	results = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(addrs); i++) {
-		const char *a = json_object_get_string(json_object_array_get_idx(addrs, i));
+		const char *a = json_object_get_string(
+			json_object_array_get_idx(addrs, i));
 		const char *colon = strrchr(a, ':');
 		struct json_object *r = json_object_new_object(), *m;
 		char buf[64];
@@ -66,18 +68,26 @@ static void h_join(struct fd_http_req *req, void *arg)
 		json_object_object_add(r, "addr", json_object_new_string(a));
 		if (colon && strcmp(colon, ":1") == 0) {
 			json_object_object_add(r, "ok", json_object_new_boolean(0));
-			json_object_object_add(r, "error", json_object_new_string("connection refused"));
+			json_object_object_add(
+				r, "error",
+				json_object_new_string("connection refused"));
 		} else {
 			json_object_object_add(r, "ok", json_object_new_boolean(1));
-			snprintf(buf, sizeof(buf), "peer-%s", colon ? colon + 1 : "x");
-			json_object_object_add(r, "name", json_object_new_string(buf));
+			snprintf(buf, sizeof(buf), "peer-%s",
+				 colon ? colon + 1 : "x");
+			json_object_object_add(r, "name",
+					       json_object_new_string(buf));
 			snprintf(buf, sizeof(buf), "id-%s", colon ? colon + 1 : "x");
 			json_object_object_add(r, "id", json_object_new_string(buf));
 			if (!json_object_object_get_ex(f->members, a, NULL)) {
 				m = json_object_new_object();
-				snprintf(buf, sizeof(buf), "peer-%s", colon ? colon + 1 : "x");
-				json_object_object_add(m, "name", json_object_new_string(buf));
-				json_object_object_add(m, "joined", json_object_new_int64(fd_mono_ms()));
+				snprintf(buf, sizeof(buf), "peer-%s",
+					 colon ? colon + 1 : "x");
+				json_object_object_add(
+					m, "name", json_object_new_string(buf));
+				json_object_object_add(
+					m, "joined",
+					json_object_new_int64(fd_mono_ms()));
 				json_object_object_add(f->members, a, m);
 			}
 		}
@@ -103,11 +113,13 @@ static struct json_object *member(const char *name, const char *addr, const char
 static void h_members(struct fd_http_req *req, void *arg)
 {
 	struct fake *f = arg;
-	struct json_object *list = json_object_new_array(), *resp = json_object_new_object();
+	struct json_object *list = json_object_new_array(),
+			   *resp = json_object_new_object();
 	int64_t now = fd_mono_ms();
 
 	json_object_array_add(list, member("fake", f->addr, "alive"));
-	json_object_object_foreach(f->members, a, m) {
+	json_object_object_foreach(f->members, a, m)
+	{
 		int alive = now - fd_json_get_int(m, "joined", 0) >= f->alive_after;
 
 		json_object_array_add(list, member(fd_json_get_str(m, "name"), a,
@@ -126,11 +138,13 @@ static void on_stop(struct fd_loop *loop, int signo, void *arg)
 
 static int listen_any(char *addr, size_t len)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t salen = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 64) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to listen: %m");
 	snprintf(addr, len, "127.0.0.1:%d", ntohs(sa.sin_port));
@@ -165,8 +179,7 @@ int main(int argc, char **argv)
 			if (fd_parse_duration(optarg, &f.alive_after) < 0)
 				fd_usage_die("invalid --alive-after '%s'", optarg);
 			break;
-		default:
-			fd_usage_getopt(c, argv);
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	f.members = json_object_new_object();

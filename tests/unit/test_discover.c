@@ -18,10 +18,11 @@ TEST(addr_norm)
 		{"[fe80::1%eth0]:5", "[fe80::1%eth0]:5"},
 		{"node_1.svc-x", "node_1.svc-x:4380"},
 	};
-	static const char *bad[] = {"", ":4001", "a:0", "a:65536", "a:x", "::1",
-				    "[::1", "a b:1", "a:1 ", "a/b:1", "[]:1",
-				    "[\"a:1\"]", "[a.b]:1", "\"a\":1", "a;b", "[::1%]:1",
-				    "[::1%e/0]", "caf\xc3\xa9:1"};
+	static const char *bad[] = {
+		"",	    ":4001",	 "a:0",		 "a:65536", "a:x",
+		"::1",	    "[::1",	 "a b:1",	 "a:1 ",    "a/b:1",
+		"[]:1",	    "[\"a:1\"]", "[a.b]:1",	 "\"a\":1", "a;b",
+		"[::1%]:1", "[::1%e/0]", "caf\xc3\xa9:1"};
 	char out[FD_PEER_ADDR_LEN];
 	struct fd_err err;
 
@@ -45,7 +46,8 @@ TEST(file_lines)
 	CHECK_EQ(fd_peer_file_line("", 0, out, sizeof(out), &err), 0);
 	CHECK_EQ(fd_peer_file_line(" \t\r", 3, out, sizeof(out), &err), 0);
 	CHECK_EQ(fd_peer_file_line("# all comment", 13, out, sizeof(out), &err), 0);
-	CHECK_EQ(fd_peer_file_line("  10.0.0.1:5 # db", 17, out, sizeof(out), &err), 1);
+	CHECK_EQ(fd_peer_file_line("  10.0.0.1:5 # db", 17, out, sizeof(out), &err),
+		 1);
 	CHECK_STR(out, "10.0.0.1:5");
 	CHECK_EQ(fd_peer_file_line("\t10.0.0.1\r", 10, out, sizeof(out), &err), 1);
 	CHECK_STR(out, "10.0.0.1:4380");
@@ -173,7 +175,8 @@ TEST(peerset_model)
 			if (in[i]) {
 				up[i] = 1;
 				missed[i] = 0;
-			} else if (any && up[i] && (unsigned)++missed[i] >= down_after) {
+			} else if (any && up[i] &&
+				   (unsigned)++missed[i] >= down_after) {
 				up[i] = 0;
 				missed[i] = 0;
 			}
