@@ -54,7 +54,7 @@ write_peers()
 	run -2 --separate-stderr fd-discover dns example.org
 	assert_equal "$output" ""
 	assert_equal "${stderr_lines[0]}" "fd-discover: unknown strategy 'dns' (known: static, file)"
-	fd_assert_usage
+	assert_usage_line
 }
 
 @test "no strategy, an unknown option, a bad option value: exit 2" {
@@ -76,7 +76,7 @@ write_peers()
 	assert_equal "${stderr_lines[0]}" "fd-discover: file: one PATH expected"
 }
 
-fd_assert_usage()
+assert_usage_line()
 {
 	local l
 	for l in "${stderr_lines[@]}"; do
@@ -110,7 +110,7 @@ fd_assert_usage()
 		run -2 --separate-stderr fd-discover static 127.0.0.1:4001 "$bad"
 		assert_equal "$output" ""
 		assert_regex "${stderr_lines[0]}" "^fd-discover: static: invalid address '"
-		fd_assert_usage
+		assert_usage_line
 	done
 }
 

@@ -34,7 +34,7 @@ requests() { jq -c 'select(.type == "request") | .body.addrs' "$SPAWN_DIR/fake.o
 # fd-join, bounded: a client that wrongly hangs must not hang the suite.
 join() { timeout -k 2 20 fd-join "$@"; }
 
-fd_assert_usage()
+assert_usage_line()
 {
 	local l
 	for l in "${stderr_lines[@]}"; do
@@ -66,7 +66,7 @@ fd_assert_usage()
 	run -2 --separate-stderr join -n 127.0.0.1:1 </dev/null
 	assert_equal "$output" ""
 	assert_equal "${stderr_lines[0]}" "fd-join: no addresses given"
-	fd_assert_usage
+	assert_usage_line
 	# Blank lines and ignored records are no addresses either.
 	printf '\n{"type":"peer","event":"down","addr":"a:1"}\n' >"$IN"
 	run -2 --separate-stderr join -n 127.0.0.1:1 <"$IN"
@@ -80,7 +80,7 @@ fd_assert_usage()
 		run -2 --separate-stderr join -n "$NODE" 127.0.0.1:4001 "$bad"
 		assert_equal "$output" ""
 		assert_regex "${stderr_lines[0]}" "^fd-join: invalid address '"
-		fd_assert_usage
+		assert_usage_line
 	done
 	assert_equal "$(requests)" ""
 }
