@@ -1,0 +1,188 @@
+#include "discover.h"
+#include "unit.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+TEST(addr_norm)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+		{"127.0.0.1:4001", "127.0.0.1:4001"},
+		{"127.0.0.1", "127.0.0.1:4380"},
+		{"db1.example", "db1.example:4380"},
+		{"db1.example:1", "db1.example:1"},
+		{"[::1]", "[::1]:4380"},
+		{"[::1]:65535", "[::1]:65535"},
+		{"[fe80::1%eth0]:5", "[fe80::1%eth0]:5"},
+		{"node_1.svc-x", "node_1.svc-x:4380"},
+	};
+	static const char *bad[] = {
+		"",	    ":4001",	 "a:0",		 "a:65536", "a:x",
+		"::1",	    "[::1",	 "a b:1",	 "a:1 ",    "a/b:1",
+		"[]:1",	    "[\"a:1\"]", "[a.b]:1",	 "\"a\":1", "a;b",
+		"[::1%]:1", "[::1%e/0]", "caf\xc3\xa9:1"};
+	char out[FD_PEER_ADDR_LEN];
+	struct fd_err err;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		CHECK_EQ(fd_peer_addr_norm(ok[i].in, out, sizeof(out), &err), 0);
+		CHECK_STR(out, ok[i].out);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (fd_peer_addr_norm(bad[i], out, sizeof(out), &err) != -1)
+			unit_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
+	}
+	CHECK_EQ(fd_peer_addr_norm("a:0", out, sizeof(out), &err), -1);
+	CHECK_STR(err.msg, "invalid address 'a:0' (expected HOST[:PORT])");
+}
+
+TEST(file_lines)
+{
+	char out[FD_PEER_ADDR_LEN];
+	struct fd_err err;
+
+	CHECK_EQ(fd_peer_file_line("", 0, out, sizeof(out), &err), 0);
+	CHECK_EQ(fd_peer_file_line(" \t\r", 3, out, sizeof(out), &err), 0);
+	CHECK_EQ(fd_peer_file_line("# all comment", 13, out, sizeof(out), &err), 0);
+	CHECK_EQ(fd_peer_file_line("  10.0.0.1:5 # db", 17, out, sizeof(out), &err),
+		 1);
+	CHECK_STR(out, "10.0.0.1:5");
+	CHECK_EQ(fd_peer_file_line("\t10.0.0.1\r", 10, out, sizeof(out), &err), 1);
+	CHECK_STR(out, "10.0.0.1:4380");
+	CHECK_EQ(fd_peer_file_line("a:1 b:2", 7, out, sizeof(out), &err), -1);
+	CHECK_STR(err.msg, "invalid address 'a:1 b:2' (one address per line)");
+	CHECK_EQ(fd_peer_file_line("a:1\0b", 5, out, sizeof(out), &err), -1);
+	CHECK_EQ(fd_peer_file_line("nope:x", 6, out, sizeof(out), &err), -1);
+	CHECK_STR(err.msg, "invalid address 'nope:x' (expected HOST[:PORT])");
+}
+
+static char downs[256];
+
+static void on_down(const char *addr, void *arg)
+{
+	size_t n = strlen(downs);
+
+	(void)arg;
+	snprintf(downs + n, sizeof(downs) - n, "%s%s", n ? " " : "", addr);
+}
+
+static size_t answer(struct fd_peerset *s, const char *const *addrs, int *ups)
+{
+	*ups = 0;
+	downs[0] = '\0';
+	fd_peerset_begin(s);
+	for (; *addrs; addrs++)
+		*ups += fd_peerset_add(s, *addrs) == 1;
+	return fd_peerset_end(s, on_down, NULL);
+}
+
+TEST(peerset_up_down)
+{
+	static const char *const a[] = {"a:1", "b:1", "a:1", NULL};
+	static const char *const b[] = {"b:1", "c:1", NULL};
+	static const char *const none[] = {NULL};
+	struct fd_peerset s;
+	int ups;
+
+	REQUIRE(fd_peerset_init(&s, 1, 0) == 0);
+	CHECK_EQ(answer(&s, a, &ups), 0);
+	CHECK_EQ(ups, 2);
+	CHECK_EQ(fd_peerset_count(&s), 2);
+	CHECK_EQ(answer(&s, b, &ups), 1);
+	CHECK_EQ(ups, 1);
+	CHECK_STR(downs, "a:1");
+	/* An empty answer removes nothing. */
+	CHECK_EQ(answer(&s, none, &ups), 0);
+	CHECK_EQ(fd_peerset_count(&s), 2);
+	/* Nor does an aborted one. */
+	fd_peerset_begin(&s);
+	fd_peerset_abort(&s);
+	CHECK_EQ(fd_peerset_end(&s, on_down, NULL), 0);
+	CHECK_EQ(fd_peerset_count(&s), 2);
+	fd_peerset_release(&s);
+}
+
+TEST(peerset_down_after)
+{
+	static const char *const ab[] = {"a:1", "b:1", NULL};
+	static const char *const b[] = {"b:1", NULL};
+	static const char *const none[] = {NULL};
+	struct fd_peerset s;
+	int ups;
+
+	REQUIRE(fd_peerset_init(&s, 3, 0) == 0);
+	answer(&s, ab, &ups);
+	CHECK_EQ(answer(&s, b, &ups), 0);
+	CHECK_EQ(answer(&s, b, &ups), 0);
+	/* Back in time: the count starts again. */
+	CHECK_EQ(answer(&s, ab, &ups), 0);
+	CHECK_EQ(ups, 0);
+	CHECK_EQ(answer(&s, b, &ups), 0);
+	CHECK_EQ(answer(&s, none, &ups), 0); /* does not count */
+	CHECK_EQ(answer(&s, b, &ups), 0);
+	CHECK_EQ(answer(&s, b, &ups), 1);
+	CHECK_STR(downs, "a:1");
+	CHECK_EQ(fd_peerset_count(&s), 1);
+	/* Gone and back: up again. */
+	CHECK_EQ(answer(&s, ab, &ups), 0);
+	CHECK_EQ(ups, 1);
+	fd_peerset_release(&s);
+}
+
+TEST(peerset_cap)
+{
+	struct fd_peerset s;
+
+	REQUIRE(fd_peerset_init(&s, 1, 2) == 0);
+	fd_peerset_begin(&s);
+	CHECK_EQ(fd_peerset_add(&s, "a:1"), 1);
+	CHECK_EQ(fd_peerset_add(&s, "b:1"), 1);
+	errno = 0;
+	CHECK_EQ(fd_peerset_add(&s, "c:1"), -1);
+	CHECK_EQ(errno, ENOSPC);
+	CHECK_EQ(fd_peerset_add(&s, "a:1"), 0);
+	CHECK_EQ(fd_peerset_end(&s, NULL, NULL), 0);
+	CHECK_EQ(fd_peerset_count(&s), 2);
+	fd_peerset_release(&s);
+}
+
+/* Randomized: the set always equals a model that counts misses itself. */
+TEST(peerset_model)
+{
+	enum { N = 8, ROUNDS = 2000 };
+	struct fd_peerset s;
+	int up[N] = {0}, missed[N] = {0};
+	unsigned down_after = 1 + (unsigned)unit_rand_below(3);
+	char addr[16];
+
+	REQUIRE(fd_peerset_init(&s, down_after, 0) == 0);
+	for (int r = 0; r < ROUNDS && !unit_failed; r++) {
+		int in[N], any = 0, count = 0;
+
+		fd_peerset_begin(&s);
+		for (int i = 0; i < N; i++) {
+			in[i] = unit_rand_below(3) == 0;
+			any |= in[i];
+			if (!in[i])
+				continue;
+			snprintf(addr, sizeof(addr), "p%d:1", i);
+			CHECK_EQ(fd_peerset_add(&s, addr), !up[i]);
+		}
+		fd_peerset_end(&s, NULL, NULL);
+		for (int i = 0; i < N; i++) {
+			if (in[i]) {
+				up[i] = 1;
+				missed[i] = 0;
+			} else if (any && up[i] &&
+				   (unsigned)++missed[i] >= down_after) {
+				up[i] = 0;
+				missed[i] = 0;
+			}
+			count += up[i];
+		}
+		CHECK_EQ(fd_peerset_count(&s), count);
+	}
+	fd_peerset_release(&s);
+}
