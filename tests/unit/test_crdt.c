@@ -386,20 +386,38 @@ static void sim_op(struct sim *s, int i, struct fd_crdt *d, int nnames, int allo
 	}
 }
 
-/* Random replicas with random histories: ops, and full-state or delta
- * merges between them. */
+/* Random replicas with random histories: ops, full-state merges, and
+ * deliveries of random earlier deltas (out of order, so contexts get gaps
+ * and cloud-only parts). */
+#define POOL 32
+
 static void sim_random_history(struct sim *s, int steps, int nnames)
 {
+	struct fd_crdt *pool[POOL] = { 0 };
+
 	for (int t = 0; t < steps; t++) {
 		int i = (int)unit_rand_below((uint64_t)s->n);
 		int j = (int)unit_rand_below((uint64_t)s->n);
+		uint64_t k = unit_rand_below(8);
 
-		if (unit_rand_below(4)) {
-			sim_op(s, i, NULL, nnames, 1);
+		if (k < 5) {
+			struct fd_crdt *d = fd_crdt_delta_new(NULL);
+			int slot = (int)unit_rand_below(POOL);
+
+			sim_op(s, i, d, nnames, 1);
+			fd_crdt_free(pool[slot]);
+			pool[slot] = d;
+		} else if (k < 7) {
+			struct fd_crdt *d = pool[unit_rand_below(POOL)];
+
+			if (d)
+				fd_crdt_merge(s->rep[i], d);
 		} else if (i != j) {
 			fd_crdt_merge(s->rep[i], s->rep[j]);
 		}
 	}
+	for (int k = 0; k < POOL; k++)
+		fd_crdt_free(pool[k]);
 }
 
 TEST(merge_is_commutative_associative_idempotent)
@@ -594,6 +612,34 @@ TEST(dropped_deltas_are_repaired_by_anti_entropy)
 		}
 	}
 	printf("# %d lossy runs repaired\n", cases);
+}
+
+/* A state that learned of a removal only through a delta past a gap has
+ * a context without a contiguous prefix; merging that state must still
+ * remove the entry elsewhere. */
+TEST(state_merge_applies_removals_from_gappy_context)
+{
+	struct fd_crdt *a = must_new(1), *b = must_new(2), *c = must_new(3);
+	struct fd_crdt *d = fd_crdt_delta_new(NULL), *x;
+
+	reg(a, "x", "1", 1, NULL);
+	reg(a, "y", "1", 2, NULL);
+	fd_crdt_merge(c, a);
+	CHECK_EQ(fd_crdt_unregister(a, S("y"), d), 1);
+	fd_crdt_merge(b, d); /* b knows dot 2 of a, not dot 1 */
+	CHECK_EQ(fd_crdt_cloud(b), 1);
+	x = join(c, b);
+	CHECK(fd_crdt_lookup(x, S("y")) == NULL);
+	CHECK(fd_crdt_lookup(x, S("x")) != NULL);
+	CHECK_EQ(fd_crdt_merge(c, b), 0);
+	CHECK(same(c, x));
+	CHECK_EQ(fd_crdt_merge(c, d), 0);
+	CHECK(same(c, x));
+	fd_crdt_free(a);
+	fd_crdt_free(b);
+	fd_crdt_free(c);
+	fd_crdt_free(d);
+	fd_crdt_free(x);
 }
 
 TEST(repair_is_refused_by_another_replica)
