@@ -47,7 +47,10 @@
  *   empty) into a caller-owned delta group (fd_crdt_delta_new). Send the
  *   group, clear it, repeat: that is the batching. A delta group names
  *   every name whose dots its context removes; this lets merge touch only
- *   those names instead of scanning the state.
+ *   those names instead of scanning the state. (A peer that sends a delta
+ *   group breaking that rule can only leave stale entries behind, which
+ *   the next anti-entropy round removes.) A delta group's context is not
+ *   folded into counters, so it stays a list of the dots it carries.
  *
  *   Anti-entropy: fd_crdt_digest() summarizes a replica per node: its
  *   context for that node plus the count and a 64-bit hash of its live
@@ -68,12 +71,21 @@
  *   winner changed). The node decides what to do with a conflict it loses
  *   (fd_crdt_remove_dot to yield, nothing to keep).
  *
+ * Limits of this design, by choice
+ *   The gone set and the per-node context grow by one item per node
+ *   incarnation that ever wrote (about 50 bytes each), not per operation;
+ *   pruning them needs cluster-wide agreement that no replica still holds
+ *   such dots, which is not done here. A repair for a node where the two
+ *   sides differ lists every live dot of that node the peer has seen (1-3
+ *   bytes each): cheap next to a full state, but proportional to it.
+ *
  * Memory and errors
  *   Every count is capped by struct fd_crdt_limits. Functions return 0 (or
  *   a count) or -1 with errno: EINVAL (bad argument), ENOSPC (a limit would
- *   be exceeded; nothing changed), ENOMEM (allocation failed; the state is
- *   still a valid state but may hold only part of the merge, which
- *   anti-entropy repairs). Pointers returned by lookups are borrowed and
+ *   be exceeded; nothing changed, except for FD_CRDT_MAX_PER_NAME, which is
+ *   met name by name: then, as for ENOMEM, the state is still a valid state
+ *   holding part of the merge), ENOMEM (allocation failed; valid state,
+ *   part of the merge, which anti-entropy completes later). Pointers returned by lookups are borrowed and
  *   valid until the next change of that object.
  */
 #ifndef FD_CRDT_H
@@ -213,9 +225,12 @@ int fd_crdt_remove_dot(struct fd_crdt *c, const char *name, size_t len,
 int fd_crdt_node_gone(struct fd_crdt *c, uint64_t node, struct fd_crdt *delta);
 int fd_crdt_is_gone(const struct fd_crdt *c, uint64_t node);
 
-/* c := c ⊔ d. c is a state or a delta group; d a state, delta group or
- * repair. Events fire on states. Returns 0 or -1 (EINVAL: d is a digest,
- * or a repair for another replica; ENOSPC; ENOMEM, see above). */
+/* c := c ⊔ d. c is a state (d: a state, delta group or repair) or a delta
+ * group (d: a delta group only). Events fire on states. Merging a delta
+ * group touches only the names it carries; merging a state or a repair, or
+ * learning of a gone node, walks every name. Returns 0 or -1 (EINVAL: d is
+ * a digest, a repair for another replica, or not a delta group for a delta
+ * group; ENOSPC; ENOMEM, see above). */
 int fd_crdt_merge(struct fd_crdt *c, const struct fd_crdt *d);
 
 /* The entries of name, or NULL. Borrowed. */

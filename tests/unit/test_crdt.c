@@ -909,3 +909,90 @@ TEST(bytes_per_entry_and_throughput)
 	fd_crdt_free(b);
 	fd_crdt_free(d);
 }
+
+TEST(limits_refuse_without_changing_anything)
+{
+	struct fd_crdt_limits lim;
+	struct fd_crdt *a, *b;
+	size_t len1, len2;
+	unsigned char *e1, *e2;
+
+	fd_crdt_limits_default(&lim);
+	lim.max_names = 3;
+	a = fd_crdt_new(1, &lim);
+	b = must_new(2);
+	REQUIRE(a != NULL);
+	CHECK_EQ(reg(a, "a", "1", 1, NULL), 0);
+	CHECK_EQ(reg(a, "b", "1", 1, NULL), 0);
+	CHECK_EQ(reg(a, "c", "1", 1, NULL), 0);
+	errno = 0;
+	CHECK_EQ(reg(a, "d", "1", 1, NULL), -1);
+	CHECK_EQ(errno, ENOSPC);
+	CHECK_EQ(reg(a, "a", "2", 2, NULL), 0); /* replacing takes no room */
+	reg(b, "x", "1", 1, NULL);
+	reg(b, "y", "1", 1, NULL);
+	e1 = enc(a, &len1);
+	CHECK_EQ(fd_crdt_merge(a, b), -1);
+	CHECK_EQ(errno, ENOSPC);
+	e2 = enc(a, &len2);
+	CHECK(len1 == len2 && !memcmp(e1, e2, len1));
+	free(e1);
+	free(e2);
+	/* Too many concurrent entries for one name. */
+	{
+		struct fd_crdt *c = must_new(1000);
+
+		for (uint64_t i = 1; i <= FD_CRDT_MAX_PER_NAME + 1; i++) {
+			struct fd_crdt *r = must_new(i);
+
+			reg(r, "hot", "1", i, NULL);
+			if (i <= FD_CRDT_MAX_PER_NAME)
+				CHECK_EQ(fd_crdt_merge(c, r), 0);
+			else
+				CHECK_EQ(fd_crdt_merge(c, r), -1);
+			fd_crdt_free(r);
+		}
+		CHECK_EQ(fd_crdt_lookup(c, S("hot"))->n, FD_CRDT_MAX_PER_NAME);
+		CHECK_EQ(winner_node(c, "hot"), 1);
+		fd_crdt_free(c);
+	}
+	/* A value too large. */
+	{
+		char *big = malloc(FD_CRDT_VALUE_MAX + 2);
+
+		memset(big, '1', FD_CRDT_VALUE_MAX + 1);
+		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX + 1, 1, 0, NULL, NULL), -1);
+		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX, 1, 0, NULL, NULL), 0);
+		free(big);
+	}
+	fd_crdt_free(a);
+	fd_crdt_free(b);
+}
+
+TEST(memory_returns_to_base_when_emptied)
+{
+	struct fd_crdt *a = must_new(1), *b = must_new(2);
+	size_t base = fd_crdt_mem(a);
+
+	for (int i = 0; i < 5000; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "n.%d", i);
+		reg(a, name, "[1,2,3]", (uint64_t)i, NULL);
+	}
+	fd_crdt_merge(b, a);
+	for (int i = 0; i < 5000; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "n.%d", i);
+		fd_crdt_unregister(a, S(name), NULL);
+	}
+	fd_crdt_merge(b, a);
+	CHECK_EQ(fd_crdt_names(b), 0);
+	CHECK_EQ(fd_crdt_cloud(b), 0);
+	/* What is left: the struct, one context entry per node, a small table. */
+	CHECK_INT(fd_crdt_mem(a) - base, <, 512);
+	CHECK_INT(fd_crdt_mem(b) - base, <, 512);
+	fd_crdt_free(a);
+	fd_crdt_free(b);
+}
