@@ -1,18 +1,9 @@
 #!/usr/bin/env bats
 # shellcheck disable=SC2154,SC2016  # stderr* come from bats run; $1 in bash -c is meant
 # fd-join against real fd-node clusters.
-#
-# WAITING FOR THE NODE SIDE: these tests need fd-node's POST /v1/join and
-# GET /v1/members (the contract in the fd-join(1) page). Until they land,
-# every test here is skipped. To run them anyway:
-#     FD_TEST_JOIN_API=1 scripts/run-tests build/asan fd-join-cluster
-# When fd-node implements the API, delete the `skip` line in setup().
 
 setup()
 {
-	if [ "${FD_TEST_JOIN_API:-0}" != 1 ]; then
-		skip "needs fd-node's /v1/join and /v1/members (FD_TEST_JOIN_API=1 to run)"
-	fi
 	load helpers/common
 	load helpers/spawn
 	fd_common_setup
@@ -21,9 +12,6 @@ setup()
 
 teardown()
 {
-	if [ "${FD_TEST_JOIN_API:-0}" != 1 ]; then
-		return 0
-	fi
 	spawn_stop_all
 	fd_common_teardown
 }
