@@ -88,7 +88,8 @@ struct fd_member {
 	int64_t next_probe, next_gossip, next_pushpull, next_reconnect,
 		next_reap;
 	int leaving;
-	int conflict_seen; /* 0, 1: we outranked a twin first, 2: it did */
+	int outranked_twin; /* we saw an older instance under our name */
+	int conflict_role;  /* 0 no conflict yet, 1 newcomer, 2 incumbent */
 	const char *quiet_except; /* while set, only news about it is queued */
 
 	struct bcast *bc;
@@ -927,12 +928,18 @@ static void on_alive(struct fd_member *m, int64_t now,
 		}
 		if (w->incarnation < self->inc) {
 			/* An older instance under our name: ours wins. */
-			if (!m->conflict_seen)
-				m->conflict_seen = 1;
+			m->outranked_twin = 1;
 			return;
 		}
 		if (m->leaving)
 			return;
+		/* The first claim decides who we are: a refutation of our own
+		 * claim (exactly our incarnation + 1) means the name was taken
+		 * before we came; any other means another node came after us. */
+		if (!m->conflict_role)
+			m->conflict_role = m->outranked_twin ||
+						   w->incarnation == self->inc + 1
+					   ? 1 : 2;
 		refute(m, w->incarnation);
 		m->stats.conflicts++;
 		{
@@ -946,11 +953,9 @@ static void on_alive(struct fd_member *m, int64_t now,
 				ev->old_state = ev->new_state = FD_MEMBER_ALIVE;
 				ev->incarnation = w->incarnation;
 				ev->time = now;
-				ev->newcomer = m->conflict_seen == 1;
+				ev->newcomer = m->conflict_role == 1;
 			}
 		}
-		if (!m->conflict_seen)
-			m->conflict_seen = 2;
 		return;
 	}
 	i = find(m, w->name);
@@ -1089,31 +1094,35 @@ static void apply_sender(struct fd_member *m, int64_t now,
 		on_dead(m, now, w, FD_MEMBER_LEFT, w->name);
 }
 
-/* A member we hold failed talks to us as if all were well: it missed the
- * news, so tell it (at most once per probe interval), and it refutes
- * instead of waiting for the next push-pull. */
+/* The sender's own record lost against ours: it is a member we hold
+ * failed that missed the news, or another instance under a name whose
+ * current holder outranks it. Tell it (at most once per probe interval per
+ * name), so it refutes or learns of the conflict now rather than at the
+ * next push-pull. */
 static void maybe_nudge(struct fd_member *m, int64_t now,
 			const struct fd_wire_node *w, const char *from_addr)
 {
 	struct node *nd;
 	int32_t i;
 
-	if (w->state != FD_WIRE_ALIVE || is_self(m, w->name))
+	if (w->state != FD_WIRE_ALIVE || !from_addr[0] || is_self(m, w->name))
 		return;
 	i = find(m, w->name);
 	if (i < 0)
 		return;
 	nd = &m->nodes[i];
-	if (nd->state != FD_MEMBER_FAILED || !same_id(nd, w) ||
-	    w->incarnation > nd->inc ||
-	    now - nd->nudged < m->cfg.probe_interval)
+	if (same_id(nd, w) ? nd->state != FD_MEMBER_FAILED || w->incarnation > nd->inc
+			   : !live(nd->state) || w->incarnation > nd->inc)
+		return;
+	if (now - nd->nudged < m->cfg.probe_interval)
 		return;
 	nd->nudged = now;
-	node_to_wire(nd, &m->upd.node);
-	copy_str(m->upd.from, sizeof(m->upd.from), m->nodes[0].name);
 	{
-		struct fd_wire_update u = m->upd;
+		struct fd_wire_update u;
 
+		node_to_wire(nd, &u.node);
+		copy_str(u.from, sizeof(u.from),
+			 nd->state == FD_MEMBER_FAILED ? m->nodes[0].name : "");
 		send_msg(m, from_addr, FD_WIRE_GOSSIP, 0, 0, NULL, &u, 0);
 	}
 }

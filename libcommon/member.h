@@ -175,8 +175,10 @@ enum fd_member_event_type {
 	FD_MEMBER_EV_STATE = 1,
 	/* Another instance (id, addr, incarnation) announces our name while we
 	 * run. We refuted. newcomer is 1 when we are most likely the newer of
-	 * the two (we outranked that instance first, then it came back above
-	 * us): the shell should then exit with "name already in use". */
+	 * the two (the first claim we saw refuted ours: it carried exactly our
+	 * incarnation + 1, or we had outranked that name's older record): the
+	 * shell should then exit with "name already in use". The incumbent
+	 * gets newcomer 0 and keeps refuting, so it keeps its name. */
 	FD_MEMBER_EV_CONFLICT = 2,
 };
 
