@@ -90,7 +90,7 @@ struct fd_member {
 	int leaving;
 	int outranked_twin; /* we saw an older instance under our name */
 	int conflict_role;  /* 0 no conflict yet, 1 newcomer, 2 incumbent */
-	const char *quiet_except; /* while set, only news about it is queued */
+	int64_t pp_backoff; /* current push-pull period while ramping up */
 
 	struct bcast *bc;
 	uint32_t bc_cap;
@@ -130,8 +130,8 @@ int fd_member_config_profile(struct fd_member_config *cfg, const char *profile)
 	};
 
 	if (strcmp(profile, "local") == 0) {
-		c.probe_interval = 200;
-		c.probe_timeout = 100;
+		c.probe_interval = 150;
+		c.probe_timeout = 75;
 		c.suspicion_mult = 3;
 		c.gossip_interval = 40;
 		c.gossip_to_dead = 6000;
@@ -661,8 +661,6 @@ static void queue_bcast(struct fd_member *m, uint32_t i, const char *from)
 	struct node *nd = &m->nodes[i];
 	int32_t b = nd->bc;
 
-	if (m->quiet_except && i != 0 && strcmp(nd->name, m->quiet_except) != 0)
-		return;
 	if (b >= 0) {
 		bq_unlink(m, b);
 		free(m->bc[b].from);
@@ -1484,6 +1482,12 @@ void fd_member_tick(struct fd_member *m, int64_t now)
 		int i = pick_state(m, FD_MEMBER_ALIVE);
 
 		m->next_pushpull = now + pushpull_every(m);
+		/* Early on, sync again soon: what a join taught us may have
+		 * missed nodes that joined at the same time. */
+		if (m->pp_backoff < pushpull_every(m)) {
+			m->next_pushpull = now + m->pp_backoff;
+			m->pp_backoff *= 2;
+		}
 		if (i > 0)
 			out_pushpull(m, m->nodes[i].addr, 0);
 	}
@@ -1566,8 +1570,9 @@ struct fd_member *fd_member_new(const struct fd_member_config *cfg,
 	/* Spread the timers so nodes started together do not beat in step. */
 	m->next_probe = now + (int64_t)rnd_below(m, (uint64_t)cfg->probe_interval);
 	m->next_gossip = now + (int64_t)rnd_below(m, (uint64_t)cfg->gossip_interval);
-	m->next_pushpull = now + cfg->pushpull_interval / 2 +
-			   (int64_t)rnd_below(m, (uint64_t)cfg->pushpull_interval / 2 + 1);
+	m->pp_backoff = 5 * cfg->probe_interval;
+	m->next_pushpull = now + m->pp_backoff / 2 +
+			   (int64_t)rnd_below(m, (uint64_t)m->pp_backoff / 2 + 1);
 	m->next_reconnect = now + cfg->reconnect_interval / 2 +
 			    (int64_t)rnd_below(m, (uint64_t)cfg->reconnect_interval / 2 + 1);
 	m->next_reap = now + reap_every(m);
@@ -1660,10 +1665,6 @@ int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
 		return -1;
 	}
 	m->stats.pushpull_rx++;
-	/* Our first contact (we know nobody yet): the cluster already knows
-	 * what it teaches us, so only the peer's own record is news. */
-	if (m->n == 1)
-		m->quiet_except = r.sender.name;
 	apply_sender(m, now, &r.sender, NULL);
 	while (fd_wire_pp_next(&r, w)) {
 		/* As memberlist does: a remote "failed" only makes us suspect,
@@ -1675,7 +1676,6 @@ int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
 		else
 			on_suspect(m, now, w, r.sender.name);
 	}
-	m->quiet_except = NULL;
 	return 0;
 }
 

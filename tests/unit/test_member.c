@@ -204,7 +204,7 @@ TEST(config_profiles)
 	CHECK_EQ(c.retransmit_mult, 4);
 	CHECK_EQ(fd_member_config_check(&c), 0);
 	REQUIRE(fd_member_config_profile(&c, "local") == 0);
-	CHECK_EQ(c.probe_interval, 200);
+	CHECK_EQ(c.probe_interval, 150);
 	CHECK_EQ(c.gossip_interval, 40);
 	CHECK_EQ(fd_member_config_check(&c), 0);
 	REQUIRE(fd_member_config_profile(&c, "wan") == 0);
@@ -466,8 +466,13 @@ TEST(datagrams_fit_and_updates_supersede)
 	for (int64_t t = 3; t < 5000; t += 10) {
 		fd_member_tick(m, t);
 		while (fd_member_next_output(m, &out)) {
+			if (out.kind != FD_MEMBER_OUT_DGRAM)
+				continue;
 			CHECK_INT(out.len, <=, FD_WIRE_MTU);
-			REQUIRE(fd_wire_decode(out.buf, out.len, &dmsg) == 0);
+			if (fd_wire_decode(out.buf, out.len, &dmsg) != 0) {
+				unit_fail(__FILE__, __LINE__, "undecodable datagram");
+				continue;
+			}
 			for (unsigned i = 0; i < dmsg.nupdates; i++)
 				if (strcmp(dmsg.updates[i].node.name, "f3") == 0) {
 					CHECK_EQ(dmsg.updates[i].node.state, FD_WIRE_ALIVE);
