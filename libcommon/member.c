@@ -891,8 +891,10 @@ static void set_state(struct fd_member *m, uint32_t i, uint8_t state,
 static void refute(struct fd_member *m, uint64_t inc)
 {
 	struct node *self = &m->nodes[0];
+	uint64_t top = inc > self->inc ? inc : self->inc;
 
-	self->inc = (inc > self->inc ? inc : self->inc) + 1;
+	/* Saturate: a hostile UINT64_MAX must not wrap us back to 0. */
+	self->inc = top == UINT64_MAX ? top : top + 1;
 	queue_bcast(m, 0, NULL);
 	awareness_add(m, 1);
 	m->stats.refutes++;
@@ -1127,16 +1129,16 @@ static void maybe_nudge(struct fd_member *m, int64_t now,
 
 /* ---- probing ---- */
 
-static void probe_done(struct fd_member *m, int ok)
+static void probe_ok(struct fd_member *m)
 {
 	m->probe.active = 0;
-	awareness_add(m, ok ? -1 : 0);
+	awareness_add(m, -1);
 }
 
 static void handle_ack(struct fd_member *m, uint32_t seq)
 {
 	if (m->probe.active && seq == m->probe.seq) {
-		probe_done(m, 1);
+		probe_ok(m);
 		return;
 	}
 	for (int i = 0; i < INDIRECT_MAX && m->nind; i++) {
@@ -1363,7 +1365,7 @@ static void probe_indirect(struct fd_member *m, int64_t now)
 
 	m->probe.indirect_sent = 1;
 	if (t < 0 || memcmp(m->nodes[t].id, m->probe.id, FD_MEMBER_ID_LEN) != 0) {
-		probe_done(m, 1); /* gone or replaced meanwhile */
+		m->probe.active = 0; /* gone or replaced meanwhile: no verdict */
 		return;
 	}
 	k = pick(m, helpers, m->cfg.indirect_checks, eligible_helper, t, now);
