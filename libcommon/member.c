@@ -88,8 +88,9 @@ struct fd_member {
 	int64_t next_probe, next_gossip, next_pushpull, next_reconnect,
 		next_reap;
 	int leaving;
-	int conflict_seen; /* 0, 1: we outranked a twin first, 2: it did */
-	const char *quiet_except; /* while set, only news about it is queued */
+	int outranked_twin; /* we saw an older instance under our name */
+	int conflict_role;  /* 0 no conflict yet, 1 newcomer, 2 incumbent */
+	int64_t pp_backoff; /* current push-pull period while ramping up */
 
 	struct bcast *bc;
 	uint32_t bc_cap;
@@ -129,8 +130,8 @@ int fd_member_config_profile(struct fd_member_config *cfg, const char *profile)
 	};
 
 	if (strcmp(profile, "local") == 0) {
-		c.probe_interval = 200;
-		c.probe_timeout = 100;
+		c.probe_interval = 150;
+		c.probe_timeout = 75;
 		c.suspicion_mult = 3;
 		c.gossip_interval = 40;
 		c.gossip_to_dead = 6000;
@@ -660,8 +661,6 @@ static void queue_bcast(struct fd_member *m, uint32_t i, const char *from)
 	struct node *nd = &m->nodes[i];
 	int32_t b = nd->bc;
 
-	if (m->quiet_except && i != 0 && strcmp(nd->name, m->quiet_except) != 0)
-		return;
 	if (b >= 0) {
 		bq_unlink(m, b);
 		free(m->bc[b].from);
@@ -892,8 +891,10 @@ static void set_state(struct fd_member *m, uint32_t i, uint8_t state,
 static void refute(struct fd_member *m, uint64_t inc)
 {
 	struct node *self = &m->nodes[0];
+	uint64_t top = inc > self->inc ? inc : self->inc;
 
-	self->inc = (inc > self->inc ? inc : self->inc) + 1;
+	/* Saturate: a hostile UINT64_MAX must not wrap us back to 0. */
+	self->inc = top == UINT64_MAX ? top : top + 1;
 	queue_bcast(m, 0, NULL);
 	awareness_add(m, 1);
 	m->stats.refutes++;
@@ -927,12 +928,18 @@ static void on_alive(struct fd_member *m, int64_t now,
 		}
 		if (w->incarnation < self->inc) {
 			/* An older instance under our name: ours wins. */
-			if (!m->conflict_seen)
-				m->conflict_seen = 1;
+			m->outranked_twin = 1;
 			return;
 		}
 		if (m->leaving)
 			return;
+		/* The first claim decides who we are: a refutation of our own
+		 * claim (exactly our incarnation + 1) means the name was taken
+		 * before we came; any other means another node came after us. */
+		if (!m->conflict_role)
+			m->conflict_role = m->outranked_twin ||
+						   w->incarnation == self->inc + 1
+					   ? 1 : 2;
 		refute(m, w->incarnation);
 		m->stats.conflicts++;
 		{
@@ -946,11 +953,9 @@ static void on_alive(struct fd_member *m, int64_t now,
 				ev->old_state = ev->new_state = FD_MEMBER_ALIVE;
 				ev->incarnation = w->incarnation;
 				ev->time = now;
-				ev->newcomer = m->conflict_seen == 1;
+				ev->newcomer = m->conflict_role == 1;
 			}
 		}
-		if (!m->conflict_seen)
-			m->conflict_seen = 2;
 		return;
 	}
 	i = find(m, w->name);
@@ -1089,47 +1094,51 @@ static void apply_sender(struct fd_member *m, int64_t now,
 		on_dead(m, now, w, FD_MEMBER_LEFT, w->name);
 }
 
-/* A member we hold failed talks to us as if all were well: it missed the
- * news, so tell it (at most once per probe interval), and it refutes
- * instead of waiting for the next push-pull. */
+/* The sender's own record lost against ours: it is a member we hold
+ * failed that missed the news, or another instance under a name whose
+ * current holder outranks it. Tell it (at most once per probe interval per
+ * name), so it refutes or learns of the conflict now rather than at the
+ * next push-pull. */
 static void maybe_nudge(struct fd_member *m, int64_t now,
 			const struct fd_wire_node *w, const char *from_addr)
 {
 	struct node *nd;
 	int32_t i;
 
-	if (w->state != FD_WIRE_ALIVE || is_self(m, w->name))
+	if (w->state != FD_WIRE_ALIVE || !from_addr[0] || is_self(m, w->name))
 		return;
 	i = find(m, w->name);
 	if (i < 0)
 		return;
 	nd = &m->nodes[i];
-	if (nd->state != FD_MEMBER_FAILED || !same_id(nd, w) ||
-	    w->incarnation > nd->inc ||
-	    now - nd->nudged < m->cfg.probe_interval)
+	if (same_id(nd, w) ? nd->state != FD_MEMBER_FAILED || w->incarnation > nd->inc
+			   : !live(nd->state) || w->incarnation > nd->inc)
+		return;
+	if (now - nd->nudged < m->cfg.probe_interval)
 		return;
 	nd->nudged = now;
-	node_to_wire(nd, &m->upd.node);
-	copy_str(m->upd.from, sizeof(m->upd.from), m->nodes[0].name);
 	{
-		struct fd_wire_update u = m->upd;
+		struct fd_wire_update u;
 
+		node_to_wire(nd, &u.node);
+		copy_str(u.from, sizeof(u.from),
+			 nd->state == FD_MEMBER_FAILED ? m->nodes[0].name : "");
 		send_msg(m, from_addr, FD_WIRE_GOSSIP, 0, 0, NULL, &u, 0);
 	}
 }
 
 /* ---- probing ---- */
 
-static void probe_done(struct fd_member *m, int ok)
+static void probe_ok(struct fd_member *m)
 {
 	m->probe.active = 0;
-	awareness_add(m, ok ? -1 : 0);
+	awareness_add(m, -1);
 }
 
 static void handle_ack(struct fd_member *m, uint32_t seq)
 {
 	if (m->probe.active && seq == m->probe.seq) {
-		probe_done(m, 1);
+		probe_ok(m);
 		return;
 	}
 	for (int i = 0; i < INDIRECT_MAX && m->nind; i++) {
@@ -1356,7 +1365,7 @@ static void probe_indirect(struct fd_member *m, int64_t now)
 
 	m->probe.indirect_sent = 1;
 	if (t < 0 || memcmp(m->nodes[t].id, m->probe.id, FD_MEMBER_ID_LEN) != 0) {
-		probe_done(m, 1); /* gone or replaced meanwhile */
+		m->probe.active = 0; /* gone or replaced meanwhile: no verdict */
 		return;
 	}
 	k = pick(m, helpers, m->cfg.indirect_checks, eligible_helper, t, now);
@@ -1475,6 +1484,12 @@ void fd_member_tick(struct fd_member *m, int64_t now)
 		int i = pick_state(m, FD_MEMBER_ALIVE);
 
 		m->next_pushpull = now + pushpull_every(m);
+		/* Early on, sync again soon: what a join taught us may have
+		 * missed nodes that joined at the same time. */
+		if (m->pp_backoff < pushpull_every(m)) {
+			m->next_pushpull = now + m->pp_backoff;
+			m->pp_backoff *= 2;
+		}
 		if (i > 0)
 			out_pushpull(m, m->nodes[i].addr, 0);
 	}
@@ -1557,8 +1572,9 @@ struct fd_member *fd_member_new(const struct fd_member_config *cfg,
 	/* Spread the timers so nodes started together do not beat in step. */
 	m->next_probe = now + (int64_t)rnd_below(m, (uint64_t)cfg->probe_interval);
 	m->next_gossip = now + (int64_t)rnd_below(m, (uint64_t)cfg->gossip_interval);
-	m->next_pushpull = now + cfg->pushpull_interval / 2 +
-			   (int64_t)rnd_below(m, (uint64_t)cfg->pushpull_interval / 2 + 1);
+	m->pp_backoff = 5 * cfg->probe_interval;
+	m->next_pushpull = now + m->pp_backoff / 2 +
+			   (int64_t)rnd_below(m, (uint64_t)m->pp_backoff / 2 + 1);
 	m->next_reconnect = now + cfg->reconnect_interval / 2 +
 			    (int64_t)rnd_below(m, (uint64_t)cfg->reconnect_interval / 2 + 1);
 	m->next_reap = now + reap_every(m);
@@ -1651,10 +1667,6 @@ int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
 		return -1;
 	}
 	m->stats.pushpull_rx++;
-	/* Our first contact (we know nobody yet): the cluster already knows
-	 * what it teaches us, so only the peer's own record is news. */
-	if (m->n == 1)
-		m->quiet_except = r.sender.name;
 	apply_sender(m, now, &r.sender, NULL);
 	while (fd_wire_pp_next(&r, w)) {
 		/* As memberlist does: a remote "failed" only makes us suspect,
@@ -1666,7 +1678,6 @@ int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
 		else
 			on_suspect(m, now, w, r.sender.name);
 	}
-	m->quiet_except = NULL;
 	return 0;
 }
 

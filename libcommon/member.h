@@ -33,11 +33,15 @@
  * members (including members failed less than gossip_to_dead ago) every
  * gossip interval, each update retransmit_mult * ceil(log10(n + 1)) times,
  * least-sent and newest first; a newer update about a member replaces the
- * queued one. A push-pull of the full state with a random member runs every
- * pushpull_interval (scaled up above 32 members), and one with a random
- * failed member every reconnect_interval, which merges the two sides of a
- * healed partition; failed and left members are forgotten after
- * reap_timeout.
+ * queued one. Every datagram carries its sender's own record, so any
+ * contact introduces the sender, and a sender whose record is outranked by
+ * ours (a member we hold failed that missed the news, or a second instance
+ * under a held name) is told at once. A push-pull of the full state with a
+ * random member runs every pushpull_interval (scaled up above 32 members;
+ * the first ones come sooner: 5 probe intervals after start, doubling), and
+ * one with a random failed member every reconnect_interval, which merges
+ * the two sides of a healed partition; failed and left members are
+ * forgotten after reap_timeout.
  *
  * Identity. Members are keyed by name. The 16-byte id tells instances
  * apart: an alive announcement under a known name with another id replaces
@@ -79,7 +83,10 @@ enum fd_member_state {
 /* All times in milliseconds. */
 struct fd_member_config {
 	int64_t probe_interval;
-	int64_t probe_timeout;	   /* direct ping, before ping-reqs */
+	int64_t probe_timeout;	   /* direct ping, before ping-reqs; keep it
+				    * <= probe_interval / 2 so helpers' nacks
+				    * (sent 0.8 probe_timeout after they ask)
+				    * arrive before the probe ends */
 	unsigned indirect_checks;  /* k helpers asked to ping-req */
 	unsigned suspicion_mult;
 	unsigned suspicion_max_mult;
@@ -175,8 +182,10 @@ enum fd_member_event_type {
 	FD_MEMBER_EV_STATE = 1,
 	/* Another instance (id, addr, incarnation) announces our name while we
 	 * run. We refuted. newcomer is 1 when we are most likely the newer of
-	 * the two (we outranked that instance first, then it came back above
-	 * us): the shell should then exit with "name already in use". */
+	 * the two (the first claim we saw refuted ours: it carried exactly our
+	 * incarnation + 1, or we had outranked that name's older record): the
+	 * shell should then exit with "name already in use". The incumbent
+	 * gets newcomer 0 and keeps refuting, so it keeps its name. */
 	FD_MEMBER_EV_CONFLICT = 2,
 };
 
