@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "utf8.h"
 
 #define FD_JSONL_MAX_LINE (1024 * 1024)
 #define FD_JSON_MAX_DEPTH 64
@@ -67,10 +68,6 @@ int fd_jsonl_pending(const struct fd_jsonl_reader *r);
  * or NULL with err filled. Used for HTTP bodies and arguments too. */
 struct json_object *fd_json_parse(const char *buf, size_t len,
 				  struct fd_err *err);
-
-/* Checks that s[0..len) is valid UTF-8 (no overlongs, no surrogates).
- * Returns 1 or 0. */
-int fd_utf8_valid(const char *s, size_t len);
 
 /* Writes o as one compact line to stdout. Returns 0, or -1 with errno set on
  * a write error other than EPIPE (EPIPE exits 0, see above). */

@@ -1,4 +1,5 @@
 #include "wire.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <string.h>
@@ -155,6 +156,11 @@ static void get_str(struct fd_wire_cur *c, char *dst, size_t min, size_t max,
 			return;
 		}
 	}
+	/* Names end up in JSON output: they must be text. */
+	if (!addr && !fd_utf8_valid((const char *)p, n)) {
+		c->err = 1;
+		return;
+	}
 	memcpy(dst, p, n);
 	dst[n] = '\0';
 	c->off += n;
@@ -172,7 +178,9 @@ void fd_wire_get_addr(struct fd_wire_cur *c, char *dst)
 
 int fd_wire_name_ok(const char *name)
 {
-	return str_check(name, FD_WIRE_NAME_MAX, 0) >= 1;
+	int n = str_check(name, FD_WIRE_NAME_MAX, 0);
+
+	return n >= 1 && fd_utf8_valid(name, (size_t)n);
 }
 
 int fd_wire_addr_ok(const char *addr)

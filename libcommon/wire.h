@@ -25,7 +25,7 @@
  *
  * A node record is: state u8 | incarnation u64 | id[16] | name (u8 length,
  * 1..255 bytes) | addr (u8 length, 0..63 bytes, "host:port"). Integers are
- * big-endian. Strings carry no NUL; names reject control characters, addrs
+ * big-endian. Strings carry no NUL; names are UTF-8 without control characters, addrs
  * accept printable ASCII without spaces.
  *
  * The push-pull state (carried in an HTTP body, not a datagram) is

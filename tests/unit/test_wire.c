@@ -15,15 +15,15 @@ static void rand_str(char *dst, size_t maxlen, size_t minlen, int addr)
 	if (unit_rand_below(4) != 0 && n > 12)
 		n = minlen + unit_rand_below(12 - minlen + 1);
 	for (size_t i = 0; i < n; i++) {
-		uint8_t b;
-
-		if (addr)
-			b = (uint8_t)(0x21 + unit_rand_below(0x7e - 0x21));
-		else
-			b = (uint8_t)(0x20 + unit_rand_below(0xe0));
-		if (!addr && b == 0x7f)
-			b = 'x';
-		dst[i] = (char)b;
+		if (addr) {
+			dst[i] = (char)(0x21 + unit_rand_below(0x7e - 0x21));
+		} else if (i + 1 < n && unit_rand_below(4) == 0) {
+			/* names are UTF-8: some two-byte characters (U+00C0..U+00FF) */
+			dst[i++] = (char)0xc3;
+			dst[i] = (char)(0x80 + unit_rand_below(0x40));
+		} else {
+			dst[i] = (char)(0x20 + unit_rand_below(0x7f - 0x20));
+		}
 	}
 	dst[n] = '\0';
 }
@@ -217,6 +217,9 @@ TEST(bad_fields_rejected)
 	name_off = 4 + 1 + 8 + 16 + 1;
 	buf[name_off] = '\n';
 	CHECK_EQ(fd_wire_decode(buf, (size_t)len, &msg_b), -1);
+	/* a byte that is not UTF-8 in the name (names end up in JSON) */
+	buf[name_off] = (char)0xff;
+	CHECK_EQ(fd_wire_decode(buf, (size_t)len, &msg_b), -1);
 	buf[name_off] = 'n';
 	/* an empty name */
 	m->sender.name[0] = '\0';
@@ -231,6 +234,8 @@ TEST(bad_fields_rejected)
 	CHECK(fd_wire_addr_ok(m->sender.addr));
 	CHECK(!fd_wire_name_ok(""));
 	CHECK(fd_wire_name_ok("node 1"));
+	CHECK(fd_wire_name_ok("n\xc3\xa9ud"));
+	CHECK(!fd_wire_name_ok("n\xc3"));
 	CHECK(!fd_wire_addr_ok("node 1"));
 	/* too many updates claimed */
 	m->sender.addr[0] = '\0';
