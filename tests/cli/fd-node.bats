@@ -430,6 +430,34 @@ complete_words()
 	assert_line "$FD_TMP/some.pid"
 }
 
+@test "bash completion: membership options, profiles, members and leave" {
+	run -0 complete_words fd-node --pro
+	assert_output '--profile'
+	run -0 complete_words fd-node -p ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'lan local wan '
+	run -0 complete_words fd-node --profile=w
+	assert_output 'wan'
+	run -0 complete_words fd-node --
+	assert_line --join
+	assert_line --retry-join
+	assert_line --advertise
+	assert_line --ready-quorum
+	assert_line --ready-expect
+	run -0 complete_words fd-node ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'info leave members '
+	# After --join ADDR the next word is still an option or a subcommand.
+	run -0 complete_words fd-node -j 127.0.0.1:4380 m
+	assert_output members
+	run -0 complete_words fd-node members -
+	assert_line --format
+	assert_line --node
+	refute_line --join
+	run -0 complete_words fd-node members -f ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'json table '
+	run -0 complete_words fd-node leave --
+	assert_line --timeout
+}
+
 @test "zsh completion: a #compdef file that zsh can parse" {
 	run -0 head -n 1 "$FD_ROOT/completions/zsh/_fd-node"
 	assert_output '#compdef fd-node'
