@@ -33,6 +33,16 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	assert_equal "$output" "fd-node $version"
 }
 
+@test "the man page SYNOPSIS names every option and subcommand of the usage" {
+	local opt synopsis
+	synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$FD_ROOT/man/fd-node.1")
+	for opt in -N -l -p -j --retry-join -d --advertise --ready-quorum --ready-expect \
+		--pid-file --log-file --log-level --log-format --max-body info members leave -n -t -f; do
+		grep -qF -- "${opt//-/\\-}" <<<"$synopsis" ||
+			fail "the SYNOPSIS of man/fd-node.1 does not mention $opt"
+	done
+}
+
 @test "an unknown option: exit 2, what was wrong and the usage on stderr, nothing on stdout" {
 	run -2 --separate-stderr fd_node_bounded --bogus --listen 127.0.0.1:0
 	assert_equal "$output" ""
