@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local three-node fd cluster, shown and stopped. Run by `make demo` after
+# A local three-node fd cluster: started, joined into one cluster, shown,
+# one node killed and seen failed, the rest stopped. Run by `make demo` after
 # the release build, or by hand:  examples/demo.sh
 #
 # Narration goes to stderr, data (the nodes' JSON) to stdout, so
@@ -8,14 +9,20 @@
 # removed at the end, on error and on Ctrl-C; the nodes are stopped with
 # SIGTERM and a bounded wait (then SIGKILL).
 #
+# Each step is one function called from main(); later steps (registry,
+# pub/sub, partitions) go in as more functions.
+#
 # Environment: FD_BIN (where the binaries are; default ./bin of the tree),
-# FD_DEMO_NODES (default "n1 n2 n3"), FD_DEMO_KEEP=1 keeps the temp dir.
+# FD_DEMO_NODES (default "n1 n2 n3"; at least 2), FD_DEMO_KEEP=1 keeps the
+# temp dir.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FD_BIN:-$root/bin}
 read -r -a names <<<"${FD_DEMO_NODES:-n1 n2 n3}"
 PATH=$bin:$PATH
+# The membership timings for nodes on one host (fd-node(1), PROFILES).
+profile=local
 
 tmp=
 declare -A addr=() pid=()
@@ -103,7 +110,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 check_tools() {
-	command -v fd-node >/dev/null || die "fd-node not found in $bin (run 'make' first)"
+	local b
+	for b in fd-node fd-discover fd-join; do
+		command -v "$b" >/dev/null || die "$b not found in $bin (run 'make' first)"
+	done
+	[ "${#names[@]}" -ge 2 ] || die "FD_DEMO_NODES: at least two nodes, please"
 	command -v jq >/dev/null || die "jq not found (scripts/install-deps installs it)"
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/fd-demo.XXXXXX")
 }
@@ -112,12 +123,13 @@ start_nodes() {
 	section "Starting ${#names[@]} nodes on 127.0.0.1, each on a free port"
 	say "Each runs in the background (--detach); fd-node returns once the node"
 	say "is ready and prints its identity line: that line says where it is."
+	say "They do not know each other yet."
 	local name line
 	for name in "${names[@]}"; do
-		shown fd-node --detach --name "$name" --listen 127.0.0.1:0 \
+		shown fd-node --detach --profile "$profile" --name "$name" --listen 127.0.0.1:0 \
 			--pid-file "$tmp/$name.pid" --log-file "$tmp/$name.log"
-		line=$(timeout 20 fd-node --detach --name "$name" --listen 127.0.0.1:0 \
-			--pid-file "$tmp/$name.pid" --log-file "$tmp/$name.log") ||
+		line=$(timeout 20 fd-node --detach --profile "$profile" --name "$name" \
+			--listen 127.0.0.1:0 --pid-file "$tmp/$name.pid" --log-file "$tmp/$name.log") ||
 			die "$name did not start"
 		printf '%s\n' "$line"
 		addr[$name]=$(jq -r .addr <<<"$line")
@@ -133,22 +145,106 @@ start_nodes() {
 }
 
 show_info() {
-	section "Asking each node about itself (fd-node info, GET /v1/info)"
-	local name
-	for name in "${names[@]}"; do
-		run_shown fd-node info -n "${addr[$name]}" | jq .
-	done
+	local first=${names[0]}
+	section "Asking $first about itself (fd-node info, GET /v1/info)"
+	run_shown fd-node info -n "${addr[$first]}" |
+		jq -c '{name, addr, profile, members, partitioned}'
 }
 
-# Later: join the nodes into one cluster (fd-join --expect 3), register
-# names (fd-registry), publish and subscribe (fd-pub | fd-sub), partition
-# and heal (fd-partition). Each is one more function called below.
+# join_cluster: the others' addresses, found by a discovery strategy (here
+# the simplest, a static list), piped into fd-join, which asks the first node
+# to join them and waits until it sees every node alive.
+join_cluster() {
+	local first=${names[0]} n=${#names[@]} name peers=()
+	for name in "${names[@]:1}"; do
+		peers+=("${addr[$name]}")
+	done
+	section "Joining them into one cluster (fd-discover | fd-join)"
+	say "fd-discover prints each peer as a JSON line; fd-join asks $first to"
+	say "join each one, prints one result per peer, then waits for $n alive."
+	shown "fd-discover static ${peers[*]} | fd-join -n ${addr[$first]} --expect $n --timeout 10s"
+	fd-discover static "${peers[@]}" |
+		fd-join -n "${addr[$first]}" --expect "$n" --timeout 10s ||
+		die "the cluster did not form"
+}
 
+show_members() {
+	local first=${names[0]}
+	section "The members as $first sees them (fd-node members, GET /v1/members)"
+	run_shown fd-node members -n "${addr[$first]}" --format table >&2
+}
+
+# state_of NODE MEMBER: MEMBER's state as NODE sees it.
+state_of() {
+	fd-node members -n "${addr[$1]}" -t 2s |
+		jq -r --arg m "$2" 'select(.name == $m) | .state'
+}
+
+# kill_one: SIGKILL the last node (no goodbye), then poll the others, with a
+# deadline, until each of them has marked it failed.
+kill_one() {
+	local victim=${names[-1]} name i done_all t0 ms
+	section "Killing $victim with SIGKILL: the others must notice"
+	say "No goodbye: the others find out by probing it (SWIM). With the local"
+	say "profile that takes about a second."
+	shown kill -KILL "${pid[$victim]}"
+	t0=${EPOCHREALTIME/./}
+	kill -KILL "${pid[$victim]}"
+	unset "pid[$victim]"
+	rm -f "$tmp/$victim.pid"
+	for ((i = 0; i < 100; i++)); do
+		done_all=1
+		for name in "${names[@]}"; do
+			[ "$name" != "$victim" ] || continue
+			[ "$(state_of "$name" "$victim")" = failed ] || done_all=0
+		done
+		[ "$done_all" = 0 ] || break
+		sleep 0.1
+	done
+	[ "$done_all" = 1 ] || die "after 10 s, not every node had marked $victim failed"
+	ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+	say "every other node had marked $victim failed within $ms ms"
+	show_members
+}
+
+# Later: register names (fd-registry), publish and subscribe (fd-pub |
+# fd-sub), partition and heal (fd-partition). Each is one more function
+# called from main().
+
+# stop_nodes: the first node leaves through the API (fd-node leave), the
+# others get SIGTERM, which is a graceful leave too: peers record "left".
 stop_nodes() {
-	section "Stopping the nodes (SIGTERM: a clean exit; pid files removed)"
-	local name
-	for name in "${names[@]}"; do
+	section "Stopping the rest (fd-node leave, SIGTERM: graceful leaves)"
+	local first=${names[0]} name p i gone=()
+	for name in "${names[@]:1}"; do
+		[ -n "${pid[$name]:-}" ] || continue
+		shown kill -TERM "${pid[$name]}"
 		stop_node "$name"
+		gone+=("$name")
+	done
+	# They said goodbye: the first node records them as left, not failed.
+	for ((i = 0; i < 50; i++)); do
+		local all_left=1
+		for name in "${gone[@]}"; do
+			[ "$(state_of "$first" "$name")" = left ] || all_left=0
+		done
+		[ "$all_left" = 0 ] || break
+		sleep 0.1
+	done
+	show_members
+	p=${pid[$first]}
+	run_shown fd-node leave -n "${addr[$first]}"
+	for ((i = 0; i < 100; i++)); do
+		alive "$p" || break
+		sleep 0.05
+	done
+	if alive "$p"; then
+		stop_node "$first"
+	else
+		say "stopped $first (pid $p)"
+		unset "pid[$first]"
+	fi
+	for name in "${names[@]}"; do
 		[ ! -e "$tmp/$name.pid" ] || die "$name left its pid file behind"
 	done
 }
@@ -156,7 +252,10 @@ stop_nodes() {
 main() {
 	check_tools
 	start_nodes
+	join_cluster
+	show_members
 	show_info
+	kill_one
 	stop_nodes
 	section "Done"
 }

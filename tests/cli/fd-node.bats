@@ -33,6 +33,16 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	assert_equal "$output" "fd-node $version"
 }
 
+@test "the man page SYNOPSIS names every option and subcommand of the usage" {
+	local opt synopsis
+	synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$FD_ROOT/man/fd-node.1")
+	for opt in -N -l -p -j --retry-join -d --advertise --ready-quorum --ready-expect \
+		--pid-file --log-file --log-level --log-format --max-body info members leave -n -t -f; do
+		grep -qF -- "${opt//-/\\-}" <<<"$synopsis" ||
+			fail "the SYNOPSIS of man/fd-node.1 does not mention $opt"
+	done
+}
+
 @test "an unknown option: exit 2, what was wrong and the usage on stderr, nothing on stdout" {
 	run -2 --separate-stderr fd_node_bounded --bogus --listen 127.0.0.1:0
 	assert_equal "$output" ""
@@ -428,6 +438,34 @@ complete_words()
 	touch "$FD_TMP/some.pid"
 	run -0 complete_words fd-node --pid-file "$FD_TMP/some"
 	assert_line "$FD_TMP/some.pid"
+}
+
+@test "bash completion: membership options, profiles, members and leave" {
+	run -0 complete_words fd-node --pro
+	assert_output '--profile'
+	run -0 complete_words fd-node -p ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'lan local wan '
+	run -0 complete_words fd-node --profile=w
+	assert_output 'wan'
+	run -0 complete_words fd-node --
+	assert_line --join
+	assert_line --retry-join
+	assert_line --advertise
+	assert_line --ready-quorum
+	assert_line --ready-expect
+	run -0 complete_words fd-node ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'info leave members '
+	# After --join ADDR the next word is still an option or a subcommand.
+	run -0 complete_words fd-node -j 127.0.0.1:4380 m
+	assert_output members
+	run -0 complete_words fd-node members -
+	assert_line --format
+	assert_line --node
+	refute_line --join
+	run -0 complete_words fd-node members -f ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'json table '
+	run -0 complete_words fd-node leave --
+	assert_line --timeout
 }
 
 @test "zsh completion: a #compdef file that zsh can parse" {
