@@ -60,6 +60,7 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 			dup2(logfd, STDERR_FILENO);
 		signal(SIGPIPE, SIG_DFL);
 		execvp(c->fd_node, (char *const *)argv);
+		dprintf(STDERR_FILENO, "unable to run '%s': %s\n", c->fd_node, strerror(errno));
 		_exit(127);
 	}
 	close(p[1]);

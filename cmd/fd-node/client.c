@@ -130,12 +130,15 @@ int cmd_members(int argc, char **argv)
 int cmd_leave(int argc, char **argv)
 {
 	struct client_opts o;
-	struct json_object *resp;
+	struct json_object *resp, *out;
 
 	client_opts(argc, argv, &o);
 	resp = call(&o, "POST", "/v1/leave");
-	json_object_object_add(resp, "type", json_object_new_string("result"));
-	fd_emit(resp);
+	out = fd_json_record("result");
+	json_object_object_foreach(resp, k, v)
+		json_object_object_add(out, k, json_object_get(v));
+	fd_emit(out);
+	json_object_put(out);
 	json_object_put(resp);
 	return fd_finish_stdout(FD_EXIT_OK);
 }

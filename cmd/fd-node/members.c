@@ -289,7 +289,9 @@ static void pump(struct members *ms)
 			if (ev.newcomer) {
 				fd_errlog("name '%s' is already in use by the node at %s: stopping",
 					  ev.name, ev.addr);
-				node_report(ms->n, "name already in use by another node");
+				node_report(ms->n, FD_EXIT_CONFLICT,
+					    "name '%s' is already in use by the node at %s", ev.name,
+					    ev.addr);
 				node_stop(ms->n, FD_EXIT_CONFLICT);
 			}
 		} else {
@@ -428,7 +430,8 @@ static void name_check_done(const struct fd_http_resp *r, void *arg)
 	if (id && strcmp(id, nc->id) == 0) {
 		fd_errlog("name '%s' is already in use by the node at %s: stopping",
 			  ms->n->name, fd_json_get_str(info, "addr"));
-		node_report(ms->n, "name already in use by another node");
+		node_report(ms->n, FD_EXIT_CONFLICT, "name '%s' is already in use by the node at %s",
+			    ms->n->name, fd_json_get_str(info, "addr"));
 		node_stop(ms->n, FD_EXIT_CONFLICT);
 		saved.status = 409;
 		saved.error = "name already in use";
@@ -645,18 +648,18 @@ static void join_finish(struct join_req *j)
 	} else if (ok > 0) {
 		ms->joined = 1;
 		fd_info("joined the cluster through %d of %d addresses", ok, j->ncalls);
-		node_report(ms->n, "ok");
+		node_report(ms->n, FD_EXIT_OK, NULL);
 	} else if (ms->n->opts->retry_join) {
 		ms->join_backoff = ms->join_backoff ? ms->join_backoff * 2 : 500;
 		if (ms->join_backoff > JOIN_RETRY_MAX_MS)
 			ms->join_backoff = JOIN_RETRY_MAX_MS;
 		fd_info("no --join address answered; retrying in %lld ms",
 			(long long)ms->join_backoff);
-		node_report(ms->n, "ok");
+		node_report(ms->n, FD_EXIT_OK, NULL);
 		fd_timer_arm(ms->n->loop, &ms->join_timer, ms->join_backoff);
 	} else {
 		fd_errlog("unable to join any --join address (use --retry-join to keep trying)");
-		node_report(ms->n, "unable to join any --join address");
+		node_report(ms->n, FD_EXIT_RUNTIME, "unable to join any --join address");
 		node_stop(ms->n, FD_EXIT_RUNTIME);
 	}
 	join_free(j);
@@ -835,7 +838,7 @@ void members_start(struct node *n)
 
 	if (n->opts->njoin == 0) {
 		ms->joined = 1;
-		node_report(n, "ok");
+		node_report(n, FD_EXIT_OK, NULL);
 	} else {
 		join_begin(ms, NULL, n->opts->join, n->opts->njoin);
 	}

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,21 +291,32 @@ static int detach(struct node *n, int *report_fd)
 		len = read(p[0], msg, sizeof(msg) - 1);
 	while (len < 0 && errno == EINTR);
 	close(p[0]);
-	if (len == 2 && memcmp(msg, "ok", 2) == 0) {
+	/* "0" or "CODE message" */
+	if (len == 1 && msg[0] == '0') {
 		print_identity(n, pid);
 		_exit(fd_finish_stdout(FD_EXIT_OK));
 	}
-	if (len > 0) {
+	if (len > 2 && msg[0] >= '1' && msg[0] <= '7' && msg[1] == ' ') {
 		msg[len] = '\0';
-		fd_die(FD_EXIT_RUNTIME, "%s", msg);
+		fd_die(msg[0] - '0', "%s", msg + 2);
 	}
 	fd_die(FD_EXIT_RUNTIME, "the detached node exited during start-up");
 }
 
-void node_report(struct node *n, const char *msg)
+void node_report(struct node *n, int code, const char *fmt, ...)
 {
+	char msg[512];
+	int len = snprintf(msg, sizeof(msg), "%d", code);
+	va_list ap;
+
 	if (n->report_fd < 0)
 		return;
+	if (code != FD_EXIT_OK) {
+		msg[len++] = ' ';
+		va_start(ap, fmt);
+		vsnprintf(msg + len, sizeof(msg) - (size_t)len, fmt, ap);
+		va_end(ap);
+	}
 	if (write(n->report_fd, msg, strlen(msg)) < 0)
 		fd_warn("unable to report start-up: %s", strerror(errno));
 	close(n->report_fd);
@@ -361,12 +373,12 @@ int node_main(const struct node_opts *opts)
 	n.started_wall = fd_wall_us();
 	if (redirect_stdio(opts->log_file, opts->detach) < 0) {
 		snprintf(msg, sizeof(msg), "unable to open '%s': %s", opts->log_file, strerror(errno));
-		node_report(&n, msg);
+		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
 		snprintf(msg, sizeof(msg), "unable to write '%s': %s", opts->pid_file, strerror(errno));
-		node_report(&n, msg);
+		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	n.loop = fd_loop_new();
@@ -380,14 +392,14 @@ int node_main(const struct node_opts *opts)
 	if (!n.client || members_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
-		node_report(&n, msg);
+		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	hopts.listen_fd = n.tcp_fd;
 	hopts.max_body = opts->max_body;
 	n.http = fd_http_server_new(n.loop, &hopts, &err);
 	if (!n.http) {
-		node_report(&n, err.msg);
+		node_report(&n, FD_EXIT_RUNTIME, "%s", err.msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
 	}
 	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);

@@ -48,9 +48,11 @@ struct node {
 
 /* Runs the node until SIGTERM/SIGINT; returns the exit status. */
 int node_main(const struct node_opts *opts);
-/* Tells a --detach parent how start-up went ("ok" or an error message);
- * later calls do nothing. */
-void node_report(struct node *n, const char *msg);
+/* Tells a --detach parent how start-up went: FD_EXIT_OK, or the exit status
+ * it should end with and the message it should print. Later calls do
+ * nothing. */
+void node_report(struct node *n, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Stops the loop with an exit status (the first non-zero one wins). */
 void node_stop(struct node *n, int code);
 /* Wall-clock microseconds of a loop time (monotonic ms). */

@@ -249,7 +249,7 @@ write_baseline()
 	run -1 --separate-stderr timeout 20 fd-bench --fd-node /nonexistent/fd-node -N 3 -r 1 membership.converge
 	assert_equal "${#lines[@]}" 1
 	run -0 jq -e '.type == "error" and .name == "membership.converge" and (.error | length > 0)' <<<"$output"
-	fd_assert_stderr_match '^fd-bench: membership\.converge \(nodes=3\) run 1 failed: '
+	fd_assert_stderr_match "^fd-bench: membership\.converge \(nodes=3\) run 1 failed: node b1 exited during start-up: unable to run '/nonexistent/fd-node'"
 	# In the github format the array is still valid JSON (and empty).
 	run -1 --separate-stderr timeout 20 fd-bench --fd-node /nonexistent/fd-node -N 3 -r 1 -f github membership.converge
 	run -0 jq -e 'type == "array" and length == 0' <<<"$output"

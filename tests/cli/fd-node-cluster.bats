@@ -183,3 +183,10 @@ start3() {
 	run -1 --separate-stderr fd-node members -n 127.0.0.1:1
 	assert_regex "$stderr" "unable to reach '127.0.0.1:1'"
 }
+
+@test "--detach with a name already in use: the parent exits 4 and names the other node" {
+	fd_start_node n1 --profile local
+	run -4 --separate-stderr timeout 20 fd-node --detach --name n1 --listen 127.0.0.1:0 --profile local --join "${FD_ADDR[n1]}"
+	assert_equal "$output" ""
+	assert_regex "$stderr" "^fd-node: name 'n1' is already in use by the node at ${FD_ADDR[n1]}"
+}
