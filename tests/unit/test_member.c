@@ -149,6 +149,10 @@ static void run(struct fd_member *m, int64_t from, int64_t to)
 	}
 }
 
+/* When non-zero, replaces the profile's suspicion multiplier (the timing
+ * tests check Lifeguard's formula with memberlist's 4). */
+static unsigned susp_mult_override;
+
 static struct fd_member *core_with_fakes(const char *profile, unsigned nf)
 {
 	struct fd_member_config cfg;
@@ -158,6 +162,8 @@ static struct fd_member *core_with_fakes(const char *profile, unsigned nf)
 	fakes_init();
 	if (fd_member_config_profile(&cfg, profile) < 0)
 		return NULL;
+	if (susp_mult_override)
+		cfg.suspicion_mult = susp_mult_override;
 	mkid(id, 1);
 	m = fd_member_new(&cfg, "a", id, "10.0.0.1:4380", 1, 42, 0);
 	if (!m)
@@ -197,7 +203,7 @@ TEST(config_profiles)
 	CHECK_EQ(c.probe_interval, 1000);
 	CHECK_EQ(c.probe_timeout, 500);
 	CHECK_EQ(c.indirect_checks, 3);
-	CHECK_EQ(c.suspicion_mult, 4);
+	CHECK_EQ(c.suspicion_mult, 2);
 	CHECK_EQ(c.gossip_interval, 200);
 	CHECK_EQ(c.gossip_fanout, 3);
 	CHECK_EQ(c.pushpull_interval, 30000);
@@ -332,8 +338,11 @@ static int64_t suspect_then_fail(unsigned confirmations, int64_t *suspected)
 
 TEST(suspect_then_failed_timing)
 {
-	int64_t ts, tf = suspect_then_fail(0, &ts);
+	int64_t ts, tf;
 
+	susp_mult_override = 4;
+	tf = suspect_then_fail(0, &ts);
+	susp_mult_override = 0;
 	REQUIRE(ts > 0);
 	/* Suspected within one round of probes (5 members, 1 s each). */
 	CHECK_INT(ts, <=, 6000);
@@ -346,14 +355,27 @@ TEST(suspicion_shrinks_with_confirmations)
 {
 	int64_t ts, tf;
 
+	susp_mult_override = 4;
 	/* One of two: max - log(2)/log(3) * (max - min) = 11381 ms. */
 	tf = suspect_then_fail(1, &ts);
 	CHECK_INT(tf - ts, >=, 11381);
 	CHECK_INT(tf - ts, <=, 11391);
 	/* Two: down to the minimum. */
 	tf = suspect_then_fail(2, &ts);
+	susp_mult_override = 0;
 	CHECK_INT(tf - ts, >=, 4000);
 	CHECK_INT(tf - ts, <=, 4010);
+}
+
+TEST(lan_suspicion_without_confirmations_is_the_minimum)
+{
+	int64_t ts, tf = suspect_then_fail(0, &ts);
+
+	/* lan's mult 2 asks for no confirmation: 2 * log10(6) ... clamped to
+	 * scale 1 below 10 members: 2 * 1 * 1000 ms. */
+	REQUIRE(ts > 0);
+	CHECK_INT(tf - ts, >=, 2000);
+	CHECK_INT(tf - ts, <=, 2010);
 }
 
 TEST(refutes_suspicion_and_failure)
