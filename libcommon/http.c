@@ -867,6 +867,8 @@ struct fd_http_client *fd_http_client_new(struct fd_loop *loop, size_t max_resp,
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+	/* Idle keep-alive connections cost memory on both sides: keep a few. */
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 8L);
 	return c;
 }
 

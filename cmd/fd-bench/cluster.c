@@ -274,19 +274,30 @@ struct json_object *cluster_info(struct cluster *c, int i)
 	return resp;
 }
 
-long long proc_rss(pid_t pid)
+/* One "Key: N kB" figure of /proc/PID/FILE in bytes, or -1. */
+static long long proc_kb(pid_t pid, const char *file, const char *key)
 {
 	char path[64], line[256];
+	size_t klen = strlen(key);
 	long long kb = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+		    sscanf(line + klen + 1, "%lld", &kb) == 1)
 			break;
 	fclose(f);
 	return kb < 0 ? -1 : kb * 1024;
+}
+
+int proc_mem(pid_t pid, struct proc_mem *m)
+{
+	m->rss = proc_kb(pid, "status", "VmRSS");
+	m->private = proc_kb(pid, "status", "RssAnon");
+	m->pss = proc_kb(pid, "smaps_rollup", "Pss");
+	return m->rss < 0 || m->private < 0 || m->pss < 0 ? -1 : 0;
 }

@@ -45,7 +45,12 @@ int cluster_members(struct cluster *c, int i, int *alive, int *failed,
 /* Fetches node i's /v1/info (a new object, or NULL). */
 struct json_object *cluster_info(struct cluster *c, int i);
 
-/* Resident set size of a process in bytes, or -1. */
-long long proc_rss(pid_t pid);
+/* A process's memory in bytes: resident set (shared library pages
+ * included), proportional set (shared pages divided among the processes
+ * that map them) and private anonymous memory. Returns 0 or -1. */
+struct proc_mem {
+	long long rss, pss, private;
+};
+int proc_mem(pid_t pid, struct proc_mem *m);
 
 #endif

@@ -206,7 +206,7 @@ static int run_false_positives(const struct bench_opts *o, int n, double *v,
 static int run_rss(const struct bench_opts *o, int n, double *v, struct fd_err *err)
 {
 	struct cluster c;
-	long long max = 0;
+	struct proc_mem max = {0};
 	int rc;
 
 	if (start(o, &c, n, err) < 0)
@@ -214,13 +214,21 @@ static int run_rss(const struct bench_opts *o, int n, double *v, struct fd_err *
 	rc = wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
 	if (rc == 0) {
 		usleep(1000000); /* idle: past start-up and the first exchanges */
-		for (int i = 0; i < n; i++) {
-			long long rss = proc_rss(c.nodes[i].pid);
+		for (int i = 0; i < n && rc == 0; i++) {
+			struct proc_mem m;
 
-			if (rss > max)
-				max = rss;
+			if (proc_mem(c.nodes[i].pid, &m) < 0) {
+				rc = fd_err_set(err, "unable to read the memory of node %s",
+						c.nodes[i].name);
+				break;
+			}
+			max.rss = m.rss > max.rss ? m.rss : max.rss;
+			max.pss = m.pss > max.pss ? m.pss : max.pss;
+			max.private = m.private > max.private ? m.private : max.private;
 		}
-		v[0] = (double)max / (1024.0 * 1024.0);
+		v[0] = (double)max.rss / (1024.0 * 1024.0);
+		v[1] = (double)max.pss / (1024.0 * 1024.0);
+		v[2] = (double)max.private / (1024.0 * 1024.0);
 	}
 	cluster_stop(&c);
 	return rc;
@@ -239,7 +247,11 @@ const struct scenario bench_scenarios[] = {
 	 "members ever marked failed though they never stopped",
 	 1, 8, {{"membership.false_positives", "count"}}, run_false_positives},
 	{"membership.rss",
-	 "resident memory of the largest of N idle, converged nodes",
-	 1, 8, {{"membership.rss", "MiB"}}, run_rss},
+	 "memory of the largest of N idle, converged nodes: resident set (shared "
+	 "library pages included), proportional set (shared pages divided among the "
+	 "processes using them) and private memory",
+	 1, 8,
+	 {{"membership.rss", "MiB"}, {"membership.pss", "MiB"}, {"membership.private", "MiB"}},
+	 run_rss},
 };
 const int bench_nscenarios = sizeof(bench_scenarios) / sizeof(bench_scenarios[0]);
