@@ -46,8 +46,9 @@ void fd_stats_of(double *v, size_t n, struct fd_stats *out)
 
 int fd_bench_smaller_is_better(const char *unit)
 {
-	static const char *const smaller[] = {"s", "ms", "us", "ns", "bytes", "B",
-					      "KiB", "MiB", "GiB", "count", "bytes/entry"};
+	static const char *const smaller[] = {
+		"s",   "ms",  "us",  "ns",    "bytes",	    "B",
+		"KiB", "MiB", "GiB", "count", "bytes/entry"};
 
 	for (size_t i = 0; i < sizeof(smaller) / sizeof(smaller[0]); i++)
 		if (strcmp(unit, smaller[i]) == 0)
@@ -57,8 +58,8 @@ int fd_bench_smaller_is_better(const char *unit)
 
 enum fd_bench_verdict fd_bench_compare(const struct fd_stats *base,
 				       const struct fd_stats *cur,
-				       int smaller_is_better, double threshold_pct,
-				       double *change_pct)
+				       int smaller_is_better,
+				       double threshold_pct, double *change_pct)
 {
 	double t = threshold_pct / 100.0;
 	double change = 0;

@@ -34,7 +34,7 @@ enum fd_bench_verdict {
  * change of the medians in percent (positive = worse). */
 enum fd_bench_verdict fd_bench_compare(const struct fd_stats *base,
 				       const struct fd_stats *cur,
-				       int smaller_is_better, double threshold_pct,
-				       double *change_pct);
+				       int smaller_is_better,
+				       double threshold_pct, double *change_pct);
 
 #endif

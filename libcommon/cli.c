@@ -123,10 +123,18 @@ int fd_parse_size(const char *s, uint64_t *bytes)
 		const char *unit;
 		uint64_t mult;
 	} units[] = {
-		{"", 1},	      {"B", 1},		    {"K", 1ULL << 10},
-		{"KiB", 1ULL << 10},  {"M", 1ULL << 20},    {"MiB", 1ULL << 20},
-		{"G", 1ULL << 30},    {"GiB", 1ULL << 30},  {"KB", 1000},
-		{"MB", 1000000},      {"GB", 1000000000},   {"k", 1ULL << 10},
+		{"", 1},
+		{"B", 1},
+		{"K", 1ULL << 10},
+		{"KiB", 1ULL << 10},
+		{"M", 1ULL << 20},
+		{"MiB", 1ULL << 20},
+		{"G", 1ULL << 30},
+		{"GiB", 1ULL << 30},
+		{"KB", 1000},
+		{"MB", 1000000},
+		{"GB", 1000000000},
+		{"k", 1ULL << 10},
 	};
 	char *end;
 	unsigned long long v;

@@ -49,13 +49,14 @@ int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 	int port;
 
 	memset(c, 0, sizeof(*c));
-	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0 ||
-	    port == 0)
-		return fd_err_set(err, "invalid node address '%s' (expected HOST:PORT)", addr);
+	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0 || port == 0)
+		return fd_err_set(err, "invalid node address '%s' (expected HOST:PORT)",
+				  addr);
 	snprintf(c->addr, sizeof(c->addr), "%s%s%s:%d", strchr(host, ':') ? "[" : "",
 		 host, strchr(host, ':') ? "]" : "", port);
 	c->timeout_ms = timeout_ms;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(c->curl = curl_easy_init()))
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    !(c->curl = curl_easy_init()))
 		return fd_err_set(err, "unable to start the HTTP client");
 	c->headers = curl_slist_append(NULL, "Expect:");
 	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
@@ -86,7 +87,8 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 
 	*status = 0;
 	*resp = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >= sizeof(url))
+	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
+	    sizeof(url))
 		return fd_err_set(err, "path too long");
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, url);

@@ -14,8 +14,8 @@
 struct curl_slist;
 
 struct fd_client {
-	void *curl;	  /* CURL * */
-	char addr[280];	  /* "host:port", IPv6 in brackets */
+	void *curl;	/* CURL * */
+	char addr[280]; /* "host:port", IPv6 in brackets */
 	int64_t timeout_ms;
 	struct curl_slist *headers;
 };

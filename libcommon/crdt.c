@@ -14,8 +14,8 @@
 /* One node's part of the causal context, plus bookkeeping. */
 struct origin {
 	uint64_t node;
-	uint64_t max;	  /* dots 1..max seen */
-	uint64_t *cloud;  /* seen dots beyond max, sorted (cloud[0..nsorted)) */
+	uint64_t max;	 /* dots 1..max seen */
+	uint64_t *cloud; /* seen dots beyond max, sorted (cloud[0..nsorted)) */
 	uint32_t ncloud, capcloud, nsorted;
 	uint32_t reserve; /* merge scratch: dots about to be appended */
 	uint64_t live;	  /* live entries with a dot of this node */
@@ -162,12 +162,12 @@ static void *mem_resize(struct fd_crdt *c, void *p, size_t old, size_t new, size
 		errno = ENOMEM;
 		return NULL;
 	}
-	q = realloc(p, new ? new * sz : 1);
+	q = realloc(p, new ? new *sz : 1);
 	if (!q)
 		return NULL;
 	if (p)
 		c->mem -= old * sz + OVERHEAD;
-	c->mem += new * sz + OVERHEAD;
+	c->mem += new *sz + OVERHEAD;
 	return q;
 }
 
@@ -331,7 +331,8 @@ static size_t tab_slot(const struct fd_crdt *c, const char *name, size_t len,
 	for (;;) {
 		const struct fd_crdt_name *r = c->tab[i];
 
-		if (!r || (r->hash == h && r->len == len && !memcmp(r->name, name, len)))
+		if (!r ||
+		    (r->hash == h && r->len == len && !memcmp(r->name, name, len)))
 			return i;
 		i = (i + 1) & mask;
 	}
@@ -492,7 +493,8 @@ static struct origin *orig_get(struct fd_crdt *c, uint64_t node)
 		return &c->orig[i];
 	if (c->norig == c->origcap) {
 		size_t cap = c->origcap ? c->origcap * 2 : 4;
-		struct origin *o = mem_resize(c, c->orig, c->origcap, cap, sizeof(*o));
+		struct origin *o =
+			mem_resize(c, c->orig, c->origcap, cap, sizeof(*o));
 
 		if (!o)
 			return NULL;
@@ -501,7 +503,8 @@ static struct origin *orig_get(struct fd_crdt *c, uint64_t node)
 	}
 	while (pos < c->norig && c->orig[pos].node < node)
 		pos++;
-	memmove(&c->orig[pos + 1], &c->orig[pos], (c->norig - pos) * sizeof(*c->orig));
+	memmove(&c->orig[pos + 1], &c->orig[pos],
+		(c->norig - pos) * sizeof(*c->orig));
 	memset(&c->orig[pos], 0, sizeof(*c->orig));
 	c->orig[pos].node = node;
 	c->norig++;
@@ -571,7 +574,8 @@ static int cloud_insert(struct fd_crdt *c, struct fd_crdt_dot d)
 	pos = o->ncloud;
 	while (pos > 0 && o->cloud[pos - 1] > d.counter)
 		pos--;
-	memmove(&o->cloud[pos + 1], &o->cloud[pos], (o->ncloud - pos) * sizeof(uint64_t));
+	memmove(&o->cloud[pos + 1], &o->cloud[pos],
+		(o->ncloud - pos) * sizeof(uint64_t));
 	o->cloud[pos] = d.counter;
 	o->ncloud++;
 	o->nsorted = o->ncloud;
@@ -665,8 +669,8 @@ static void ctx_normalize(struct fd_crdt *c)
 			o->cloud = NULL;
 			o->capcloud = 0;
 		} else if (o->capcloud > 4 * (size_t)o->ncloud + 16) {
-			uint64_t *p = mem_resize(c, o->cloud, o->capcloud, o->ncloud,
-						 sizeof(uint64_t));
+			uint64_t *p = mem_resize(c, o->cloud, o->capcloud,
+						 o->ncloud, sizeof(uint64_t));
 
 			if (p) {
 				o->cloud = p;
@@ -722,7 +726,7 @@ static void emit(struct fd_crdt *c, const struct fd_crdt_name *r,
 		 const struct fd_crdt_entry *before, size_t nb,
 		 const struct fd_crdt_entry *after, size_t na)
 {
-	struct fd_crdt_event ev = { .name = r->name, .name_len = r->len };
+	struct fd_crdt_event ev = {.name = r->name, .name_len = r->len};
 	int changed = 0;
 
 	if (!c->ev || c->kind != FD_CRDT_STATE || (!nb && !na))
@@ -939,7 +943,7 @@ int fd_crdt_merge(struct fd_crdt *c, const struct fd_crdt *d)
 		const struct origin *od = &d->orig[i];
 
 		for (uint32_t j = 0; j < od->nkeep; j++) {
-			struct fd_crdt_dot dot = { od->node, od->keep[j] };
+			struct fd_crdt_dot dot = {od->node, od->keep[j]};
 
 			if (!ctx_has(c, dot)) {
 				errno = EINVAL;
@@ -989,7 +993,8 @@ int fd_crdt_merge(struct fd_crdt *c, const struct fd_crdt *d)
 			bytes += e->value_len;
 			c->orig[orig_find(c, e->dot.node)].reserve++;
 		}
-		if ((nadd || c->kind == FD_CRDT_DELTA) && !tab_get(c, dk->name, dk->len)) {
+		if ((nadd || c->kind == FD_CRDT_DELTA) &&
+		    !tab_get(c, dk->name, dk->len)) {
 			newnames++;
 			bytes += dk->len;
 		}
@@ -1009,7 +1014,8 @@ int fd_crdt_merge(struct fd_crdt *c, const struct fd_crdt *d)
 	for (size_t i = 0; i < c->norig; i++) {
 		struct origin *o = &c->orig[i];
 		long j = orig_find(d, o->node);
-		size_t want = (size_t)o->ncloud + o->reserve + (j >= 0 ? d->orig[j].ncloud : 0);
+		size_t want = (size_t)o->ncloud + o->reserve +
+			      (j >= 0 ? d->orig[j].ncloud : 0);
 
 		if (cloud_reserve(c, o, want) < 0) {
 			ctx_normalize(c);
@@ -1128,8 +1134,7 @@ static int op_check(struct fd_crdt *c, const char *name, size_t len)
 
 int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
 		     const char *value, size_t value_len, uint64_t hlc,
-		     int persistent, struct fd_crdt *delta,
-		     struct fd_crdt_dot *dot)
+		     int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot)
 {
 	const struct fd_crdt_name *s;
 	struct fd_crdt_name *r;
@@ -1356,16 +1361,18 @@ fail:
 
 static int same_origin(const struct origin *a, const struct origin *b)
 {
-	return a->max == b->max && a->ncloud == b->ncloud && a->live == b->live &&
-	       a->hash == b->hash &&
-	       (!a->ncloud || !memcmp(a->cloud, b->cloud, a->ncloud * sizeof(uint64_t)));
+	return a->max == b->max && a->ncloud == b->ncloud &&
+	       a->live == b->live && a->hash == b->hash &&
+	       (!a->ncloud ||
+		!memcmp(a->cloud, b->cloud, a->ncloud * sizeof(uint64_t)));
 }
 
 static int keep_push(struct fd_crdt *r, struct origin *o, uint64_t counter)
 {
 	if (o->nkeep == o->capkeep) {
 		size_t cap = o->capkeep ? (size_t)o->capkeep * 2 : 16;
-		uint64_t *p = mem_resize(r, o->keep, o->capkeep, cap, sizeof(uint64_t));
+		uint64_t *p =
+			mem_resize(r, o->keep, o->capkeep, cap, sizeof(uint64_t));
 
 		if (!p)
 			return -1;
@@ -1451,7 +1458,8 @@ struct fd_crdt *fd_crdt_repair(const struct fd_crdt *c, const struct fd_crdt *g)
 	}
 	for (size_t i = 0; i < r->norig; i++)
 		if (r->orig[i].nkeep > 1)
-			qsort(r->orig[i].keep, r->orig[i].nkeep, sizeof(uint64_t), u64_cmp);
+			qsort(r->orig[i].keep, r->orig[i].nkeep,
+			      sizeof(uint64_t), u64_cmp);
 	return r;
 fail:
 	fd_crdt_free(r);
@@ -1542,7 +1550,7 @@ static void w_u64(struct wbuf *w, uint64_t v)
 
 int fd_crdt_encode(const struct fd_crdt *c, unsigned char **out, size_t *len)
 {
-	struct wbuf w = { 0 };
+	struct wbuf w = {0};
 	const struct fd_crdt_name **names = NULL;
 	size_t nn = 0;
 
@@ -1743,10 +1751,9 @@ static int read_gaps(struct fd_crdt *c, struct rbuf *r, uint64_t base,
 }
 
 struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
-			       const struct fd_crdt_limits *lim,
-			       struct fd_err *err)
+			       const struct fd_crdt_limits *lim, struct fd_err *err)
 {
-	struct rbuf r = { buf, len, 0 };
+	struct rbuf r = {buf, len, 0};
 	const unsigned char *p;
 	const char *why = "truncated or malformed";
 	struct fd_crdt *c = NULL;
@@ -1844,14 +1851,15 @@ struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
 		const unsigned char *name;
 		uint64_t nlen, ne;
 
-		if (r_var(&r, &nlen) < 0 || nlen < 1 || nlen > FD_CRDT_NAME_MAX ||
-		    r_take(&r, nlen, &name) < 0)
+		if (r_var(&r, &nlen) < 0 || nlen < 1 ||
+		    nlen > FD_CRDT_NAME_MAX || r_take(&r, nlen, &name) < 0)
 			goto bad;
 		if (!fd_crdt_name_valid((const char *)name, nlen)) {
 			why = "invalid name";
 			goto bad;
 		}
-		if (prevname && name_cmp(prevname, prevlen, (const char *)name, nlen) >= 0) {
+		if (prevname &&
+		    name_cmp(prevname, prevlen, (const char *)name, nlen) >= 0) {
 			why = "names out of order";
 			goto bad;
 		}
@@ -1874,9 +1882,9 @@ struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
 
 			if (r_var(&r, &idx) < 0 || idx >= c->norig ||
 			    r_var(&r, &e->dot.counter) < 0 || !e->dot.counter ||
-			    r_u64(&r, &e->hlc) < 0 || r_u8(&r, &flags) < 0 || flags > 1 ||
-			    r_var(&r, &vlen) < 0 || vlen < 1 || vlen > FD_CRDT_VALUE_MAX ||
-			    r_take(&r, vlen, &val) < 0)
+			    r_u64(&r, &e->hlc) < 0 || r_u8(&r, &flags) < 0 ||
+			    flags > 1 || r_var(&r, &vlen) < 0 || vlen < 1 ||
+			    vlen > FD_CRDT_VALUE_MAX || r_take(&r, vlen, &val) < 0)
 				goto bad;
 			e->dot.node = c->orig[idx].node;
 			e->persistent = (uint8_t)flags;
@@ -1917,13 +1925,9 @@ struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
 		goto bad;
 	}
 	switch (dots_unique(c)) {
-	case 1:
-		return c;
-	case 0:
-		why = "duplicate dot";
-		goto bad;
-	default:
-		goto oom;
+	case 1: return c;
+	case 0: why = "duplicate dot"; goto bad;
+	default: goto oom;
 	}
 oom:
 	why = "out of memory";

@@ -105,8 +105,8 @@ struct fd_crdt_limits {
 	size_t max_names;   /* names, default 1,000,000 */
 	size_t max_entries; /* entries, default 2,000,000 */
 	size_t max_bytes;   /* name + value bytes, default 1 GiB */
-	size_t max_nodes;   /* nodes in the context, and gone nodes, default 65536 */
-	size_t max_cloud;   /* dots beyond a gap in the context, default 1,000,000 */
+	size_t max_nodes; /* nodes in the context, and gone nodes, default 65536 */
+	size_t max_cloud; /* dots beyond a gap in the context, default 1,000,000 */
 };
 
 struct fd_crdt_dot {
@@ -128,10 +128,10 @@ struct fd_crdt_entry {
 struct fd_crdt_name {
 	uint64_t hash;
 	struct fd_crdt_entry *entries;
-	uint16_t n;	/* number of entries; 0 only in delta groups */
-	uint16_t len;	/* name length in bytes */
-	uint16_t cap;	/* private */
-	char name[];	/* NUL terminated */
+	uint16_t n;   /* number of entries; 0 only in delta groups */
+	uint16_t len; /* name length in bytes */
+	uint16_t cap; /* private */
+	char name[];  /* NUL terminated */
 };
 
 enum fd_crdt_event_type {
@@ -210,8 +210,7 @@ int fd_crdt_name_valid(const char *name, size_t len);
  * register: returns 0 and the new dot in *dot (may be NULL). */
 int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
 		     const char *value, size_t value_len, uint64_t hlc,
-		     int persistent, struct fd_crdt *delta,
-		     struct fd_crdt_dot *dot);
+		     int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot);
 /* Removes every entry of name. Returns how many were removed (0 when the
  * name is absent: nothing changes, no delta). */
 int fd_crdt_unregister(struct fd_crdt *c, const char *name, size_t len,
@@ -247,8 +246,7 @@ struct fd_crdt *fd_crdt_digest(const struct fd_crdt *c);
 /* A new repair: what the replica that sent digest lacks from c. It is
  * empty (fd_crdt_empty) when that replica already has all of c. NULL with
  * errno on error (EINVAL when digest is not a digest). */
-struct fd_crdt *fd_crdt_repair(const struct fd_crdt *c,
-			       const struct fd_crdt *digest);
+struct fd_crdt *fd_crdt_repair(const struct fd_crdt *c, const struct fd_crdt *digest);
 
 /* Binary encoding of any kind. Canonical: two objects with the same
  * content encode to the same bytes (so tests compare encodings). On
@@ -261,7 +259,6 @@ int fd_crdt_encode(const struct fd_crdt *c, unsigned char **out, size_t *len);
  * names or JSON values. Returns a new object (state objects get self id
  * 0: merge them, do not operate on them), or NULL with err filled. */
 struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
-			       const struct fd_crdt_limits *lim,
-			       struct fd_err *err);
+			       const struct fd_crdt_limits *lim, struct fd_err *err);
 
 #endif

@@ -32,8 +32,7 @@ uint64_t fd_hlc_now(struct fd_hlc *c, uint64_t wall_ms)
 	return c->last;
 }
 
-int fd_hlc_update(struct fd_hlc *c, uint64_t remote, uint64_t wall_ms,
-		  uint64_t *out)
+int fd_hlc_update(struct fd_hlc *c, uint64_t remote, uint64_t wall_ms, uint64_t *out)
 {
 	uint64_t drift = c->max_drift_ms ? c->max_drift_ms : FD_HLC_DEFAULT_DRIFT_MS;
 	uint64_t base;

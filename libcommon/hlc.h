@@ -36,8 +36,8 @@
 #define FD_HLC_STR_LEN 18
 
 struct fd_hlc {
-	uint64_t last;		/* the latest timestamp issued or received */
-	uint64_t max_drift_ms;	/* see above; 0 takes the default */
+	uint64_t last;	       /* the latest timestamp issued or received */
+	uint64_t max_drift_ms; /* see above; 0 takes the default */
 };
 
 /* Starts a clock at 0 with the given drift bound (0: the default). */
@@ -52,8 +52,7 @@ uint64_t fd_hlc_now(struct fd_hlc *c, uint64_t wall_ms);
  * out is not NULL, stores a timestamp greater than both the remote one and
  * every one issued before. Returns -1 with errno ERANGE, the clock unchanged,
  * when remote is more than max_drift_ms ahead of wall_ms. */
-int fd_hlc_update(struct fd_hlc *c, uint64_t remote, uint64_t wall_ms,
-		  uint64_t *out);
+int fd_hlc_update(struct fd_hlc *c, uint64_t remote, uint64_t wall_ms, uint64_t *out);
 
 /* -1, 0, 1 as a < b, a == b, a > b. */
 int fd_hlc_cmp(uint64_t a, uint64_t b);

@@ -198,8 +198,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->next)
 		req->next->prev = req->prev;
 	/* Ended before the application let go of it: tell it. */
-	if (req->on_close &&
-	    (req->state == REQ_DEFERRED || (req->state == REQ_STREAMING && !req->sended)))
+	if (req->on_close && (req->state == REQ_DEFERRED ||
+			      (req->state == REQ_STREAMING && !req->sended)))
 		req->on_close(req, req->close_arg);
 	req_free(req);
 }
@@ -263,9 +263,11 @@ static void dispatch(struct fd_http_req *req)
 		} else {
 			struct json_object *o = json_object_new_object();
 
-			json_object_object_add(o, "error", json_object_new_string("not found"));
+			json_object_object_add(
+				o, "error", json_object_new_string("not found"));
 			json_object_object_add(o, "status", json_object_new_int(404));
-			json_object_object_add(o, "path", json_object_new_string(req->path));
+			json_object_object_add(o, "path",
+					       json_object_new_string(req->path));
 			fd_http_reply_json(req, 404, o);
 		}
 		return;
@@ -278,7 +280,8 @@ static void dispatch(struct fd_http_req *req)
 	if (r->flags & FD_HTTP_JSON) {
 		req->json = fd_json_parse(req->body ? req->body : "", req->len, &err);
 		if (!req->json) {
-			fd_http_reply_error(req, 400, "invalid request body: %s", err.msg);
+			fd_http_reply_error(req, 400,
+					    "invalid request body: %s", err.msg);
 			return;
 		}
 	}
@@ -322,13 +325,15 @@ static void format_peer(struct MHD_Connection *conn, char *buf, size_t len)
 	int port = 0;
 
 	if (ci && ci->client_addr->sa_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)(const void *)ci->client_addr;
+		const struct sockaddr_in *s =
+			(const struct sockaddr_in *)(const void *)ci->client_addr;
 
 		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
 		port = ntohs(s->sin_port);
 		snprintf(buf, len, "%s:%d", host, port);
 	} else if (ci && ci->client_addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+		const struct sockaddr_in6 *s =
+			(const struct sockaddr_in6 *)(const void *)ci->client_addr;
 
 		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
 		port = ntohs(s->sin6_port);
@@ -343,7 +348,8 @@ static enum MHD_Result queue(struct fd_http_req *req)
 	enum MHD_Result rc;
 
 	for (int i = 0; i < req->nhdr; i++)
-		MHD_add_response_header(req->resp, req->hdr_name[i], req->hdr_value[i]);
+		MHD_add_response_header(req->resp, req->hdr_name[i],
+					req->hdr_value[i]);
 	rc = MHD_queue_response(req->conn, req->status, req->resp);
 	MHD_destroy_response(req->resp);
 	req->resp = NULL;
@@ -415,14 +421,13 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	fd_timer_init(&srv->timer, on_mhd_timer, srv);
 	srv->d = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-		NULL, NULL, on_access, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
+		NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		NULL, MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
-		MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout ? opts->idle_timeout : 60,
-		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
-		MHD_OPTION_END);
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		opts->idle_timeout ? opts->idle_timeout : 60,
+		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
 	if (!srv->d) {
 		fd_err_set(err, "unable to start the HTTP server");
 		free(srv);
@@ -430,7 +435,8 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	}
 	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_EPOLL_FD);
 	srv->epfd = di ? di->epoll_fd : -1;
-	if (srv->epfd < 0 || fd_loop_watch(loop, srv->epfd, EPOLLIN, on_mhd_fd, srv) < 0) {
+	if (srv->epfd < 0 ||
+	    fd_loop_watch(loop, srv->epfd, EPOLLIN, on_mhd_fd, srv) < 0) {
 		fd_err_set(err, "unable to watch the HTTP server");
 		MHD_stop_daemon(srv->d);
 		free(srv);
@@ -745,13 +751,15 @@ static void check_done(struct fd_http_client *c)
 		if (!r)
 			continue;
 		if (msg->data.result == CURLE_OK && !r->overflow) {
-			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
+			curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE,
+					  &resp.status);
 		} else if (r->overflow) {
 			resp.error = "response too large";
 		} else {
 			resp.timed_out = msg->data.result == CURLE_OPERATION_TIMEDOUT;
-			resp.error = r->errbuf[0] ? r->errbuf
-						  : curl_easy_strerror(msg->data.result);
+			resp.error = r->errbuf[0]
+					     ? r->errbuf
+					     : curl_easy_strerror(msg->data.result);
 		}
 		resp.body = r->buf ? r->buf : "";
 		resp.len = r->len;
@@ -914,7 +922,8 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 		}
 		memcpy(r->body, body, len);
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
-		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
 	}
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);

@@ -38,7 +38,7 @@ typedef void (*fd_http_handler)(struct fd_http_req *req, void *arg);
 typedef void (*fd_http_close_cb)(struct fd_http_req *req, void *arg);
 
 struct fd_http_server_opts {
-	int listen_fd;	       /* bound and listening TCP socket; owned by the server */
+	int listen_fd; /* bound and listening TCP socket; owned by the server */
 	size_t max_body;       /* largest request body (0: 1 MiB) */
 	unsigned max_conns;    /* 0: 1024 */
 	unsigned idle_timeout; /* seconds (0: 60) */
@@ -76,14 +76,13 @@ const char *fd_http_peer(const struct fd_http_req *req);
 void fd_http_reply_json(struct fd_http_req *req, unsigned status,
 			struct json_object *obj);
 /* Replies {"error": message} with status. */
-void fd_http_reply_error(struct fd_http_req *req, unsigned status,
-			 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void fd_http_reply_error(struct fd_http_req *req, unsigned status, const char *fmt,
+			 ...) __attribute__((format(printf, 3, 4)));
 /* Replies with a body of the given content type (copied). */
 void fd_http_reply(struct fd_http_req *req, unsigned status,
 		   const char *content_type, const char *body, size_t len);
 /* Adds a header to the coming reply (both strings copied). */
-int fd_http_reply_header(struct fd_http_req *req, const char *name,
-			 const char *value);
+int fd_http_reply_header(struct fd_http_req *req, const char *name, const char *value);
 
 /* Keeps the request open after the handler returns; reply later. */
 void fd_http_defer(struct fd_http_req *req);
@@ -107,8 +106,8 @@ void fd_http_stream_end(struct fd_http_req *req);
 struct fd_http_client;
 
 struct fd_http_resp {
-	long status;	   /* HTTP status, 0 on a transport error */
-	const char *body;  /* response body (NUL-terminated), borrowed */
+	long status;	  /* HTTP status, 0 on a transport error */
+	const char *body; /* response body (NUL-terminated), borrowed */
 	size_t len;
 	const char *error; /* transport error ("connection refused"), or NULL */
 	int timed_out;

@@ -44,7 +44,8 @@ static struct json_object *parse_with(json_tokener *tok, const char *buf,
 		/* json-c waits for more input after a bare number; end it. */
 		o = json_tokener_parse_ex(tok, "", 1);
 		jerr = json_tokener_get_error(tok);
-		if (jerr == json_tokener_continue || (!o && jerr == json_tokener_success)) {
+		if (jerr == json_tokener_continue ||
+		    (!o && jerr == json_tokener_success)) {
 			json_object_put(o);
 			fd_err_set(err, "invalid JSON: unexpected end of input");
 			return NULL;
@@ -59,8 +60,8 @@ static struct json_object *parse_with(json_tokener *tok, const char *buf,
 		return NULL;
 	}
 	for (; used < len; used++) {
-		if (buf[used] != ' ' && buf[used] != '\t' && buf[used] != '\r' &&
-		    buf[used] != '\n') {
+		if (buf[used] != ' ' && buf[used] != '\t' &&
+		    buf[used] != '\r' && buf[used] != '\n') {
 			json_object_put(o);
 			fd_err_set(err, "invalid JSON: trailing data after the value");
 			return NULL;
@@ -222,8 +223,8 @@ int fd_jsonl_read(struct fd_jsonl_reader *r, struct json_object **out,
 		rc = next_line(r, &line, &len);
 		if (rc == FD_JSONL_BAD) {
 			r->bad++;
-			fd_err_set(err, "line %lu: longer than %zu bytes", r->lineno,
-				   r->max_line);
+			fd_err_set(err, "line %lu: longer than %zu bytes",
+				   r->lineno, r->max_line);
 			return rc;
 		}
 		if (rc <= 0)
@@ -379,6 +380,7 @@ struct json_object *fd_json_seconds(int64_t ms)
 	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%s%lld.%03lld", ms < 0 ? "-" : "",
-		 (long long)(ms < 0 ? -ms : ms) / 1000, (long long)(ms < 0 ? -ms : ms) % 1000);
+		 (long long)(ms < 0 ? -ms : ms) / 1000,
+		 (long long)(ms < 0 ? -ms : ms) % 1000);
 	return json_object_new_double_s((double)ms / 1000.0, buf);
 }

@@ -36,11 +36,11 @@ enum fd_jsonl_status {
 
 struct fd_jsonl_reader {
 	int fd;
-	size_t max_line;	 /* longest accepted line, without newline */
-	int plain_ok;		 /* hand non-JSON lines back as strings */
-	unsigned long lineno;	 /* line number of the last line read */
-	unsigned long records;	 /* good records returned */
-	unsigned long bad;	 /* bad lines skipped */
+	size_t max_line;       /* longest accepted line, without newline */
+	int plain_ok;	       /* hand non-JSON lines back as strings */
+	unsigned long lineno;  /* line number of the last line read */
+	unsigned long records; /* good records returned */
+	unsigned long bad;     /* bad lines skipped */
 	/* private */
 	char *buf;
 	size_t cap, start, end;
@@ -66,8 +66,7 @@ int fd_jsonl_pending(const struct fd_jsonl_reader *r);
 /* Parses one JSON value from buf[0..len) with the reader's rules (strict,
  * valid UTF-8, depth limit, nothing after the value). Returns a new object,
  * or NULL with err filled. Used for HTTP bodies and arguments too. */
-struct json_object *fd_json_parse(const char *buf, size_t len,
-				  struct fd_err *err);
+struct json_object *fd_json_parse(const char *buf, size_t len, struct fd_err *err);
 
 /* Writes o as one compact line to stdout. Returns 0, or -1 with errno set on
  * a write error other than EPIPE (EPIPE exits 0, see above). */

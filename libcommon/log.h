@@ -36,8 +36,11 @@ const char *fd_log_level_name(enum fd_log_level l);
 void fd_log(enum fd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define fd_debug(...) \
-	do { if (fd_log_level <= FD_LOG_DEBUG) fd_log(FD_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define fd_debug(...)                                      \
+	do {                                               \
+		if (fd_log_level <= FD_LOG_DEBUG)          \
+			fd_log(FD_LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
 #define fd_info(...) fd_log(FD_LOG_INFO, __VA_ARGS__)
 #define fd_warnlog(...) fd_log(FD_LOG_WARN, __VA_ARGS__)
 #define fd_errlog(...) fd_log(FD_LOG_ERROR, __VA_ARGS__)

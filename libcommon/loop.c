@@ -161,7 +161,8 @@ static void heap_down(struct fd_loop *loop, size_t i)
 
 		if (c >= loop->nheap)
 			break;
-		if (c + 1 < loop->nheap && timer_before(loop->heap[c + 1], loop->heap[c]))
+		if (c + 1 < loop->nheap &&
+		    timer_before(loop->heap[c + 1], loop->heap[c]))
 			c++;
 		if (!timer_before(loop->heap[c], t))
 			break;
@@ -217,7 +218,8 @@ int fd_timer_arm_at(struct fd_loop *loop, struct fd_timer *t, int64_t deadline)
 
 int fd_timer_arm(struct fd_loop *loop, struct fd_timer *t, int64_t delay_ms)
 {
-	return fd_timer_arm_at(loop, t, fd_loop_now(loop) + (delay_ms > 0 ? delay_ms : 0));
+	return fd_timer_arm_at(loop, t,
+			       fd_loop_now(loop) + (delay_ms > 0 ? delay_ms : 0));
 }
 
 void fd_timer_disarm(struct fd_loop *loop, struct fd_timer *t)
@@ -246,7 +248,8 @@ int fd_loop_signal(struct fd_loop *loop, int signo, fd_loop_signal_cb cb, void *
 {
 	int fd;
 
-	if (loop->nsig == (int)(sizeof(loop->sighandlers) / sizeof(loop->sighandlers[0]))) {
+	if (loop->nsig ==
+	    (int)(sizeof(loop->sighandlers) / sizeof(loop->sighandlers[0]))) {
 		errno = ENOSPC;
 		return -1;
 	}

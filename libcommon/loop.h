@@ -64,8 +64,7 @@ static inline int fd_timer_armed(const struct fd_timer *t)
 
 /* Delivers signo through a signalfd: the signal is blocked for the process
  * and cb runs in the loop. Returns 0, or -1 with errno set. */
-int fd_loop_signal(struct fd_loop *loop, int signo, fd_loop_signal_cb cb,
-		   void *arg);
+int fd_loop_signal(struct fd_loop *loop, int signo, fd_loop_signal_cb cb, void *arg);
 
 /* Runs until fd_loop_stop(). Returns 0, or -1 with errno set when epoll
  * failed. */

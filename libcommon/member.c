@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TX_BUCKETS 64	      /* retransmit counts tracked; the limit is below */
-#define INDIRECT_MAX 64	      /* ping-reqs we serve at once */
-#define CONFIRM_MAX 8	      /* Lifeguard confirmations tracked per suspicion */
-#define PICK_TRIES 64	      /* random draws when choosing gossip targets */
-#define BC_SCAN_MAX 512	      /* queued updates examined per datagram */
-#define MIN_UPDATE_LEN 29     /* smallest encoded update */
+#define TX_BUCKETS 64	  /* retransmit counts tracked; the limit is below */
+#define INDIRECT_MAX 64	  /* ping-reqs we serve at once */
+#define CONFIRM_MAX 8	  /* Lifeguard confirmations tracked per suspicion */
+#define PICK_TRIES 64	  /* random draws when choosing gossip targets */
+#define BC_SCAN_MAX 512	  /* queued updates examined per datagram */
+#define MIN_UPDATE_LEN 29 /* smallest encoded update */
 
 struct node {
 	char *name;
@@ -85,8 +85,7 @@ struct fd_member {
 	uint32_t probe_idx;
 	uint32_t seq;
 	unsigned awareness;
-	int64_t next_probe, next_gossip, next_pushpull, next_reconnect,
-		next_reap;
+	int64_t next_probe, next_gossip, next_pushpull, next_reconnect, next_reap;
 	int leaving;
 	int outranked_twin; /* we saw an older instance under our name */
 	int conflict_role;  /* 0 no conflict yet, 1 newcomer, 2 incumbent */
@@ -139,14 +138,15 @@ int fd_member_config_profile(struct fd_member_config *cfg, const char *profile)
 		c.reconnect_interval = 3000;
 		c.reap_timeout = 3600 * 1000;
 	} else if (strcmp(profile, "lan") == 0) {
-		/* memberlist's LAN timings, but suspicion mult 2 instead of 4:
-		 * with 4 the suspicion timeout alone is 6 s at 32 members,
-		 * which rules out detecting a dead node in under 5 s. A
-		 * suspected node still has 3 s (at 32 members) to refute, and
-		 * the buddy system tells it first. */
+		/* memberlist's LAN timings, but suspicion mult 1.5 instead of
+		 * 4: with 4 the suspicion timeout alone is 6 s at 32 members,
+		 * and finding the dead node takes 1-2 s more, which rules out
+		 * detecting it in under 5 s. A suspected node still has 2.3 s
+		 * (at 32 members) to refute, and the buddy system tells it
+		 * first. */
 		c.probe_interval = 1000;
 		c.probe_timeout = 500;
-		c.suspicion_mult = 2;
+		c.suspicion_mult = 1.5;
 		c.gossip_interval = 200;
 		c.gossip_to_dead = 30000;
 		c.pushpull_interval = 30000;
@@ -174,15 +174,14 @@ int fd_member_config_check(const struct fd_member_config *c)
 {
 	if (c->probe_interval <= 0 || c->probe_timeout <= 0 ||
 	    c->probe_timeout >= c->probe_interval || c->indirect_checks > 16 ||
-	    c->suspicion_mult < 1 || c->suspicion_mult > 100 ||
+	    !(c->suspicion_mult >= 1 && c->suspicion_mult <= 100) ||
 	    c->suspicion_max_mult < 1 || c->suspicion_max_mult > 100 ||
 	    c->retransmit_mult < 1 || c->retransmit_mult > 10 ||
 	    c->gossip_interval <= 0 || c->gossip_fanout < 1 ||
 	    c->gossip_fanout > 16 || c->gossip_to_dead < 0 ||
 	    c->pushpull_interval < 0 || c->reconnect_interval < 0 ||
-	    c->reap_timeout <= 0 || c->awareness_max < 1 ||
-	    c->awareness_max > 64 || c->max_members < 1 ||
-	    c->max_members > FD_MEMBER_MAX) {
+	    c->reap_timeout <= 0 || c->awareness_max < 1 || c->awareness_max > 64 ||
+	    c->max_members < 1 || c->max_members > FD_MEMBER_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -257,16 +256,15 @@ static int live(uint8_t state)
 
 /* ---- the table: nodes[] and the name -> index map ---- */
 
-static int32_t *slot_for(const struct fd_member *m, const char *name,
-			 uint64_t h)
+static int32_t *slot_for(const struct fd_member *m, const char *name, uint64_t h)
 {
 	uint32_t mask = m->nslots - 1;
 
 	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
 		int32_t v = m->slots[i];
 
-		if (v < 0 || (m->nodes[v].hash == h &&
-			      strcmp(m->nodes[v].name, name) == 0))
+		if (v < 0 ||
+		    (m->nodes[v].hash == h && strcmp(m->nodes[v].name, name) == 0))
 			return &m->slots[i];
 	}
 }
@@ -468,8 +466,7 @@ static int ring_grow(void **arr, size_t *cap, size_t head, size_t len,
 	if (!p)
 		return -1;
 	for (size_t i = 0; i < len; i++)
-		memcpy(p + i * elem, (char *)*arr + ((head + i) % *cap) * elem,
-		       elem);
+		memcpy(p + i * elem, (char *)*arr + ((head + i) % *cap) * elem, elem);
 	free(*arr);
 	*arr = p;
 	*cap = ncap;
@@ -558,8 +555,8 @@ static struct fd_member_event *ev_push(struct fd_member *m)
 	struct fd_member_event *ev;
 
 	if (m->ev_len == m->ev_cap) {
-		if (ring_grow((void **)&m->evq, &m->ev_cap, m->ev_head,
-			      m->ev_len, sizeof(*m->evq), FD_MEMBER_EV_MAX) == 0) {
+		if (ring_grow((void **)&m->evq, &m->ev_cap, m->ev_head, m->ev_len,
+			      sizeof(*m->evq), FD_MEMBER_EV_MAX) == 0) {
 			m->ev_head = 0;
 		} else if (m->ev_cap) {
 			m->ev_head = (m->ev_head + 1) % m->ev_cap;
@@ -712,8 +709,7 @@ static void fill_update(const struct fd_member *m, const struct bcast *x,
 
 static size_t node_len(const struct node *nd)
 {
-	return 1 + 8 + FD_MEMBER_ID_LEN + 1 + (size_t)nd->name_len + 1 +
-	       nd->addr_len;
+	return 1 + 8 + FD_MEMBER_ID_LEN + 1 + (size_t)nd->name_len + 1 + nd->addr_len;
 }
 
 /* Piggybacks queued updates, least sent and newest first, while they fit.
@@ -727,8 +723,7 @@ static unsigned add_broadcasts(struct fd_member *m, struct fd_wire_enc *e)
 	for (unsigned t = 0; t < lim; t++) {
 		for (int32_t b = m->bq_head[t]; b >= 0; b = m->bc[b].next) {
 			const struct bcast *x = &m->bc[b];
-			size_t need = node_len(&m->nodes[x->node]) + 1 +
-				      x->from_len;
+			size_t need = node_len(&m->nodes[x->node]) + 1 + x->from_len;
 
 			if (seen++ >= BC_SCAN_MAX || e->n >= FD_WIRE_MAX_UPDATES ||
 			    fd_wire_enc_room(e) < MIN_UPDATE_LEN || misses >= 8)
@@ -814,8 +809,7 @@ static int64_t susp_timeout(const struct susp *s)
 	return raw < (double)s->min ? s->min : (int64_t)raw;
 }
 
-static void susp_start(struct fd_member *m, uint32_t i, const char *from,
-		       int64_t now)
+static void susp_start(struct fd_member *m, uint32_t i, const char *from, int64_t now)
 {
 	unsigned n = alive_n(m), k;
 	double scale = log10((double)n + 1.0);
@@ -830,7 +824,7 @@ static void susp_start(struct fd_member *m, uint32_t i, const char *from,
 		m->susp = p;
 		m->susp_cap = cap;
 	}
-	k = m->cfg.suspicion_mult > 2 ? m->cfg.suspicion_mult - 2 : 0;
+	k = m->cfg.suspicion_mult > 2 ? (unsigned)(m->cfg.suspicion_mult - 2) : 0;
 	if (n < k + 2)
 		k = 0;
 	if (k > CONFIRM_MAX)
@@ -877,8 +871,7 @@ static void susp_remove(struct fd_member *m, int32_t si)
 	m->nsusp--;
 }
 
-static void set_state(struct fd_member *m, uint32_t i, uint8_t state,
-		      int64_t now)
+static void set_state(struct fd_member *m, uint32_t i, uint8_t state, int64_t now)
 {
 	struct node *nd = &m->nodes[i];
 
@@ -908,8 +901,7 @@ static void refute(struct fd_member *m, uint64_t inc)
 
 static int is_self(const struct fd_member *m, const char *name)
 {
-	return m->nodes[0].name[0] == name[0] &&
-	       strcmp(m->nodes[0].name, name) == 0;
+	return m->nodes[0].name[0] == name[0] && strcmp(m->nodes[0].name, name) == 0;
 }
 
 static int same_id(const struct node *nd, const struct fd_wire_node *w)
@@ -943,9 +935,10 @@ static void on_alive(struct fd_member *m, int64_t now,
 		 * claim (exactly our incarnation + 1) means the name was taken
 		 * before we came; any other means another node came after us. */
 		if (!m->conflict_role)
-			m->conflict_role = m->outranked_twin ||
-						   w->incarnation == self->inc + 1
-					   ? 1 : 2;
+			m->conflict_role =
+				m->outranked_twin || w->incarnation == self->inc + 1
+					? 1
+					: 2;
 		refute(m, w->incarnation);
 		m->stats.conflicts++;
 		{
@@ -1079,14 +1072,9 @@ static void apply_update(struct fd_member *m, int64_t now,
 			 const struct fd_wire_node *w, const char *from)
 {
 	switch (w->state) {
-	case FD_WIRE_ALIVE:
-		on_alive(m, now, w, NULL);
-		break;
-	case FD_WIRE_SUSPECT:
-		on_suspect(m, now, w, from);
-		break;
-	default:
-		on_dead(m, now, w, w->state, from);
+	case FD_WIRE_ALIVE: on_alive(m, now, w, NULL); break;
+	case FD_WIRE_SUSPECT: on_suspect(m, now, w, from); break;
+	default: on_dead(m, now, w, w->state, from);
 	}
 }
 
@@ -1231,12 +1219,8 @@ int fd_member_recv(struct fd_member *m, int64_t now, const char *from_addr,
 	for (unsigned i = 0; i < msg->nupdates; i++)
 		apply_update(m, now, &msg->updates[i].node, msg->updates[i].from);
 	switch (msg->type) {
-	case FD_WIRE_PING:
-		handle_ping(m, msg, from_addr);
-		break;
-	case FD_WIRE_ACK:
-		handle_ack(m, msg->seq);
-		break;
+	case FD_WIRE_PING: handle_ping(m, msg, from_addr); break;
+	case FD_WIRE_ACK: handle_ack(m, msg->seq); break;
 	case FD_WIRE_NACK:
 		if (m->probe.active && msg->seq == m->probe.seq) {
 			m->probe.nacks++;
@@ -1245,11 +1229,8 @@ int fd_member_recv(struct fd_member *m, int64_t now, const char *from_addr,
 			m->stats.rx_stale++;
 		}
 		break;
-	case FD_WIRE_PING_REQ:
-		handle_ping_req(m, now, msg, from_addr);
-		break;
-	default:
-		break;
+	case FD_WIRE_PING_REQ: handle_ping_req(m, now, msg, from_addr); break;
+	default: break;
 	}
 	maybe_nudge(m, now, &msg->sender, from_addr);
 	return 0;
@@ -1473,8 +1454,7 @@ void fd_member_tick(struct fd_member *m, int64_t now)
 					 x->orig_seq, 0, NULL, NULL, 0);
 		}
 	}
-	if (m->probe.active && !m->probe.indirect_sent &&
-	    now >= m->probe.timeout_at)
+	if (m->probe.active && !m->probe.indirect_sent && now >= m->probe.timeout_at)
 		probe_indirect(m, now);
 	if (m->probe.active && now >= m->probe.end_at)
 		probe_fail(m, now);
@@ -1499,8 +1479,7 @@ void fd_member_tick(struct fd_member *m, int64_t now)
 		if (i > 0)
 			out_pushpull(m, m->nodes[i].addr, 0);
 	}
-	if (m->cfg.reconnect_interval && !m->leaving &&
-	    now >= m->next_reconnect) {
+	if (m->cfg.reconnect_interval && !m->leaving && now >= m->next_reconnect) {
 		int i = pick_state(m, FD_MEMBER_FAILED);
 
 		m->next_reconnect = now + m->cfg.reconnect_interval;
@@ -1543,8 +1522,7 @@ int64_t fd_member_next_deadline(const struct fd_member *m)
 
 /* ---- life cycle ---- */
 
-struct fd_member *fd_member_new(const struct fd_member_config *cfg,
-				const char *name,
+struct fd_member *fd_member_new(const struct fd_member_config *cfg, const char *name,
 				const uint8_t id[FD_MEMBER_ID_LEN],
 				const char *addr, uint64_t incarnation_start,
 				uint64_t rng_seed, int64_t now)
@@ -1581,8 +1559,9 @@ struct fd_member *fd_member_new(const struct fd_member_config *cfg,
 	m->pp_backoff = 5 * cfg->probe_interval;
 	m->next_pushpull = now + m->pp_backoff / 2 +
 			   (int64_t)rnd_below(m, (uint64_t)m->pp_backoff / 2 + 1);
-	m->next_reconnect = now + cfg->reconnect_interval / 2 +
-			    (int64_t)rnd_below(m, (uint64_t)cfg->reconnect_interval / 2 + 1);
+	m->next_reconnect =
+		now + cfg->reconnect_interval / 2 +
+		(int64_t)rnd_below(m, (uint64_t)cfg->reconnect_interval / 2 + 1);
 	m->next_reap = now + reap_every(m);
 	m->probe_idx = 1;
 	return m;
@@ -1662,8 +1641,8 @@ int fd_member_pushpull_encode(struct fd_member *m, int join, uint8_t **out,
 	return 0;
 }
 
-int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
-			     const void *buf, size_t len)
+int fd_member_pushpull_merge(struct fd_member *m, int64_t now, const void *buf,
+			     size_t len)
 {
 	struct fd_wire_pp_reader r;
 	struct fd_wire_node *w = &m->rx.target;

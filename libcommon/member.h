@@ -83,22 +83,22 @@ enum fd_member_state {
 /* All times in milliseconds. */
 struct fd_member_config {
 	int64_t probe_interval;
-	int64_t probe_timeout;	   /* direct ping, before ping-reqs; keep it
+	int64_t probe_timeout;	  /* direct ping, before ping-reqs; keep it
 				    * <= probe_interval / 2 so helpers' nacks
 				    * (sent 0.8 probe_timeout after they ask)
 				    * arrive before the probe ends */
-	unsigned indirect_checks;  /* k helpers asked to ping-req */
-	unsigned suspicion_mult;
+	unsigned indirect_checks; /* k helpers asked to ping-req */
+	double suspicion_mult;	   /* may be fractional (lan: 1.5) */
 	unsigned suspicion_max_mult;
-	unsigned retransmit_mult;  /* lambda */
+	unsigned retransmit_mult; /* lambda */
 	int64_t gossip_interval;
 	unsigned gossip_fanout;
-	int64_t gossip_to_dead;	   /* keep gossiping to a failed member this long */
-	int64_t pushpull_interval; /* 0: no periodic push-pull */
+	int64_t gossip_to_dead; /* keep gossiping to a failed member this long */
+	int64_t pushpull_interval;  /* 0: no periodic push-pull */
 	int64_t reconnect_interval; /* 0: never retry failed members */
-	int64_t reap_timeout;	   /* forget failed / left members after this */
-	unsigned awareness_max;	   /* Lifeguard multiplier cap (>= 1) */
-	unsigned max_members;	   /* table cap, <= FD_MEMBER_MAX */
+	int64_t reap_timeout;	/* forget failed / left members after this */
+	unsigned awareness_max; /* Lifeguard multiplier cap (>= 1) */
+	unsigned max_members;	/* table cap, <= FD_MEMBER_MAX */
 };
 
 /* Fills cfg for "local" (one host, ~5x faster than lan), "lan" (memberlist
@@ -114,8 +114,7 @@ struct fd_member;
  * name and addr must pass fd_wire_name_ok / fd_wire_addr_ok. Returns NULL
  * with errno EINVAL (bad argument or config) or ENOMEM. Free with
  * fd_member_free (NULL is fine). */
-struct fd_member *fd_member_new(const struct fd_member_config *cfg,
-				const char *name,
+struct fd_member *fd_member_new(const struct fd_member_config *cfg, const char *name,
 				const uint8_t id[FD_MEMBER_ID_LEN],
 				const char *addr, uint64_t incarnation_start,
 				uint64_t rng_seed, int64_t now);
@@ -156,8 +155,8 @@ int fd_member_pushpull_encode(struct fd_member *m, int join, uint8_t **out,
 			      size_t *len);
 /* Merges a remote state. Returns 0, or -1 (errno as fd_wire_pp_open) when
  * it could not be decoded (counted in stats.pushpull_bad). */
-int fd_member_pushpull_merge(struct fd_member *m, int64_t now,
-			     const void *buf, size_t len);
+int fd_member_pushpull_merge(struct fd_member *m, int64_t now, const void *buf,
+			     size_t len);
 
 enum fd_member_out_kind {
 	FD_MEMBER_OUT_DGRAM = 1,    /* send buf[0..len) to addr over UDP */
@@ -244,25 +243,25 @@ struct fd_member_quorum {
 void fd_member_quorum(const struct fd_member *m, struct fd_member_quorum *q);
 
 struct fd_member_stats {
-	uint64_t rx;		/* datagrams handed to recv */
-	uint64_t rx_bad;	/* undecodable */
-	uint64_t rx_version;	/* another protocol version */
-	uint64_t rx_stale;	/* acks / nacks for nothing we wait for */
-	uint64_t rx_not_me;	/* pings for another instance */
-	uint64_t tx;		/* datagrams queued */
+	uint64_t rx;	     /* datagrams handed to recv */
+	uint64_t rx_bad;     /* undecodable */
+	uint64_t rx_version; /* another protocol version */
+	uint64_t rx_stale;   /* acks / nacks for nothing we wait for */
+	uint64_t rx_not_me;  /* pings for another instance */
+	uint64_t tx;	     /* datagrams queued */
 	uint64_t tx_bytes;
-	uint64_t tx_dropped;	/* outputs dropped: queue full */
+	uint64_t tx_dropped; /* outputs dropped: queue full */
 	uint64_t probes;
-	uint64_t probe_failed;	/* no ack at all: target suspected */
-	uint64_t ping_reqs;	/* ping-reqs we sent */
-	uint64_t nacks;		/* nacks we received */
+	uint64_t probe_failed; /* no ack at all: target suspected */
+	uint64_t ping_reqs;    /* ping-reqs we sent */
+	uint64_t nacks;	       /* nacks we received */
 	uint64_t refutes;
 	uint64_t conflicts;
-	uint64_t pushpull_tx;	/* push-pull requests queued */
-	uint64_t pushpull_rx;	/* states merged */
+	uint64_t pushpull_tx; /* push-pull requests queued */
+	uint64_t pushpull_rx; /* states merged */
 	uint64_t pushpull_bad;
 	uint64_t ev_dropped;
-	uint64_t members_dropped; /* announcements ignored: table full */
+	uint64_t members_dropped;  /* announcements ignored: table full */
 	uint64_t indirect_dropped; /* ping-reqs ignored: too many in flight */
 };
 const struct fd_member_stats *fd_member_stats(const struct fd_member *m);

@@ -202,8 +202,7 @@ static void schedule_timer(struct fd_sim *s, uint32_t i)
 	heap_push(s, &e);
 }
 
-static void route_pushpull(struct fd_sim *s, uint32_t src, const char *addr,
-			   int join)
+static void route_pushpull(struct fd_sim *s, uint32_t src, const char *addr, int join)
 {
 	struct sim_node *a = &s->nodes[src];
 	struct sim_ev e;
@@ -232,8 +231,7 @@ static void route_pushpull(struct fd_sim *s, uint32_t src, const char *addr,
 	heap_push(s, &e);
 }
 
-static void route_dgram(struct fd_sim *s, uint32_t src,
-			const struct fd_member_out *o)
+static void route_dgram(struct fd_sim *s, uint32_t src, const struct fd_member_out *o)
 {
 	struct sim_ev e;
 	uint32_t dst, gen;
@@ -419,8 +417,7 @@ void fd_sim_on_event(struct fd_sim *s, fd_sim_event_fn fn, void *arg)
 	s->arg = arg;
 }
 
-int fd_sim_start(struct fd_sim *s, unsigned i, const unsigned *seeds,
-		 unsigned nseeds)
+int fd_sim_start(struct fd_sim *s, unsigned i, const unsigned *seeds, unsigned nseeds)
 {
 	struct sim_node *nd;
 
@@ -620,8 +617,7 @@ int fd_sim_converged(const struct fd_sim *s)
 	return 1;
 }
 
-unsigned fd_sim_seen_as(const struct fd_sim *s, unsigned i,
-			enum fd_member_state st)
+unsigned fd_sim_seen_as(const struct fd_sim *s, unsigned i, enum fd_member_state st)
 {
 	struct fd_member_info info;
 	unsigned n = 0;

@@ -35,13 +35,13 @@ struct fd_sim_config {
 };
 
 struct fd_sim_stats {
-	uint64_t sent;	      /* datagrams handed to the network */
+	uint64_t sent; /* datagrams handed to the network */
 	uint64_t delivered;
-	uint64_t lost;	      /* random loss */
-	uint64_t blocked;     /* partition, blocked link, dead or moved node */
-	uint64_t pushpulls;   /* completed exchanges */
+	uint64_t lost;	    /* random loss */
+	uint64_t blocked;   /* partition, blocked link, dead or moved node */
+	uint64_t pushpulls; /* completed exchanges */
 	uint64_t pushpull_failed;
-	uint64_t events;      /* member events seen */
+	uint64_t events; /* member events seen */
 	uint64_t queue_full;
 };
 
@@ -62,8 +62,7 @@ void fd_sim_on_event(struct fd_sim *s, fd_sim_event_fn fn, void *arg);
  * incarnation) and makes it join the nodes listed in seeds (those running;
  * none: it starts alone). Returns 0, or -1 (EINVAL: bad index, EBUSY:
  * already running, ENOMEM). */
-int fd_sim_start(struct fd_sim *s, unsigned i, const unsigned *seeds,
-		 unsigned nseeds);
+int fd_sim_start(struct fd_sim *s, unsigned i, const unsigned *seeds, unsigned nseeds);
 /* Gives slot i another name for its next start (at most 15 bytes), e.g.
  * to start two nodes under one name. Returns 0, or -1 (EINVAL). */
 int fd_sim_set_name(struct fd_sim *s, unsigned i, const char *name);
@@ -101,8 +100,7 @@ unsigned fd_sim_live(const struct fd_sim *s);
 int fd_sim_converged(const struct fd_sim *s);
 /* How many live nodes other than i see node i's current instance in state
  * st. */
-unsigned fd_sim_seen_as(const struct fd_sim *s, unsigned i,
-			enum fd_member_state st);
+unsigned fd_sim_seen_as(const struct fd_sim *s, unsigned i, enum fd_member_state st);
 const struct fd_sim_stats *fd_sim_stats(const struct fd_sim *s);
 
 /* Name and address of node i's current (or last) instance. */

@@ -69,9 +69,11 @@ static int check(const char *str, size_t len, int pattern, const char *what,
 		if (i == len || s[i] == '.') {
 			if (i == tok) {
 				if (i == 0)
-					return fd_err_set(err, "%s starts with '.'", what);
+					return fd_err_set(
+						err, "%s starts with '.'", what);
 				if (i == len)
-					return fd_err_set(err, "%s ends with '.'", what);
+					return fd_err_set(err, "%s ends with '.'",
+							  what);
 				return fd_err_set(err, "empty token at byte %zu", i);
 			}
 			tok = ++i;
@@ -86,15 +88,18 @@ static int check(const char *str, size_t len, int pattern, const char *what,
 				return fd_err_set(err, "'%c' at byte %zu must be a whole token",
 						  c, i);
 			if (c == '>' && i + 1 != len)
-				return fd_err_set(err, "'>' at byte %zu must be the last token", i);
+				return fd_err_set(err, "'>' at byte %zu must be the last token",
+						  i);
 			i++;
 			continue;
 		}
 		if (c < 0x80) {
 			if (c == ' ' || (c >= '\t' && c <= '\r'))
-				return fd_err_set(err, "whitespace (0x%02x) at byte %zu", c, i);
+				return fd_err_set(err, "whitespace (0x%02x) at byte %zu",
+						  c, i);
 			if (c < 0x20 || c == 0x7f)
-				return fd_err_set(err, "control character 0x%02x at byte %zu", c, i);
+				return fd_err_set(err, "control character 0x%02x at byte %zu",
+						  c, i);
 			i++;
 			continue;
 		}
@@ -105,7 +110,8 @@ static int check(const char *str, size_t len, int pattern, const char *what,
 			return fd_err_set(err, "control character U+%04X at byte %zu",
 					  (unsigned)cp, i);
 		if (uni_space(cp))
-			return fd_err_set(err, "whitespace U+%04X at byte %zu", (unsigned)cp, i);
+			return fd_err_set(err, "whitespace U+%04X at byte %zu",
+					  (unsigned)cp, i);
 		i += n;
 	}
 	return 0;
@@ -142,8 +148,7 @@ static int next_tok(const char *s, size_t len, size_t *pos, const char **tok,
 	return 1;
 }
 
-int fd_topic_match(const char *pattern, size_t plen, const char *subject,
-		   size_t slen)
+int fd_topic_match(const char *pattern, size_t plen, const char *subject, size_t slen)
 {
 	size_t pp = 0, sp = 0, pl, sl;
 	const char *pt, *st;
@@ -330,7 +335,8 @@ static struct tnode *child_new(struct fd_topic_tree *t, struct tnode *n,
 	struct tnode *c;
 
 	if (!is_wild(tok, len, '*') && !is_wild(tok, len, '>') &&
-	    n->nkids >= n->nbuckets && kid_rehash(n, n->nbuckets ? n->nbuckets * 2 : 4))
+	    n->nkids >= n->nbuckets &&
+	    kid_rehash(n, n->nbuckets ? n->nbuckets * 2 : 4))
 		return NULL;
 	c = calloc(1, sizeof(*c) + len + 1);
 	if (!c)
@@ -432,7 +438,8 @@ static int idx_build(const struct fd_topic_tree *t, struct term *tm, uint32_t ca
 	if (!idx)
 		return -1;
 	for (uint32_t i = 0; i < tm->n; i++) {
-		uint32_t s = ent_hash(t, tm->ents[i].value, tm->ents[i].g) & (cap - 1);
+		uint32_t s = ent_hash(t, tm->ents[i].value, tm->ents[i].g) &
+			     (cap - 1);
 
 		while (idx[s])
 			s = (s + 1) & (cap - 1);
@@ -672,9 +679,8 @@ static int fail(int e)
 	return -1;
 }
 
-int fd_topic_tree_add(struct fd_topic_tree *t, const char *pattern,
-		      size_t len, const char *group, void *value,
-		      struct fd_err *err)
+int fd_topic_tree_add(struct fd_topic_tree *t, const char *pattern, size_t len,
+		      const char *group, void *value, struct fd_err *err)
 {
 	struct fd_err why;
 	struct toks tk;
@@ -822,8 +828,7 @@ size_t fd_topic_tree_remove_value(struct fd_topic_tree *t, void *value,
 	return removed;
 }
 
-static int visit(const struct term *tm, fd_topic_visit_fn fn, void *arg,
-		 long *count)
+static int visit(const struct term *tm, fd_topic_visit_fn fn, void *arg, long *count)
 {
 	struct fd_topic_match m;
 
@@ -1006,9 +1011,11 @@ size_t fd_topic_select(struct fd_topic_match *m, size_t n, uint64_t pick,
 			i++;
 			continue;
 		}
-		for (j = i + 1; j < n && m[j].group && strcmp(m[j].group, m[i].group) == 0; j++)
+		for (j = i + 1;
+		     j < n && m[j].group && strcmp(m[j].group, m[i].group) == 0; j++)
 			;
-		m[w++] = m[i + (pick + hash_bytes(0, m[i].group, strlen(m[i].group))) % (j - i)];
+		m[w++] = m[i + (pick + hash_bytes(0, m[i].group, strlen(m[i].group))) %
+				       (j - i)];
 		i = j;
 	}
 	return w;
@@ -1090,16 +1097,19 @@ int fd_topic_set_encode(void *buf, size_t cap, enum fd_topic_set_kind kind,
 		}
 		if (kind == FD_TOPIC_SET_FULL) {
 			if (it->op != FD_TOPIC_ADD) {
-				fd_err_set(err, "item %zu: a full set holds adds only", i);
+				fd_err_set(err, "item %zu: a full set holds adds only",
+					   i);
 				return fail(EINVAL);
 			}
 			if (i > 0 && fd_topic_item_cmp(&items[i - 1], it) >= 0) {
-				fd_err_set(err, "item %zu: full set not sorted or not distinct", i);
+				fd_err_set(err, "item %zu: full set not sorted or not distinct",
+					   i);
 				return fail(EINVAL);
 			}
 		} else {
 			if (it->op != FD_TOPIC_ADD && it->op != FD_TOPIC_REMOVE) {
-				fd_err_set(err, "item %zu: unknown op %d", i, (int)it->op);
+				fd_err_set(err, "item %zu: unknown op %d", i,
+					   (int)it->op);
 				return fail(EINVAL);
 			}
 			put_byte(out, cap, &pos, it->op);
@@ -1200,12 +1210,14 @@ static int parse(const uint8_t *p, size_t len, struct fd_topic_set_info *info,
 		slen = p[pos + 1];
 		pos += 2;
 		if (shared > prev.len)
-			return bad(err, "shared prefix longer than the previous pattern", pos - 2);
+			return bad(err, "shared prefix longer than the previous pattern",
+				   pos - 2);
 		if (shared + slen > FD_TOPIC_MAX_LEN)
 			return bad(err, "pattern too long", pos - 1);
 		if (slen > len - pos)
 			return bad(err, "truncated pattern", pos);
-		if (shared < prev.len && slen > 0 && p[pos] == (uint8_t)prev.pattern[shared])
+		if (shared < prev.len && slen > 0 &&
+		    p[pos] == (uint8_t)prev.pattern[shared])
 			return bad(err, "shared prefix not the longest", pos - 2);
 		memcpy(pat, prev.pattern, shared);
 		memcpy(pat + shared, p + pos, slen);
@@ -1236,7 +1248,8 @@ static int parse(const uint8_t *p, size_t len, struct fd_topic_set_info *info,
 			cur.group = grp;
 			pos += glen;
 		}
-		if (kind == FD_TOPIC_SET_FULL && k > 0 && fd_topic_item_cmp(&prev, &cur) >= 0)
+		if (kind == FD_TOPIC_SET_FULL && k > 0 &&
+		    fd_topic_item_cmp(&prev, &cur) >= 0)
 			return bad(err, "full set not sorted or not distinct", start);
 		if (fn) {
 			rc = fn(arg, &cur);
@@ -1250,9 +1263,8 @@ static int parse(const uint8_t *p, size_t len, struct fd_topic_set_info *info,
 	return 0;
 }
 
-int fd_topic_set_decode(const void *buf, size_t len,
-			struct fd_topic_set_info *info, fd_topic_item_fn fn,
-			void *arg, struct fd_err *err)
+int fd_topic_set_decode(const void *buf, size_t len, struct fd_topic_set_info *info,
+			fd_topic_item_fn fn, void *arg, struct fd_err *err)
 {
 	if (parse(buf, len, info, NULL, NULL, err))
 		return -1;

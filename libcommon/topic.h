@@ -44,8 +44,7 @@ int fd_topic_valid_group(const char *group, struct fd_err *err);
  * valid (behaviour on invalid input is defined but meaningless). Time is
  * linear in the lengths; it looks at one pattern, so use the tree to match
  * many. */
-int fd_topic_match(const char *pattern, size_t plen, const char *subject,
-		   size_t slen);
+int fd_topic_match(const char *pattern, size_t plen, const char *subject, size_t slen);
 
 /* ---- Interest tree ----
  *
@@ -102,9 +101,8 @@ enum {
  * filled and errno EINVAL (invalid pattern or group), EEXIST (the same entry
  * is already there), ENOSPC (a limit reached) or ENOMEM. A failed add changes
  * nothing. */
-int fd_topic_tree_add(struct fd_topic_tree *t, const char *pattern,
-		      size_t len, const char *group, void *value,
-		      struct fd_err *err);
+int fd_topic_tree_add(struct fd_topic_tree *t, const char *pattern, size_t len,
+		      const char *group, void *value, struct fd_err *err);
 /* Removes the entry. Returns the flags above, or -1 with errno ENOENT when
  * there is no such entry (or the pattern is invalid). */
 int fd_topic_tree_remove(struct fd_topic_tree *t, const char *pattern,
@@ -113,8 +111,8 @@ int fd_topic_tree_remove(struct fd_topic_tree *t, const char *pattern,
 /* Called for each entry removed by fd_topic_tree_remove_value(), after the
  * removal, with the flags remove() would have returned; the pattern and
  * group pointers are valid only during the call. */
-typedef void (*fd_topic_removed_fn)(void *arg, const char *pattern,
-				    size_t len, const char *group, int flags);
+typedef void (*fd_topic_removed_fn)(void *arg, const char *pattern, size_t len,
+				    const char *group, int flags);
 /* Removes every entry of value (a subscriber going away, a peer failing).
  * fn may be NULL. Returns how many were removed. Time is linear in the
  * number of entries in the tree. */
@@ -141,9 +139,8 @@ size_t fd_topic_tree_patterns(const struct fd_topic_tree *t);
 
 /* Called once per distinct (pattern, group) pair with its entry count; group
  * is NULL for the entries without a group. Return nonzero to stop. */
-typedef int (*fd_topic_interest_fn)(void *arg, const char *pattern,
-				    size_t len, const char *group,
-				    size_t count);
+typedef int (*fd_topic_interest_fn)(void *arg, const char *pattern, size_t len,
+				    const char *group, size_t count);
 /* Visits the tree's interest (in no particular order; sort it with
  * fd_topic_item_cmp() to encode a full set). Returns fn's nonzero value, or
  * 0. The tree must not be changed from inside fn. */
@@ -200,15 +197,14 @@ enum fd_topic_op {
 };
 
 struct fd_topic_item {
-	enum fd_topic_op op;	/* FD_TOPIC_ADD in a full set */
+	enum fd_topic_op op; /* FD_TOPIC_ADD in a full set */
 	const char *pattern;
 	size_t len;
-	const char *group;	/* NULL or NUL-terminated */
+	const char *group; /* NULL or NUL-terminated */
 };
 
 /* Orders by pattern bytes, then group (none first, then bytes). */
-int fd_topic_item_cmp(const struct fd_topic_item *a,
-		      const struct fd_topic_item *b);
+int fd_topic_item_cmp(const struct fd_topic_item *a, const struct fd_topic_item *b);
 
 /* Encodes items[0..n) into buf[0..cap). Returns 0 and sets *outlen to the
  * encoded length; or -1 with err filled and errno ENOSPC (buffer too small;
@@ -233,8 +229,7 @@ typedef int (*fd_topic_item_fn)(void *arg, const struct fd_topic_item *it);
  * Returns 0 (info filled when not NULL), fn's nonzero value if it stopped,
  * or -1 with err saying what is wrong and at which byte (errno EBADMSG).
  * Never allocates; reads no byte outside buf. */
-int fd_topic_set_decode(const void *buf, size_t len,
-			struct fd_topic_set_info *info, fd_topic_item_fn fn,
-			void *arg, struct fd_err *err);
+int fd_topic_set_decode(const void *buf, size_t len, struct fd_topic_set_info *info,
+			fd_topic_item_fn fn, void *arg, struct fd_err *err);
 
 #endif

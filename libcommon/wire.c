@@ -138,8 +138,7 @@ static int str_check(const char *s, size_t max, int addr)
 	return i > max ? -1 : (int)i;
 }
 
-static void get_str(struct fd_wire_cur *c, char *dst, size_t min, size_t max,
-		    int addr)
+static void get_str(struct fd_wire_cur *c, char *dst, size_t min, size_t max, int addr)
 {
 	size_t n = fd_wire_get_u8(c);
 	const uint8_t *p;
@@ -282,18 +281,14 @@ int fd_wire_enc_begin(struct fd_wire_enc *e, void *buf, size_t cap,
 		fd_wire_put_bytes(c, msg->target.id, FD_WIRE_ID_LEN);
 		break;
 	case FD_WIRE_ACK:
-	case FD_WIRE_NACK:
-		fd_wire_put_u32(c, msg->seq);
-		break;
+	case FD_WIRE_NACK: fd_wire_put_u32(c, msg->seq); break;
 	case FD_WIRE_PING_REQ:
 		fd_wire_put_u32(c, msg->seq);
 		fd_wire_put_u8(c, msg->flags);
 		fd_wire_put_node(c, &msg->target);
 		break;
-	case FD_WIRE_GOSSIP:
-		break;
-	default:
-		c->err = 1;
+	case FD_WIRE_GOSSIP: break;
+	default: c->err = 1;
 	}
 	e->count_off = c->off;
 	fd_wire_put_u8(c, 0);
@@ -383,18 +378,14 @@ int fd_wire_decode(const void *buf, size_t len, struct fd_wire_msg *msg)
 		fd_wire_get_bytes(&c, msg->target.id, FD_WIRE_ID_LEN);
 		break;
 	case FD_WIRE_ACK:
-	case FD_WIRE_NACK:
-		msg->seq = fd_wire_get_u32(&c);
-		break;
+	case FD_WIRE_NACK: msg->seq = fd_wire_get_u32(&c); break;
 	case FD_WIRE_PING_REQ:
 		msg->seq = fd_wire_get_u32(&c);
 		msg->flags = fd_wire_get_u8(&c);
 		fd_wire_get_node(&c, &msg->target);
 		break;
-	case FD_WIRE_GOSSIP:
-		break;
-	default:
-		c.err = 1;
+	case FD_WIRE_GOSSIP: break;
+	default: c.err = 1;
 	}
 	msg->nupdates = fd_wire_get_u8(&c);
 	if (msg->nupdates > FD_WIRE_MAX_UPDATES)
@@ -469,8 +460,8 @@ int fd_wire_pp_next(struct fd_wire_pp_reader *r, struct fd_wire_node *n)
 
 const char *fd_wire_type_name(int type)
 {
-	static const char *const names[] = {"?",	"ping",	  "ack",     "nack",
-					    "ping-req", "gossip", "push-pull"};
+	static const char *const names[] = {
+		"?", "ping", "ack", "nack", "ping-req", "gossip", "push-pull"};
 
 	return type > 0 && type <= FD_WIRE_PUSHPULL ? names[type] : "?";
 }

@@ -44,12 +44,12 @@
 #define FD_WIRE_MAGIC0 0xFD
 #define FD_WIRE_MAGIC1 0x4D
 #define FD_WIRE_VERSION 1
-#define FD_WIRE_MTU 1400	/* largest datagram we send or accept */
+#define FD_WIRE_MTU 1400 /* largest datagram we send or accept */
 #define FD_WIRE_ID_LEN 16
-#define FD_WIRE_NAME_MAX 255	/* bytes, without the NUL */
+#define FD_WIRE_NAME_MAX 255 /* bytes, without the NUL */
 #define FD_WIRE_ADDR_MAX 63
-#define FD_WIRE_MAX_UPDATES 64	/* per datagram; more never fit the MTU */
-#define FD_WIRE_PP_MAX 65536	/* members in one push-pull state */
+#define FD_WIRE_MAX_UPDATES 64 /* per datagram; more never fit the MTU */
+#define FD_WIRE_PP_MAX 65536   /* members in one push-pull state */
 #define FD_WIRE_HDR_LEN 4
 
 enum fd_wire_type {
@@ -70,9 +70,9 @@ enum fd_wire_state {
 };
 
 /* PING_REQ flags */
-#define FD_WIRE_F_NACK 0x01	/* send a NACK if the target does not answer */
+#define FD_WIRE_F_NACK 0x01 /* send a NACK if the target does not answer */
 /* PUSHPULL flags */
-#define FD_WIRE_F_JOIN 0x01	/* the sender is joining */
+#define FD_WIRE_F_JOIN 0x01 /* the sender is joining */
 
 struct fd_wire_node {
 	uint8_t state;

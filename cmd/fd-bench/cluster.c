@@ -60,7 +60,8 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 			dup2(logfd, STDERR_FILENO);
 		signal(SIGPIPE, SIG_DFL);
 		execvp(c->fd_node, (char *const *)argv);
-		dprintf(STDERR_FILENO, "unable to run '%s': %s\n", c->fd_node, strerror(errno));
+		dprintf(STDERR_FILENO, "unable to run '%s': %s\n", c->fd_node,
+			strerror(errno));
 		_exit(127);
 	}
 	close(p[1]);
@@ -70,8 +71,8 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 }
 
 /* The first line of a node's log (its stderr), for error messages. */
-static const char *log_head(const struct cluster *c, const struct bench_node *bn,
-			    char *buf, size_t len)
+static const char *log_head(const struct cluster *c,
+			    const struct bench_node *bn, char *buf, size_t len)
 {
 	char path[320];
 	FILE *f;
@@ -89,8 +90,8 @@ static const char *log_head(const struct cluster *c, const struct bench_node *bn
 }
 
 /* Reads the identity line of bn (up to the deadline). */
-static int read_identity(const struct cluster *c, struct bench_node *bn, int64_t deadline,
-			 struct fd_err *err)
+static int read_identity(const struct cluster *c, struct bench_node *bn,
+			 int64_t deadline, struct fd_err *err)
 {
 	char head[200];
 
@@ -106,26 +107,30 @@ static int read_identity(const struct cluster *c, struct bench_node *bn, int64_t
 		char *nl;
 
 		if (left <= 0)
-			return fd_err_set(err, "node %s did not start in time", bn->name);
+			return fd_err_set(err, "node %s did not start in time",
+					  bn->name);
 		if (poll(&pfd, 1, (int)left) <= 0)
 			continue;
 		r = read(bn->out_fd, buf + len, sizeof(buf) - 1 - len);
 		if (r <= 0)
-			return fd_err_set(err, "node %s exited during start-up: %s", bn->name,
+			return fd_err_set(err, "node %s exited during start-up: %s",
+					  bn->name,
 					  log_head(c, bn, head, sizeof(head)));
 		len += (size_t)r;
 		buf[len] = '\0';
 		nl = strchr(buf, '\n');
 		if (!nl) {
 			if (len == sizeof(buf) - 1)
-				return fd_err_set(err, "node %s: identity line too long", bn->name);
+				return fd_err_set(err, "node %s: identity line too long",
+						  bn->name);
 			continue;
 		}
 		o = fd_json_parse(buf, (size_t)(nl - buf), NULL);
 		addr = fd_json_get_str(o, "addr");
 		if (!addr) {
 			json_object_put(o);
-			return fd_err_set(err, "node %s: bad identity line", bn->name);
+			return fd_err_set(err, "node %s: bad identity line",
+					  bn->name);
 		}
 		snprintf(bn->addr, sizeof(bn->addr), "%s", addr);
 		json_object_put(o);
@@ -144,9 +149,11 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 	const char *tmp = getenv("TMPDIR");
 	int64_t deadline = fd_mono_ms() + timeout_ms;
 
-	snprintf(c->dir, sizeof(c->dir), "%s/fd-bench.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(c->dir, sizeof(c->dir), "%s/fd-bench.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(c->dir))
-		return fd_err_set(err, "unable to create a temp dir: %s", strerror(errno));
+		return fd_err_set(err, "unable to create a temp dir: %s",
+				  strerror(errno));
 	c->nodes = calloc((size_t)n, sizeof(*c->nodes));
 	if (!c->nodes)
 		return fd_err_set(err, "out of memory");
@@ -160,7 +167,8 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 		goto fail;
 	for (int i = 1; i < n; i++)
 		if (spawn(c, &c->nodes[i], c->nodes[0].addr, extra) < 0) {
-			fd_err_set(err, "unable to start fd-node: %s", strerror(errno));
+			fd_err_set(err, "unable to start fd-node: %s",
+				   strerror(errno));
 			goto fail;
 		}
 	for (int i = 1; i < n; i++)
@@ -235,8 +243,8 @@ int cluster_members(struct cluster *c, int i, int *alive, int *failed,
 	*alive = *failed = 0;
 	if (state)
 		state[0] = '\0';
-	if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/members", NULL, &status,
-			      &resp, &err) < 0) {
+	if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/members", NULL,
+			      &status, &resp, &err) < 0) {
 		json_object_put(resp);
 		return -1;
 	}
@@ -266,8 +274,8 @@ struct json_object *cluster_info(struct cluster *c, int i)
 	struct fd_err err;
 	long status;
 
-	if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/info", NULL, &status,
-			      &resp, &err) < 0) {
+	if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/info", NULL,
+			      &status, &resp, &err) < 0) {
 		json_object_put(resp);
 		return NULL;
 	}

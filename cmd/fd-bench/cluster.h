@@ -21,7 +21,7 @@ struct bench_node {
 struct cluster {
 	const char *fd_node; /* path of the fd-node binary */
 	const char *profile;
-	char dir[256];	     /* private temp dir: logs */
+	char dir[256]; /* private temp dir: logs */
 	struct bench_node *nodes;
 	int n;
 };

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                      \
+#define USAGE                                                                           \
 	"fd-bench [-N nodes,...] [-r runs] [-p profile] [--duration t] [--timeout t]\n" \
 	"                [--baseline file [--threshold pct]] [-f json|table|github]\n"  \
 	"                [--fd-node path] scenario...\n"                                \
@@ -48,7 +48,8 @@ static void default_fd_node(char *buf, size_t len)
 	if (!slash)
 		return;
 	*slash = '\0';
-	if ((size_t)snprintf(buf, len, "%s/fd-node", self) < len && access(buf, X_OK) == 0)
+	if ((size_t)snprintf(buf, len, "%s/fd-node", self) < len &&
+	    access(buf, X_OK) == 0)
 		return;
 	snprintf(buf, len, "fd-node");
 }
@@ -58,11 +59,14 @@ static int list(void)
 	for (int i = 0; i < bench_nscenarios; i++) {
 		struct json_object *o = fd_json_record("scenario");
 
-		json_object_object_add(o, "name", json_object_new_string(bench_scenarios[i].name));
-		json_object_object_add(o, "unit",
-				       json_object_new_string(bench_scenarios[i].figures[0].unit));
-		json_object_object_add(o, "description",
-				       json_object_new_string(bench_scenarios[i].description));
+		json_object_object_add(
+			o, "name", json_object_new_string(bench_scenarios[i].name));
+		json_object_object_add(
+			o, "unit",
+			json_object_new_string(bench_scenarios[i].figures[0].unit));
+		json_object_object_add(
+			o, "description",
+			json_object_new_string(bench_scenarios[i].description));
 		fd_emit(o);
 		json_object_put(o);
 	}
@@ -71,7 +75,13 @@ static int list(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_DURATION = 256, OPT_TIMEOUT, OPT_BASELINE, OPT_THRESHOLD, OPT_FD_NODE };
+	enum {
+		OPT_DURATION = 256,
+		OPT_TIMEOUT,
+		OPT_BASELINE,
+		OPT_THRESHOLD,
+		OPT_FD_NODE
+	};
 	static const struct option opts[] = {
 		{"nodes", required_argument, NULL, 'N'},
 		{"runs", required_argument, NULL, 'r'},
@@ -102,16 +112,20 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'N':
 			if (bench_parse_nodes(&run, optarg) < 0)
-				fd_usage_die("invalid --nodes '%s' (e.g. 8,32,64; 1 to 1000 each)", optarg);
+				fd_usage_die("invalid --nodes '%s' (e.g. 8,32,64; 1 to 1000 each)",
+					     optarg);
 			break;
 		case 'r':
 			if (fd_parse_int(optarg, 1, 1000, &v) < 0)
-				fd_usage_die("invalid --runs '%s' (1 to 1000)", optarg);
+				fd_usage_die("invalid --runs '%s' (1 to 1000)",
+					     optarg);
 			run.runs = (int)v;
 			break;
 		case 'p':
-			if (strcmp(optarg, "local") && strcmp(optarg, "lan") && strcmp(optarg, "wan"))
-				fd_usage_die("invalid --profile '%s' (local, lan, wan)", optarg);
+			if (strcmp(optarg, "local") && strcmp(optarg, "lan") &&
+			    strcmp(optarg, "wan"))
+				fd_usage_die("invalid --profile '%s' (local, lan, wan)",
+					     optarg);
 			run.opts.profile = optarg;
 			break;
 		case OPT_DURATION:
@@ -123,28 +137,24 @@ int main(int argc, char **argv)
 			    run.opts.timeout_ms == 0)
 				fd_usage_die("invalid --timeout '%s'", optarg);
 			break;
-		case OPT_BASELINE:
-			run.baseline_path = optarg;
-			break;
+		case OPT_BASELINE: run.baseline_path = optarg; break;
 		case OPT_THRESHOLD:
 			if (fd_parse_int(optarg, 0, 1000, &v) < 0)
-				fd_usage_die("invalid --threshold '%s' (0 to 1000 percent)", optarg);
+				fd_usage_die("invalid --threshold '%s' (0 to 1000 percent)",
+					     optarg);
 			run.threshold = (double)v;
 			break;
 		case 'f':
-			if (strcmp(optarg, "json") && strcmp(optarg, "table") && strcmp(optarg, "github"))
-				fd_usage_die("invalid --format '%s' (json, table, github)", optarg);
+			if (strcmp(optarg, "json") && strcmp(optarg, "table") &&
+			    strcmp(optarg, "github"))
+				fd_usage_die("invalid --format '%s' (json, table, github)",
+					     optarg);
 			run.format = optarg;
 			break;
-		case OPT_FD_NODE:
-			run.opts.fd_node = optarg;
-			break;
-		case 'h':
-			fd_help_exit(help);
-		case 'V':
-			fd_version_exit();
-		default:
-			fd_usage_getopt(c, argv);
+		case OPT_FD_NODE: run.opts.fd_node = optarg; break;
+		case 'h': fd_help_exit(help);
+		case 'V': fd_version_exit();
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

@@ -13,7 +13,8 @@
 
 #define POLL_US 10000
 
-static int start(const struct bench_opts *o, struct cluster *c, int n, struct fd_err *err)
+static int start(const struct bench_opts *o, struct cluster *c, int n,
+		 struct fd_err *err)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd_node = o->fd_node;
@@ -22,7 +23,8 @@ static int start(const struct bench_opts *o, struct cluster *c, int n, struct fd
 }
 
 /* Waits until every live node sees `want` alive members. */
-static int wait_converged(struct cluster *c, int want, int64_t deadline, struct fd_err *err)
+static int wait_converged(struct cluster *c, int want, int64_t deadline,
+			  struct fd_err *err)
 {
 	char *done = calloc((size_t)c->n, 1);
 	int left = 0;
@@ -36,7 +38,8 @@ static int wait_converged(struct cluster *c, int want, int64_t deadline, struct 
 		for (int i = 0; i < c->n; i++) {
 			int alive, failed;
 
-			if (done[i] || cluster_members(c, i, &alive, &failed, NULL, NULL) < 0)
+			if (done[i] ||
+			    cluster_members(c, i, &alive, &failed, NULL, NULL) < 0)
 				continue;
 			if (alive >= want) {
 				done[i] = 1;
@@ -56,7 +59,8 @@ static int wait_converged(struct cluster *c, int want, int64_t deadline, struct 
 	return 0;
 }
 
-static int run_converge(const struct bench_opts *o, int n, double *v, struct fd_err *err)
+static int run_converge(const struct bench_opts *o, int n, double *v,
+			struct fd_err *err)
 {
 	struct cluster c;
 	int64_t t0 = fd_mono_us();
@@ -96,7 +100,8 @@ static int run_detect(const struct bench_opts *o, int n, double *v, struct fd_er
 			char state[16];
 			int alive, failed;
 
-			if (done[i] || cluster_members(&c, i, &alive, &failed, victim, state) < 0)
+			if (done[i] || cluster_members(&c, i, &alive, &failed,
+						       victim, state) < 0)
 				continue;
 			if (strcmp(state, "failed") == 0) {
 				done[i] = 1;
@@ -110,7 +115,8 @@ static int run_detect(const struct bench_opts *o, int n, double *v, struct fd_er
 	free(done);
 	cluster_stop(&c);
 	if (left > 0)
-		return fd_err_set(err, "%d nodes never marked the killed node failed", left);
+		return fd_err_set(err, "%d nodes never marked the killed node failed",
+				  left);
 	return 0;
 }
 
@@ -155,14 +161,15 @@ static int count_false_failures(struct cluster *c, int *count)
 		struct fd_err err;
 		long status;
 
-		if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/members", NULL,
-				      &status, &resp, &err) < 0 ||
+		if (fd_client_call_ok(&c->nodes[i].client, "GET", "/v1/members",
+				      NULL, &status, &resp, &err) < 0 ||
 		    !json_object_object_get_ex(resp, "members", &members)) {
 			json_object_put(resp);
 			continue;
 		}
 		for (size_t k = 0; k < json_object_array_length(members); k++) {
-			struct json_object *m = json_object_array_get_idx(members, k);
+			struct json_object *m =
+				json_object_array_get_idx(members, k);
 			const char *name = fd_json_get_str(m, "name");
 			int seen = 0;
 
@@ -224,7 +231,8 @@ static int run_rss(const struct bench_opts *o, int n, double *v, struct fd_err *
 			}
 			max.rss = m.rss > max.rss ? m.rss : max.rss;
 			max.pss = m.pss > max.pss ? m.pss : max.pss;
-			max.private = m.private > max.private ? m.private : max.private;
+			max.private = m.private > max.private ? m.private
+							      : max.private;
 		}
 		v[0] = (double)max.rss / (1024.0 * 1024.0);
 		v[1] = (double)max.pss / (1024.0 * 1024.0);
@@ -238,20 +246,32 @@ const struct scenario bench_scenarios[] = {
 	{"membership.converge",
 	 "N nodes start at once, each joining the first; seconds from the first start "
 	 "until every node sees N alive",
-	 1, 8, {{"membership.converge", "s"}}, run_converge},
+	 1,
+	 8,
+	 {{"membership.converge", "s"}},
+	 run_converge},
 	{"membership.detect",
 	 "SIGKILL one of N converged nodes; seconds until every other node marks it failed",
-	 1, 8, {{"membership.detect", "s"}}, run_detect},
+	 1,
+	 8,
+	 {{"membership.detect", "s"}},
+	 run_detect},
 	{"membership.false_positives",
 	 "N nodes under CPU contention (two busy processes per core) for --duration; "
 	 "members ever marked failed though they never stopped",
-	 1, 8, {{"membership.false_positives", "count"}}, run_false_positives},
+	 1,
+	 8,
+	 {{"membership.false_positives", "count"}},
+	 run_false_positives},
 	{"membership.rss",
 	 "memory of the largest of N idle, converged nodes: resident set (shared "
 	 "library pages included), proportional set (shared pages divided among the "
 	 "processes using them) and private memory",
-	 1, 8,
-	 {{"membership.rss", "MiB"}, {"membership.pss", "MiB"}, {"membership.private", "MiB"}},
+	 1,
+	 8,
+	 {{"membership.rss", "MiB"},
+	  {"membership.pss", "MiB"},
+	  {"membership.private", "MiB"}},
 	 run_rss},
 };
 const int bench_nscenarios = sizeof(bench_scenarios) / sizeof(bench_scenarios[0]);

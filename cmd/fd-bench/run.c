@@ -39,7 +39,8 @@ int bench_parse_nodes(struct bench_run *r, const char *list)
 }
 
 /* "name|nodes=32,profile=local": the identity of a figure. */
-static void figure_key(char *buf, size_t len, const char *name, struct json_object *params)
+static void figure_key(char *buf, size_t len, const char *name,
+		       struct json_object *params)
 {
 	const char *keys[16];
 	int nk = 0;
@@ -60,8 +61,10 @@ static void figure_key(char *buf, size_t len, const char *name, struct json_obje
 			keys[j - 1] = t;
 		}
 	for (int i = 0; i < nk && off < len; i++) {
-		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s", i ? "," : "", keys[i],
-					json_object_get_string(json_object_object_get(params, keys[i])));
+		off += (size_t)snprintf(
+			buf + off, len - off, "%s%s=%s", i ? "," : "", keys[i],
+			json_object_get_string(
+				json_object_object_get(params, keys[i])));
 	}
 }
 
@@ -82,7 +85,8 @@ static int baseline_load(const char *path, struct baseline *b)
 		struct base_entry *ne;
 
 		if (st == FD_JSONL_IOERR)
-			fd_die(FD_EXIT_RUNTIME, "unable to read baseline '%s': %m", path);
+			fd_die(FD_EXIT_RUNTIME,
+			       "unable to read baseline '%s': %m", path);
 		if (st == FD_JSONL_BAD) {
 			fd_warn("%s: %s", path, err.msg);
 			bad = 1;
@@ -96,8 +100,8 @@ static int baseline_load(const char *path, struct baseline *b)
 		}
 		if (!name || !json_object_object_get_ex(o, "params", &params) ||
 		    !json_object_object_get_ex(o, "value", &v)) {
-			fd_warn("%s: line %lu: a result needs name, params and value", path,
-				rd.lineno);
+			fd_warn("%s: line %lu: a result needs name, params and value",
+				path, rd.lineno);
 			bad = 1;
 			json_object_put(o);
 			continue;
@@ -148,8 +152,9 @@ static void print_table_row(struct json_object *o)
 	json_object_object_get_ex(o, "params", &params);
 	json_object_object_foreach(params, k, val)
 	{
-		off += (size_t)snprintf(pbuf + off, sizeof(pbuf) - off, "%s%s=%s",
-					off ? " " : "", k, json_object_get_string(val));
+		off += (size_t)snprintf(pbuf + off, sizeof(pbuf) - off,
+					"%s%s=%s", off ? " " : "", k,
+					json_object_get_string(val));
 		if (off >= sizeof(pbuf))
 			break;
 	}
@@ -175,7 +180,9 @@ static void github_add(struct json_object *arr, struct json_object *o)
 	json_object_object_foreach(params, k, val)
 	{
 		off += (size_t)snprintf(name + off, sizeof(name) - off, "%s%s=%s",
-					off && name[off - 1] != '(' ? (strchr(name, '(') ? ", " : " (") : "",
+					off && name[off - 1] != '('
+						? (strchr(name, '(') ? ", " : " (")
+						: "",
 					k, json_object_get_string(val));
 		if (off >= sizeof(name))
 			break;
@@ -186,10 +193,13 @@ static void github_add(struct json_object *arr, struct json_object *o)
 		 json_object_get_string(json_object_object_get(o, "min")),
 		 json_object_get_string(json_object_object_get(o, "max")),
 		 json_object_get_string(json_object_object_get(o, "runs")),
-		 fd_bench_smaller_is_better(fd_json_get_str(o, "unit")) ? "smaller" : "bigger");
+		 fd_bench_smaller_is_better(fd_json_get_str(o, "unit")) ? "smaller"
+									: "bigger");
 	json_object_object_add(e, "name", json_object_new_string(name));
-	json_object_object_add(e, "unit", json_object_new_string(fd_json_get_str(o, "unit")));
-	json_object_object_add(e, "value", json_object_get(json_object_object_get(o, "value")));
+	json_object_object_add(e, "unit",
+			       json_object_new_string(fd_json_get_str(o, "unit")));
+	json_object_object_add(
+		e, "value", json_object_get(json_object_object_get(o, "value")));
 	json_object_object_add(e, "extra", json_object_new_string(extra));
 	json_object_array_add(arr, e);
 }
@@ -206,17 +216,20 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 		nfig++;
 	for (int k = 0; k < r->runs; k++) {
 		if (r->opts.progress)
-			fprintf(stderr, "\rfd-bench: %s nodes=%d run %d/%d ", s->name, nodes,
-				k + 1, r->runs);
+			fprintf(stderr, "\rfd-bench: %s nodes=%d run %d/%d ",
+				s->name, nodes, k + 1, r->runs);
 		memset(vals, 0, sizeof(vals));
 		if (s->run(&r->opts, nodes, vals, &err) < 0) {
 			struct json_object *e = fd_json_record("error");
 
 			if (r->opts.progress)
 				fputc('\n', stderr);
-			fd_warn("%s (nodes=%d) run %d failed: %s", s->name, nodes, k + 1, err.msg);
-			json_object_object_add(e, "name", json_object_new_string(s->name));
-			json_object_object_add(e, "error", json_object_new_string(err.msg));
+			fd_warn("%s (nodes=%d) run %d failed: %s", s->name,
+				nodes, k + 1, err.msg);
+			json_object_object_add(e, "name",
+					       json_object_new_string(s->name));
+			json_object_object_add(e, "error",
+					       json_object_new_string(err.msg));
 			if (strcmp(r->format, "json") == 0)
 				fd_emit(e);
 			json_object_put(e);
@@ -228,17 +241,22 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 	if (r->opts.progress)
 		fprintf(stderr, "\r\033[K");
 	for (int f = 0; f < nfig; f++) {
-		struct json_object *o = fd_json_record("result"), *params = json_object_new_object();
+		struct json_object *o = fd_json_record("result"),
+				   *params = json_object_new_object();
 		struct fd_stats st;
 		char key[512];
 
 		fd_stats_of(samples[f], (size_t)r->runs, &st);
 		if (s->uses_nodes)
-			json_object_object_add(params, "nodes", json_object_new_int(nodes));
-		json_object_object_add(params, "profile", json_object_new_string(r->opts.profile));
-		json_object_object_add(o, "name", json_object_new_string(s->figures[f].name));
+			json_object_object_add(params, "nodes",
+					       json_object_new_int(nodes));
+		json_object_object_add(params, "profile",
+				       json_object_new_string(r->opts.profile));
+		json_object_object_add(o, "name",
+				       json_object_new_string(s->figures[f].name));
 		json_object_object_add(o, "params", params);
-		json_object_object_add(o, "unit", json_object_new_string(s->figures[f].unit));
+		json_object_object_add(o, "unit",
+				       json_object_new_string(s->figures[f].unit));
 		json_object_object_add(o, "value", num(st.median));
 		json_object_object_add(o, "min", num(st.min));
 		json_object_object_add(o, "max", num(st.max));
@@ -251,24 +269,27 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 
 			if (strcmp(base->e[i].key, key) != 0)
 				continue;
-			v = fd_bench_compare(&base->e[i].st, &st,
-					     fd_bench_smaller_is_better(s->figures[f].unit),
-					     r->threshold, &change);
+			v = fd_bench_compare(
+				&base->e[i].st, &st,
+				fd_bench_smaller_is_better(s->figures[f].unit),
+				r->threshold, &change);
 			b = json_object_new_object();
 			json_object_object_add(b, "value", num(base->e[i].st.median));
 			json_object_object_add(b, "min", num(base->e[i].st.min));
 			json_object_object_add(b, "max", num(base->e[i].st.max));
 			json_object_object_add(o, "baseline", b);
 			json_object_object_add(o, "change_pct", num(change));
-			json_object_object_add(o, "verdict",
-					       json_object_new_string(v == FD_BENCH_REGRESSION ? "regression"
-								      : v == FD_BENCH_BETTER   ? "better"
-											       : "same"));
+			json_object_object_add(
+				o, "verdict",
+				json_object_new_string(
+					v == FD_BENCH_REGRESSION ? "regression"
+					: v == FD_BENCH_BETTER	 ? "better"
+								 : "same"));
 			if (v == FD_BENCH_REGRESSION) {
 				fd_warn("%s regressed: %.6g %s against %.6g (%+.1f%%, beyond the "
 					"%.0f%% threshold and the measured spread)",
-					key, st.median, s->figures[f].unit, base->e[i].st.median,
-					change, r->threshold);
+					key, st.median, s->figures[f].unit,
+					base->e[i].st.median, change, r->threshold);
 				rc = FD_EXIT_REGRESSION;
 			}
 			break;
@@ -296,7 +317,8 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 		for (int k = 0; k < bench_nscenarios && !found; k++)
 			found = strcmp(argv[i], bench_scenarios[k].name) == 0;
 		if (!found)
-			fd_usage_die("unknown scenario '%s' (fd-bench list shows them)", argv[i]);
+			fd_usage_die("unknown scenario '%s' (fd-bench list shows them)",
+				     argv[i]);
 	}
 	if (r->baseline_path)
 		bad_base = baseline_load(r->baseline_path, &base) < 0;
@@ -306,9 +328,12 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 		for (int k = 0; k < bench_nscenarios; k++)
 			if (strcmp(argv[i], bench_scenarios[k].name) == 0)
 				s = &bench_scenarios[k];
-		for (int k = 0; k < (s->uses_nodes && r->nnodes ? r->nnodes : 1); k++) {
-			int nodes = s->uses_nodes && r->nnodes ? r->nodes[k] : s->default_nodes;
-			int one = run_one(r, s, nodes, r->baseline_path ? &base : NULL, github);
+		for (int k = 0;
+		     k < (s->uses_nodes && r->nnodes ? r->nnodes : 1); k++) {
+			int nodes = s->uses_nodes && r->nnodes ? r->nodes[k]
+							       : s->default_nodes;
+			int one = run_one(r, s, nodes,
+					  r->baseline_path ? &base : NULL, github);
 
 			if (one == FD_EXIT_REGRESSION)
 				regressed = 1;
@@ -319,7 +344,9 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 	if (strcmp(r->format, "github") == 0) {
 		size_t len;
 		const char *s = json_object_to_json_string_length(
-			github, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+			github,
+			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
 
 		fwrite(s, 1, len, stdout);
 		putchar('\n');

@@ -24,7 +24,7 @@ struct figure {
 struct scenario {
 	const char *name;
 	const char *description;
-	int uses_nodes;		   /* takes --nodes */
+	int uses_nodes; /* takes --nodes */
 	int default_nodes;
 	struct figure figures[MAX_FIGURES];
 	/* One run: fills values[i] for each figure. Returns 0, or -1 with err. */

@@ -40,25 +40,25 @@ static void client_opts(int argc, char **argv, struct client_opts *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":n:t:f:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'n':
-			o->node = optarg;
-			break;
+		case 'n': o->node = optarg; break;
 		case 't':
-			if (fd_parse_duration(optarg, &o->timeout) < 0 || o->timeout == 0)
+			if (fd_parse_duration(optarg, &o->timeout) < 0 ||
+			    o->timeout == 0)
 				fd_usage_die("invalid --timeout '%s'", optarg);
 			break;
 		case 'f':
 			if (strcmp(optarg, "json") && strcmp(optarg, "table"))
-				fd_usage_die("invalid --format '%s' (json, table)", optarg);
+				fd_usage_die("invalid --format '%s' (json, table)",
+					     optarg);
 			o->table = strcmp(optarg, "table") == 0;
 			break;
 		case 'h':
-			for (size_t i = 0; i < sizeof(sub_help) / sizeof(sub_help[0]); i++)
+			for (size_t i = 0;
+			     i < sizeof(sub_help) / sizeof(sub_help[0]); i++)
 				if (strcmp(argv[0], sub_help[i][0]) == 0)
 					fd_help_exit(sub_help[i][1]);
 			fd_help_exit(NULL);
-		default:
-			fd_usage_getopt(c, argv);
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	if (optind < argc)
@@ -108,10 +108,11 @@ int cmd_members(int argc, char **argv)
 	resp = call(&o, "GET", "/v1/members");
 	if (!json_object_object_get_ex(resp, "members", &members) ||
 	    !json_object_is_type(members, json_type_array))
-		fd_die(FD_EXIT_RUNTIME, "unexpected answer from '%s'", fd_node_addr(o.node));
+		fd_die(FD_EXIT_RUNTIME, "unexpected answer from '%s'",
+		       fd_node_addr(o.node));
 	if (o.table)
-		printf("%-20s %-22s %-8s %12s  %s\n", "NAME", "ADDR", "STATE", "INCARNATION",
-		       "SINCE");
+		printf("%-20s %-22s %-8s %12s  %s\n", "NAME", "ADDR", "STATE",
+		       "INCARNATION", "SINCE");
 	for (size_t i = 0; i < json_object_array_length(members); i++) {
 		struct json_object *m = json_object_array_get_idx(members, i);
 
@@ -121,7 +122,8 @@ int cmd_members(int argc, char **argv)
 		}
 		printf("%-20s %-22s %-8s %12lld  %s\n", fd_json_get_str(m, "name"),
 		       fd_json_get_str(m, "addr"), fd_json_get_str(m, "state"),
-		       fd_json_get_int(m, "incarnation", 0), fd_json_get_str(m, "since"));
+		       fd_json_get_int(m, "incarnation", 0),
+		       fd_json_get_str(m, "since"));
 	}
 	json_object_put(resp);
 	return fd_finish_stdout(FD_EXIT_OK);

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                     \
+#define USAGE                                                                              \
 	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
-	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"  \
-	"               [--pid-file file] [--log-file file] [--log-level level]\n"       \
-	"               [--log-format text|json] [--max-body size]\n"                   \
+	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
+	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
+	"               [--log-format text|json] [--max-body size]\n"                      \
 	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
 
 static const char help[] =
@@ -88,7 +88,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct node_opts o = {.listen = "127.0.0.1:4380", .max_body = 1024 * 1024,
+	struct node_opts o = {.listen = "127.0.0.1:4380",
+			      .max_body = 1024 * 1024,
 			      .profile = "lan"};
 	uint64_t size;
 	long long v;
@@ -97,74 +98,66 @@ int main(int argc, char **argv)
 
 	fd_cli_init("fd-node", USAGE);
 	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		for (size_t i = 0;
+		     i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
 			if (strcmp(argv[1], subcommands[i].name) == 0)
 				return subcommands[i].fn(argc - 1, argv + 1);
 		fd_usage_die("unknown subcommand '%s'", argv[1]);
 	}
 	while ((c = getopt_long(argc, argv, ":N:l:dp:j:hV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'N':
-			o.name = optarg;
-			break;
-		case 'l':
-			o.listen = optarg;
-			break;
-		case 'd':
-			o.detach = 1;
-			break;
+		case 'N': o.name = optarg; break;
+		case 'l': o.listen = optarg; break;
+		case 'd': o.detach = 1; break;
 		case 'p':
-			if (strcmp(optarg, "local") && strcmp(optarg, "lan") && strcmp(optarg, "wan"))
-				fd_usage_die("invalid --profile '%s' (local, lan, wan)", optarg);
+			if (strcmp(optarg, "local") && strcmp(optarg, "lan") &&
+			    strcmp(optarg, "wan"))
+				fd_usage_die("invalid --profile '%s' (local, lan, wan)",
+					     optarg);
 			o.profile = optarg;
 			break;
 		case 'j':
-			if (fd_parse_hostport(optarg, host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
+			if (fd_parse_hostport(optarg, host, sizeof(host),
+					      FD_DEFAULT_PORT, &port) < 0 ||
 			    port == 0)
-				fd_usage_die("invalid --join '%s' (expected HOST:PORT)", optarg);
+				fd_usage_die("invalid --join '%s' (expected HOST:PORT)",
+					     optarg);
 			if (o.njoin == NODE_MAX_JOIN)
-				fd_usage_die("too many --join addresses (at most %d)", NODE_MAX_JOIN);
+				fd_usage_die("too many --join addresses (at most %d)",
+					     NODE_MAX_JOIN);
 			o.join[o.njoin++] = optarg;
 			break;
-		case OPT_RETRY_JOIN:
-			o.retry_join = 1;
-			break;
-		case OPT_ADVERTISE:
-			o.advertise = optarg;
-			break;
-		case OPT_READY_QUORUM:
-			o.ready_quorum = 1;
-			break;
+		case OPT_RETRY_JOIN: o.retry_join = 1; break;
+		case OPT_ADVERTISE: o.advertise = optarg; break;
+		case OPT_READY_QUORUM: o.ready_quorum = 1; break;
 		case OPT_READY_EXPECT:
 			if (fd_parse_int(optarg, 1, 65536, &v) < 0)
-				fd_usage_die("invalid --ready-expect '%s' (1 to 65536)", optarg);
+				fd_usage_die("invalid --ready-expect '%s' (1 to 65536)",
+					     optarg);
 			o.ready_expect = (int)v;
 			break;
-		case OPT_PID_FILE:
-			o.pid_file = optarg;
-			break;
-		case OPT_LOG_FILE:
-			o.log_file = optarg;
-			break;
+		case OPT_PID_FILE: o.pid_file = optarg; break;
+		case OPT_LOG_FILE: o.log_file = optarg; break;
 		case OPT_LOG_LEVEL:
 			if (fd_log_parse_level(optarg, &fd_log_level) < 0)
-				fd_usage_die("invalid --log-level '%s' (debug, info, warn, error, off)", optarg);
+				fd_usage_die("invalid --log-level '%s' (debug, info, warn, error, off)",
+					     optarg);
 			break;
 		case OPT_LOG_FORMAT:
 			if (fd_log_parse_format(optarg, &fd_log_format) < 0)
-				fd_usage_die("invalid --log-format '%s' (text, json)", optarg);
+				fd_usage_die("invalid --log-format '%s' (text, json)",
+					     optarg);
 			break;
 		case OPT_MAX_BODY:
-			if (fd_parse_size(optarg, &size) < 0 || size == 0 || size > (1ULL << 30))
-				fd_usage_die("invalid --max-body '%s' (1 byte to 1GiB)", optarg);
+			if (fd_parse_size(optarg, &size) < 0 || size == 0 ||
+			    size > (1ULL << 30))
+				fd_usage_die("invalid --max-body '%s' (1 byte to 1GiB)",
+					     optarg);
 			o.max_body = (size_t)size;
 			break;
-		case 'h':
-			fd_help_exit(help);
-		case 'V':
-			fd_version_exit();
-		default:
-			fd_usage_getopt(c, argv);
+		case 'h': fd_help_exit(help);
+		case 'V': fd_version_exit();
+		default: fd_usage_getopt(c, argv);
 		}
 	}
 	if (optind < argc)

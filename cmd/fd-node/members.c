@@ -43,11 +43,11 @@ struct members {
 	struct fail_count *fails;
 	size_t nfails, capfails;
 	int64_t join_backoff;
-	int joined;	/* a start-up join succeeded (or none was asked) */
+	int joined; /* a start-up join succeeded (or none was asked) */
 	int leaving;
 	int64_t leave_deadline;
 	uint64_t udp_tx_err;
-	struct pp_call *calls;	 /* periodic push-pulls in flight */
+	struct pp_call *calls;	/* periodic push-pulls in flight */
 	struct join_req *joins; /* joins in flight */
 };
 
@@ -112,7 +112,8 @@ static void hex_id(const uint8_t *id, char out[33])
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-static struct json_object *member_json(struct members *ms, const struct fd_member_info *mi)
+static struct json_object *member_json(struct members *ms,
+				       const struct fd_member_info *mi)
 {
 	struct json_object *o = fd_json_record("member");
 	struct fail_count *fc = fail_slot(ms, mi->name, 0);
@@ -122,13 +123,16 @@ static struct json_object *member_json(struct members *ms, const struct fd_membe
 	json_object_object_add(o, "name", json_object_new_string(mi->name));
 	json_object_object_add(o, "id", json_object_new_string(id));
 	json_object_object_add(o, "addr", json_object_new_string(mi->addr));
-	json_object_object_add(o, "state",
-			       json_object_new_string(fd_member_state_name(mi->state)));
-	json_object_object_add(o, "incarnation", json_object_new_uint64(mi->incarnation));
-	json_object_object_add(o, "since",
-			       json_object_new_string(fd_ts_format(node_wall_us(ms->n, mi->since),
-								   ts, sizeof(ts))));
-	json_object_object_add(o, "failures", json_object_new_uint64(fc ? fc->failures : 0));
+	json_object_object_add(
+		o, "state", json_object_new_string(fd_member_state_name(mi->state)));
+	json_object_object_add(o, "incarnation",
+			       json_object_new_uint64(mi->incarnation));
+	json_object_object_add(
+		o, "since",
+		json_object_new_string(fd_ts_format(node_wall_us(ms->n, mi->since),
+						    ts, sizeof(ts))));
+	json_object_object_add(o, "failures",
+			       json_object_new_uint64(fc ? fc->failures : 0));
 	return o;
 }
 
@@ -155,16 +159,20 @@ static void publish_event(struct members *ms, const struct fd_member_event *ev)
 	json_object_object_add(o, "name", json_object_new_string(ev->name));
 	json_object_object_add(o, "id", json_object_new_string(id));
 	json_object_object_add(o, "addr", json_object_new_string(ev->addr));
-	json_object_object_add(o, "state",
-			       json_object_new_string(fd_member_state_name(ev->new_state)));
-	json_object_object_add(o, "old_state",
-			       json_object_new_string(fd_member_state_name(ev->old_state)));
-	json_object_object_add(o, "incarnation", json_object_new_uint64(ev->incarnation));
+	json_object_object_add(
+		o, "state",
+		json_object_new_string(fd_member_state_name(ev->new_state)));
+	json_object_object_add(
+		o, "old_state",
+		json_object_new_string(fd_member_state_name(ev->old_state)));
+	json_object_object_add(o, "incarnation",
+			       json_object_new_uint64(ev->incarnation));
 	if (ev->restarted)
 		json_object_object_add(o, "restarted", json_object_new_boolean(1));
-	json_object_object_add(o, "ts",
-			       json_object_new_string(fd_ts_format(node_wall_us(ms->n, ev->time),
-								   ts, sizeof(ts))));
+	json_object_object_add(
+		o, "ts",
+		json_object_new_string(fd_ts_format(node_wall_us(ms->n, ev->time),
+						    ts, sizeof(ts))));
 	line = fd_json_str(o, &len);
 	for (int i = 0; i < ms->nstreams; i++) {
 		struct fd_http_req *s = ms->streams[i];
@@ -235,15 +243,16 @@ static int pushpull_start(struct members *ms, const char *addr, int join,
 	char url[160];
 	uint8_t *state;
 	size_t len;
-	static const char *const hdrs[] = {"Content-Type: application/octet-stream", NULL};
+	static const char *const hdrs[] = {
+		"Content-Type: application/octet-stream", NULL};
 	uint64_t h;
 
 	if (fd_http_url(url, sizeof(url), addr, PUSHPULL_PATH) < 0)
 		return fd_err_set(err, "address too long");
 	if (fd_member_pushpull_encode(ms->m, join, &state, &len) < 0)
 		return fd_err_set(err, "out of memory");
-	h = fd_http_request(ms->n->client, "POST", url, (const char *)state, len, hdrs,
-			    3000, pushpull_done, call, err);
+	h = fd_http_request(ms->n->client, "POST", url, (const char *)state,
+			    len, hdrs, 3000, pushpull_done, call, err);
 	free(state);
 	return h ? 0 : -1;
 }
@@ -285,13 +294,14 @@ static void pump(struct members *ms)
 	free(out);
 	while (fd_member_next_event(ms->m, &ev)) {
 		if (ev.type == FD_MEMBER_EV_CONFLICT) {
-			fd_errlog("another node (%s) announces our name '%s'", ev.addr, ev.name);
+			fd_errlog("another node (%s) announces our name '%s'",
+				  ev.addr, ev.name);
 			if (ev.newcomer) {
 				fd_errlog("name '%s' is already in use by the node at %s: stopping",
 					  ev.name, ev.addr);
 				node_report(ms->n, FD_EXIT_CONFLICT,
-					    "name '%s' is already in use by the node at %s", ev.name,
-					    ev.addr);
+					    "name '%s' is already in use by the node at %s",
+					    ev.name, ev.addr);
 				node_stop(ms->n, FD_EXIT_CONFLICT);
 			}
 		} else {
@@ -301,7 +311,8 @@ static void pump(struct members *ms)
 				if (fc)
 					fc->failures++;
 			}
-			if (ev.new_state != FD_MEMBER_ALIVE || ev.old_state != FD_MEMBER_ALIVE)
+			if (ev.new_state != FD_MEMBER_ALIVE ||
+			    ev.old_state != FD_MEMBER_ALIVE)
 				fd_info("member %s (%s) %s -> %s", ev.name, ev.addr,
 					fd_member_state_name(ev.old_state),
 					fd_member_state_name(ev.new_state));
@@ -323,16 +334,19 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		char host[INET6_ADDRSTRLEN], from[80];
-		ssize_t len = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&ss, &sl);
+		ssize_t len = recvfrom(fd, buf, sizeof(buf), 0,
+				       (struct sockaddr *)&ss, &sl);
 
 		if (len < 0)
 			break;
 		if (ss.ss_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+				  host, sizeof(host));
 			snprintf(from, sizeof(from), "[%s]:%d", host,
 				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
 		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+				  host, sizeof(host));
 			snprintf(from, sizeof(from), "%s:%d", host,
 				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
@@ -349,8 +363,8 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 
 struct join_req {
 	struct members *ms;
-	struct fd_http_req *req;     /* the POST /v1/join, while its client waits */
-	int startup;		     /* the --join at start */
+	struct fd_http_req *req; /* the POST /v1/join, while its client waits */
+	int startup;		 /* the --join at start */
 	struct json_object *results; /* array, one per address */
 	struct pp_call *calls;
 	int ncalls, pending;
@@ -423,14 +437,16 @@ static void name_check_done(const struct fd_http_resp *r, void *arg)
 {
 	struct name_check *nc = arg;
 	struct members *ms = nc->call->ms;
-	struct json_object *info = r->status == 200 ? fd_json_parse(r->body, r->len, NULL) : NULL;
+	struct json_object *info =
+		r->status == 200 ? fd_json_parse(r->body, r->len, NULL) : NULL;
 	const char *id = fd_json_get_str(info, "id");
 	struct fd_http_resp saved = {.status = 200, .body = nc->state, .len = nc->len};
 
 	if (id && strcmp(id, nc->id) == 0) {
 		fd_errlog("name '%s' is already in use by the node at %s: stopping",
 			  ms->n->name, fd_json_get_str(info, "addr"));
-		node_report(ms->n, FD_EXIT_CONFLICT, "name '%s' is already in use by the node at %s",
+		node_report(ms->n, FD_EXIT_CONFLICT,
+			    "name '%s' is already in use by the node at %s",
 			    ms->n->name, fd_json_get_str(info, "addr"));
 		node_stop(ms->n, FD_EXIT_CONFLICT);
 		saved.status = 409;
@@ -456,12 +472,13 @@ static void pushpull_done(const struct fd_http_resp *r, void *arg)
 		memcpy(nc->id, id, sizeof(id));
 		nc->state = malloc(r->len ? r->len : 1);
 		nc->len = r->len;
-		if (nc->state && fd_http_url(url, sizeof(url), addr, "/v1/info") == 0) {
+		if (nc->state &&
+		    fd_http_url(url, sizeof(url), addr, "/v1/info") == 0) {
 			memcpy(nc->state, r->body, r->len);
 			fd_info("the cluster knows another '%s' at %s: checking whether it is us",
 				ms->n->name, addr);
-			if (fd_http_request(ms->n->client, "GET", url, NULL, 0, NULL, 1000,
-					    name_check_done, nc, NULL))
+			if (fd_http_request(ms->n->client, "GET", url, NULL, 0,
+					    NULL, 1000, name_check_done, nc, NULL))
 				return;
 		}
 		free(nc->state);
@@ -477,34 +494,44 @@ static void pushpull_finish(struct pp_call *call, const struct fd_http_resp *r)
 	struct fd_wire_pp_reader rd;
 
 	if (call->join)
-		res = json_object_array_get_idx(call->join->results, (size_t)call->slot);
+		res = json_object_array_get_idx(call->join->results,
+						(size_t)call->slot);
 	if (r->error || r->status != 200) {
 		char why[256];
-		struct json_object *body = r->error ? NULL : fd_json_parse(r->body, r->len, NULL);
+		struct json_object *body =
+			r->error ? NULL : fd_json_parse(r->body, r->len, NULL);
 		const char *msg = fd_json_get_str(body, "error");
 
-		snprintf(why, sizeof(why), "%s", r->error ? r->error
-					     : msg  ? msg
-						    : "unexpected answer");
+		snprintf(why, sizeof(why), "%s",
+			 r->error ? r->error
+			 : msg	  ? msg
+				  : "unexpected answer");
 		json_object_put(body);
 		fd_debug("push-pull with %s failed: %s", call->addr, why);
 		if (res) {
-			json_object_object_add(res, "ok", json_object_new_boolean(0));
-			json_object_object_add(res, "error", json_object_new_string(why));
+			json_object_object_add(res, "ok",
+					       json_object_new_boolean(0));
+			json_object_object_add(res, "error",
+					       json_object_new_string(why));
 		}
-	} else if (fd_member_pushpull_merge(ms->m, fd_loop_now(ms->n->loop), r->body, r->len) < 0) {
+	} else if (fd_member_pushpull_merge(ms->m, fd_loop_now(ms->n->loop),
+					    r->body, r->len) < 0) {
 		fd_warnlog("push-pull with %s: undecodable answer", call->addr);
 		if (res) {
-			json_object_object_add(res, "ok", json_object_new_boolean(0));
-			json_object_object_add(res, "error",
-					       json_object_new_string("not an fd node (undecodable answer)"));
+			json_object_object_add(res, "ok",
+					       json_object_new_boolean(0));
+			json_object_object_add(
+				res, "error",
+				json_object_new_string(
+					"not an fd node (undecodable answer)"));
 		}
 	} else if (res && fd_wire_pp_open(&rd, r->body, r->len) == 0) {
 		char id[33];
 
 		hex_id(rd.sender.id, id);
 		json_object_object_add(res, "ok", json_object_new_boolean(1));
-		json_object_object_add(res, "name", json_object_new_string(rd.sender.name));
+		json_object_object_add(res, "name",
+				       json_object_new_string(rd.sender.name));
 		json_object_object_add(res, "id", json_object_new_string(id));
 	}
 	pump(ms);
@@ -596,22 +623,32 @@ static struct join_req *join_begin(struct members *ms, struct fd_http_req *req,
 
 		j->calls[i] = (struct pp_call){.ms = ms, .join = j, .slot = i};
 		json_object_array_add(j->results, res);
-		if (fd_parse_hostport(addrs[i], host, sizeof(host), FD_DEFAULT_PORT, &port) < 0 ||
+		if (fd_parse_hostport(addrs[i], host, sizeof(host),
+				      FD_DEFAULT_PORT, &port) < 0 ||
 		    port == 0 ||
-		    (size_t)snprintf(full, sizeof(full), "%s%s%s:%d", strchr(host, ':') ? "[" : "",
-				     host, strchr(host, ':') ? "]" : "", port) > FD_MEMBER_ADDR_MAX) {
-			json_object_object_add(res, "addr", json_object_new_string(addrs[i]));
-			json_object_object_add(res, "ok", json_object_new_boolean(0));
-			json_object_object_add(res, "error",
-					       json_object_new_string("invalid address (expected HOST:PORT)"));
+		    (size_t)snprintf(full, sizeof(full), "%s%s%s:%d",
+				     strchr(host, ':') ? "[" : "", host,
+				     strchr(host, ':') ? "]" : "",
+				     port) > FD_MEMBER_ADDR_MAX) {
+			json_object_object_add(res, "addr",
+					       json_object_new_string(addrs[i]));
+			json_object_object_add(res, "ok",
+					       json_object_new_boolean(0));
+			json_object_object_add(
+				res, "error",
+				json_object_new_string(
+					"invalid address (expected HOST:PORT)"));
 			continue;
 		}
 		/* The address as it will be used: the default port made explicit. */
 		memcpy(j->calls[i].addr, full, strlen(full) + 1);
-		json_object_object_add(res, "addr", json_object_new_string(j->calls[i].addr));
+		json_object_object_add(res, "addr",
+				       json_object_new_string(j->calls[i].addr));
 		if (pushpull_start(ms, j->calls[i].addr, 1, &j->calls[i], &err) < 0) {
-			json_object_object_add(res, "ok", json_object_new_boolean(0));
-			json_object_object_add(res, "error", json_object_new_string(err.msg));
+			json_object_object_add(res, "ok",
+					       json_object_new_boolean(0));
+			json_object_object_add(res, "error",
+					       json_object_new_string(err.msg));
 			continue;
 		}
 		j->pending++;
@@ -629,12 +666,15 @@ static void join_finish(struct join_req *j)
 	int ok = 0;
 
 	for (size_t i = 0; i < json_object_array_length(j->results); i++) {
-		struct json_object *res = json_object_array_get_idx(j->results, i), *v;
+		struct json_object *res = json_object_array_get_idx(j->results, i),
+				   *v;
 
-		if (json_object_object_get_ex(res, "ok", &v) && json_object_get_boolean(v))
+		if (json_object_object_get_ex(res, "ok", &v) &&
+		    json_object_get_boolean(v))
 			ok++;
 		else if (j->startup && !ms->n->stopping)
-			fd_warnlog("unable to join '%s': %s", fd_json_get_str(res, "addr"),
+			fd_warnlog("unable to join '%s': %s",
+				   fd_json_get_str(res, "addr"),
 				   fd_json_get_str(res, "error"));
 	}
 	if (j->req) {
@@ -647,7 +687,8 @@ static void join_finish(struct join_req *j)
 		/* the client went away before the answer, or we are stopping */
 	} else if (ok > 0) {
 		ms->joined = 1;
-		fd_info("joined the cluster through %d of %d addresses", ok, j->ncalls);
+		fd_info("joined the cluster through %d of %d addresses", ok,
+			j->ncalls);
 		node_report(ms->n, FD_EXIT_OK, NULL);
 	} else if (ms->n->opts->retry_join) {
 		ms->join_backoff = ms->join_backoff ? ms->join_backoff * 2 : 500;
@@ -659,7 +700,8 @@ static void join_finish(struct join_req *j)
 		fd_timer_arm(ms->n->loop, &ms->join_timer, ms->join_backoff);
 	} else {
 		fd_errlog("unable to join any --join address (use --retry-join to keep trying)");
-		node_report(ms->n, FD_EXIT_RUNTIME, "unable to join any --join address");
+		node_report(ms->n, FD_EXIT_RUNTIME,
+			    "unable to join any --join address");
 		node_stop(ms->n, FD_EXIT_RUNTIME);
 	}
 	join_free(j);
@@ -686,14 +728,17 @@ static void h_join(struct fd_http_req *req, void *arg)
 	if (!json_object_object_get_ex(fd_http_json(req), "addrs", &addrs) ||
 	    !json_object_is_type(addrs, json_type_array) ||
 	    (n = json_object_array_length(addrs)) == 0 || n > 256) {
-		fd_http_reply_error(req, 400, "expected {\"addrs\": [\"host:port\", ...]} (1 to 256)");
+		fd_http_reply_error(
+			req, 400,
+			"expected {\"addrs\": [\"host:port\", ...]} (1 to 256)");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *a = json_object_array_get_idx(addrs, i);
 
 		if (!json_object_is_type(a, json_type_string)) {
-			fd_http_reply_error(req, 400, "addrs[%zu] is not a string", i);
+			fd_http_reply_error(req, 400,
+					    "addrs[%zu] is not a string", i);
 			return;
 		}
 		list[i] = json_object_get_string(a);
@@ -711,7 +756,8 @@ static void h_join(struct fd_http_req *req, void *arg)
 static void h_members(struct fd_http_req *req, void *arg)
 {
 	struct members *ms = arg;
-	struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	struct json_object *o = json_object_new_object(),
+			   *arr = json_object_new_array();
 	struct fd_member_info mi;
 
 	for (size_t i = 0; fd_member_at(ms->m, i, &mi) == 0; i++)
@@ -736,7 +782,8 @@ static void h_events(struct fd_http_req *req, void *arg)
 	struct members *ms = arg;
 
 	if (ms->nstreams == MAX_EVENT_STREAMS) {
-		fd_http_reply_error(req, 503, "too many event streams (%d)", MAX_EVENT_STREAMS);
+		fd_http_reply_error(req, 503, "too many event streams (%d)",
+				    MAX_EVENT_STREAMS);
 		return;
 	}
 	if (fd_http_stream_begin(req, "application/x-ndjson", EVENT_QUEUE_MAX) < 0) {
@@ -753,7 +800,8 @@ static void leave_check(struct fd_loop *loop, struct fd_timer *t, void *arg)
 {
 	struct members *ms = arg;
 
-	if (fd_member_pending_broadcasts(ms->m) == 0 || fd_loop_now(loop) >= ms->leave_deadline) {
+	if (fd_member_pending_broadcasts(ms->m) == 0 ||
+	    fd_loop_now(loop) >= ms->leave_deadline) {
 		fd_info("left the cluster");
 		node_stop(ms->n, FD_EXIT_OK);
 		return;
@@ -810,7 +858,8 @@ int members_init(struct node *n)
 		return -1;
 	memcpy(&seed, n->id_raw, sizeof(seed));
 	ms->m = fd_member_new(&ms->cfg, n->name, n->id_raw, n->addr,
-			      (uint64_t)(fd_wall_us() / 1000), seed, fd_loop_now(n->loop));
+			      (uint64_t)(fd_wall_us() / 1000), seed,
+			      fd_loop_now(n->loop));
 	if (!ms->m)
 		return -1;
 	fd_timer_init(&ms->timer, on_member_timer, ms);
@@ -850,24 +899,40 @@ void members_add_info(struct node *n, struct json_object *info)
 	struct members *ms = n->members;
 	const struct fd_member_stats *st = fd_member_stats(ms->m);
 	struct fd_member_quorum q;
-	struct json_object *counts = json_object_new_object(), *udp = json_object_new_object();
+	struct json_object *counts = json_object_new_object(),
+			   *udp = json_object_new_object();
 
 	fd_member_quorum(ms->m, &q);
-	json_object_object_add(info, "profile", json_object_new_string(n->opts->profile));
-	json_object_object_add(counts, "alive", json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_ALIVE)));
-	json_object_object_add(counts, "suspect", json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_SUSPECT)));
-	json_object_object_add(counts, "failed", json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_FAILED)));
-	json_object_object_add(counts, "left", json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_LEFT)));
+	json_object_object_add(info, "profile",
+			       json_object_new_string(n->opts->profile));
+	json_object_object_add(
+		counts, "alive",
+		json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_ALIVE)));
+	json_object_object_add(counts, "suspect",
+			       json_object_new_int((int)fd_member_count(
+				       ms->m, FD_MEMBER_SUSPECT)));
+	json_object_object_add(
+		counts, "failed",
+		json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_FAILED)));
+	json_object_object_add(
+		counts, "left",
+		json_object_new_int((int)fd_member_count(ms->m, FD_MEMBER_LEFT)));
 	json_object_object_add(info, "members", counts);
-	json_object_object_add(info, "partitioned", json_object_new_boolean(q.partitioned));
-	json_object_object_add(info, "quorum_expected", json_object_new_int((int)q.expected));
-	json_object_object_add(info, "health", json_object_new_int((int)fd_member_health(ms->m)));
-	json_object_object_add(info, "incarnation", json_object_new_uint64(fd_member_incarnation(ms->m)));
+	json_object_object_add(info, "partitioned",
+			       json_object_new_boolean(q.partitioned));
+	json_object_object_add(info, "quorum_expected",
+			       json_object_new_int((int)q.expected));
+	json_object_object_add(info, "health",
+			       json_object_new_int((int)fd_member_health(ms->m)));
+	json_object_object_add(info, "incarnation",
+			       json_object_new_uint64(fd_member_incarnation(ms->m)));
 	json_object_object_add(udp, "rx", json_object_new_uint64(st->rx));
 	json_object_object_add(udp, "rx_bad", json_object_new_uint64(st->rx_bad));
-	json_object_object_add(udp, "rx_version", json_object_new_uint64(st->rx_version));
+	json_object_object_add(udp, "rx_version",
+			       json_object_new_uint64(st->rx_version));
 	json_object_object_add(udp, "tx", json_object_new_uint64(st->tx));
-	json_object_object_add(udp, "tx_errors", json_object_new_uint64(ms->udp_tx_err));
+	json_object_object_add(udp, "tx_errors",
+			       json_object_new_uint64(ms->udp_tx_err));
 	json_object_object_add(info, "udp", udp);
 }
 
@@ -883,11 +948,13 @@ int members_ready(struct node *n, char *why, size_t len)
 	}
 	fd_member_quorum(ms->m, &q);
 	if (n->opts->ready_quorum && q.partitioned) {
-		snprintf(why, len, "no quorum: %u of %u members reachable", q.alive, q.expected);
+		snprintf(why, len, "no quorum: %u of %u members reachable",
+			 q.alive, q.expected);
 		return 0;
 	}
 	if (n->opts->ready_expect > 0 && alive < (unsigned)n->opts->ready_expect) {
-		snprintf(why, len, "%u of %d expected members alive", alive, n->opts->ready_expect);
+		snprintf(why, len, "%u of %d expected members alive", alive,
+			 n->opts->ready_expect);
 		return 0;
 	}
 	return 1;

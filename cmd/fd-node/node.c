@@ -82,12 +82,14 @@ static int node_bind(struct node *n, const char *listen)
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	rc = getaddrinfo(host, port_s, &hints, &ai);
 	if (rc != 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to resolve '%s': %s", host, gai_strerror(rc));
+		fd_die(FD_EXIT_RUNTIME, "unable to resolve '%s': %s", host,
+		       gai_strerror(rc));
 	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	for (;;) {
-		socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-							 : sizeof(struct sockaddr_in);
+		socklen_t len = ss.ss_family == AF_INET6
+					? sizeof(struct sockaddr_in6)
+					: sizeof(struct sockaddr_in);
 
 		n->tcp_fd = bind_one((struct sockaddr *)&ss, len, SOCK_STREAM);
 		if (n->tcp_fd < 0)
@@ -103,12 +105,14 @@ static int node_bind(struct node *n, const char *listen)
 		set_port(&ss, 0);
 	}
 	if (n->tcp_fd < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to listen on '%s': %s", listen, strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to listen on '%s': %s", listen,
+		       strerror(errno));
 	if (n->opts->advertise) {
 		char ahost[256];
 		int aport;
 
-		if (fd_parse_hostport(n->opts->advertise, ahost, sizeof(ahost), -1, &aport) < 0 ||
+		if (fd_parse_hostport(n->opts->advertise, ahost, sizeof(ahost),
+				      -1, &aport) < 0 ||
 		    aport == 0 || strlen(n->opts->advertise) >= sizeof(n->addr))
 			fd_usage_die("invalid --advertise '%s' (expected HOST:PORT)",
 				     n->opts->advertise);
@@ -118,13 +122,17 @@ static int node_bind(struct node *n, const char *listen)
 	if (ss.ss_family == AF_INET6) {
 		if (IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
 			fd_usage_die("--listen on a wildcard address needs --advertise HOST:PORT");
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, shown, sizeof(shown));
-		snprintf(n->addr, sizeof(n->addr), "[%s]:%d", shown, sock_port(n->tcp_fd));
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+			  shown, sizeof(shown));
+		snprintf(n->addr, sizeof(n->addr), "[%s]:%d", shown,
+			 sock_port(n->tcp_fd));
 	} else {
 		if (((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY))
 			fd_usage_die("--listen on a wildcard address needs --advertise HOST:PORT");
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, shown, sizeof(shown));
-		snprintf(n->addr, sizeof(n->addr), "%s:%d", shown, sock_port(n->tcp_fd));
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+			  shown, sizeof(shown));
+		snprintf(n->addr, sizeof(n->addr), "%s:%d", shown,
+			 sock_port(n->tcp_fd));
 	}
 	return 0;
 }
@@ -142,7 +150,8 @@ static struct json_object *node_info(struct node *n)
 	json_object_object_add(o, "pid", json_object_new_int(getpid()));
 	json_object_object_add(o, "version", json_object_new_string(FD_VERSION));
 	json_object_object_add(o, "started",
-			       json_object_new_string(fd_ts_format(n->started_wall, ts, sizeof(ts))));
+			       json_object_new_string(fd_ts_format(
+				       n->started_wall, ts, sizeof(ts))));
 	json_object_object_add(o, "uptime",
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
 	members_add_info(n, o);
@@ -183,8 +192,9 @@ static void h_log_level(struct fd_http_req *req, void *arg)
 
 	(void)arg;
 	if (!level || fd_log_parse_level(level, &l) < 0) {
-		fd_http_reply_error(req, 400,
-				    "expected {\"level\": \"debug|info|warn|error|off\"}");
+		fd_http_reply_error(
+			req, 400,
+			"expected {\"level\": \"debug|info|warn|error|off\"}");
 		return;
 	}
 	fd_log_level = l;
@@ -236,7 +246,8 @@ static void make_identity(struct node *n, const char *name)
 			fd_usage_die("invalid --name: 1 to %d bytes", NAME_MAX_LEN);
 		for (const char *c = name; *c; c++)
 			if ((unsigned char)*c < 0x21 || *c == 0x7f)
-				fd_usage_die("invalid --name '%s': no spaces or control characters", name);
+				fd_usage_die("invalid --name '%s': no spaces or control characters",
+					     name);
 		if (!fd_utf8_valid(name, strlen(name)))
 			fd_usage_die("invalid --name: not UTF-8");
 		snprintf(n->name, sizeof(n->name), "%s", name);
@@ -372,22 +383,26 @@ int node_main(const struct node_opts *opts)
 	n.started_mono = fd_mono_ms();
 	n.started_wall = fd_wall_us();
 	if (redirect_stdio(opts->log_file, opts->detach) < 0) {
-		snprintf(msg, sizeof(msg), "unable to open '%s': %s", opts->log_file, strerror(errno));
+		snprintf(msg, sizeof(msg), "unable to open '%s': %s",
+			 opts->log_file, strerror(errno));
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	if (opts->pid_file && write_pid_file(opts->pid_file) < 0) {
-		snprintf(msg, sizeof(msg), "unable to write '%s': %s", opts->pid_file, strerror(errno));
+		snprintf(msg, sizeof(msg), "unable to write '%s': %s",
+			 opts->pid_file, strerror(errno));
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	}
 	n.loop = fd_loop_new();
 	if (!n.loop)
-		fd_die(FD_EXIT_RUNTIME, "unable to create the event loop: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to create the event loop: %s",
+		       strerror(errno));
 	if (fd_loop_signal(n.loop, SIGTERM, on_stop_signal, &n) < 0 ||
 	    fd_loop_signal(n.loop, SIGINT, on_stop_signal, &n) < 0 ||
 	    fd_loop_signal(n.loop, SIGHUP, on_hup, &n) < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s", strerror(errno));
+		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
+		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
 	if (!n.client || members_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
@@ -408,8 +423,8 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
 	members_add_routes(&n);
 
-	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id, n.addr,
-		opts->profile);
+	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id,
+		n.addr, opts->profile);
 	if (!opts->detach)
 		print_identity(&n, getpid());
 	members_start(&n); /* reports readiness to a --detach parent */

@@ -41,7 +41,7 @@ struct node {
 	int tcp_fd, udp_fd;
 	int64_t started_mono, started_wall;
 	struct members *members;
-	int report_fd;	/* --detach: tells the parent we are ready (or not) */
+	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
 };

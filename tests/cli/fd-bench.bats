@@ -145,9 +145,12 @@ write_baseline()
 	assert_clean
 }
 
-@test "membership.rss -N 2 -r 1: MiB of the largest node" {
+@test "membership.rss -N 2 -r 1: RSS, PSS and private MiB of the largest node" {
 	run -0 --separate-stderr bench -N 2 -r 1 membership.rss
-	run -0 jq -e '.name == "membership.rss" and .unit == "MiB" and .value > 0' <<<"$output"
+	assert_equal "${#lines[@]}" 3
+	run -0 jq -r -s 'map(select(.unit == "MiB" and .value > 0) | .name) | join(",")' <<<"$output"
+	assert_output 'membership.rss,membership.pss,membership.private'
+	run -0 jq -e -s '.[0].value >= .[1].value' <<<"$output"
 	assert_clean
 }
 
@@ -169,7 +172,7 @@ write_baseline()
 @test "--format github: a JSON array benchmark-action reads (name, unit, value)" {
 	run -0 --separate-stderr bench -N 3 -r 1 --format github membership.converge membership.rss
 	run -0 jq -e '
-		type == "array" and length == 2 and
+		type == "array" and length == 4 and
 		(map((.name | type == "string") and (.unit | type == "string") and
 		     (.value | type == "number") and (.extra | test("smaller is better"))) | all) and
 		.[0].name == "membership.converge (nodes=3, profile=local)" and .[0].unit == "s" and

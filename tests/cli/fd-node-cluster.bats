@@ -16,6 +16,8 @@ sees() { [ "$(alive_count "$1")" = "$2" ]; }
 state_of() { fd-node members -n "${FD_ADDR[$1]}" | jq -r --arg m "$2" 'select(.name == $m) | .state'; }
 has_state() { [ "$(state_of "$1" "$2")" = "$3" ]; }
 info_field() { fd-node info -n "${FD_ADDR[$1]}" | jq -r "$2"; }
+# info_true NODE JQ-EXPR: the expression holds for NODE's /v1/info.
+info_true() { fd-node info -n "${FD_ADDR[$1]}" | jq -e "$2" >/dev/null; }
 
 start3() {
 	fd_start_node n1 --profile local
@@ -104,7 +106,7 @@ start3() {
 	printf '\xfd\x4d' >"/dev/udp/127.0.0.1/${FD_PORT[n1]}"
 	printf '\xfd\x4d\x09\x01whatever' >"/dev/udp/127.0.0.1/${FD_PORT[n1]}"
 	head -c 3000 /dev/zero >"/dev/udp/127.0.0.1/${FD_PORT[n1]}"
-	fd_wait_until 5s test "$(info_field n1 '.udp.rx_bad + .udp.rx_version')" -ge 4
+	fd_wait_until 5s info_true n1 '.udp.rx_bad + .udp.rx_version >= 4'
 	run -0 info_field n1 '.udp.rx_version'
 	assert_output 1
 	fd_http GET "${FD_ADDR[n1]}" /healthz
@@ -189,4 +191,27 @@ start3() {
 	run -4 --separate-stderr timeout 20 fd-node --detach --name n1 --listen 127.0.0.1:0 --profile local --join "${FD_ADDR[n1]}"
 	assert_equal "$output" ""
 	assert_regex "$stderr" "^fd-node: name 'n1' is already in use by the node at ${FD_ADDR[n1]}"
+}
+
+@test "--ready-quorum: a node that sees no majority reports partitioned and is not ready" {
+	fd_start_node n1 --profile local --ready-quorum
+	fd_start_node n2 --profile local --join "${FD_ADDR[n1]}"
+	fd_start_node n3 --profile local --join "${FD_ADDR[n1]}"
+	for n in n1 n2 n3; do fd_wait_until 10s sees "$n" 3; done
+	fd_http GET "${FD_ADDR[n1]}" /readyz
+	assert_equal "$HTTP_CODE" 200
+	fd_stop_node n2 KILL
+	fd_stop_node n3 KILL
+	fd_wait_until 15s info_true n1 '.partitioned'
+	fd_http GET "${FD_ADDR[n1]}" /readyz
+	assert_equal "$HTTP_CODE" 503
+	run -0 jq -e '.ready == false and (.reason | test("no quorum: 1 of 3"))' <<<"$HTTP_BODY"
+	# A node that left on purpose does not count against the quorum.
+	fd_start_node n4 --profile local --ready-quorum
+	fd_start_node n5 --profile local --join "${FD_ADDR[n4]}"
+	fd_wait_until 10s sees n4 2
+	fd_stop_node n5 TERM
+	fd_wait_until 10s has_state n4 n5 left
+	run -0 info_field n4 '.partitioned'
+	assert_output false
 }

@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			fd_crdt_merge(s, c);
 			/* Merging twice changes nothing (idempotence). */
-			if (fd_crdt_kind(c) != FD_CRDT_REPAIR && fd_crdt_encode(s, &buf, &len) == 0) {
+			if (fd_crdt_kind(c) != FD_CRDT_REPAIR &&
+			    fd_crdt_encode(s, &buf, &len) == 0) {
 				unsigned char *buf2;
 				size_t len2;
 

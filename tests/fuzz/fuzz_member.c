@@ -21,7 +21,8 @@ static void drain(struct fd_member *m)
 {
 	while (fd_member_next_output(m, &out)) {
 		if (out.kind == FD_MEMBER_OUT_DGRAM &&
-		    (out.len > FD_WIRE_MTU || fd_wire_decode(out.buf, out.len, &msg) != 0))
+		    (out.len > FD_WIRE_MTU ||
+		     fd_wire_decode(out.buf, out.len, &msg) != 0))
 			abort();
 	}
 	while (fd_member_next_event(m, &ev))
@@ -57,9 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 0:
 			fd_member_recv(m, now, peers[(kind >> 2) % 4], data, len);
 			break;
-		case 1:
-			fd_member_pushpull_merge(m, now, data, len);
-			break;
+		case 1: fd_member_pushpull_merge(m, now, data, len); break;
 		case 2:
 			now += (int64_t)len;
 			fd_member_tick(m, now);

@@ -15,10 +15,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define ASSERT(c)                                                           \
-	do {                                                                \
-		if (!(c))                                                   \
-			__builtin_trap();                                   \
+#define ASSERT(c)                         \
+	do {                              \
+		if (!(c))                 \
+			__builtin_trap(); \
 	} while (0)
 
 struct items {
@@ -53,7 +53,8 @@ static int keep(void *arg, const struct fd_topic_item *in)
 	s->n++;
 	/* Apply it: the tree must accept a decoded pattern and group. */
 	if (in->op == FD_TOPIC_ADD)
-		v = fd_topic_tree_add(s->tree, in->pattern, in->len, in->group, s, NULL);
+		v = fd_topic_tree_add(s->tree, in->pattern, in->len, in->group,
+				      s, NULL);
 	else
 		v = fd_topic_tree_remove(s->tree, in->pattern, in->len, in->group, s);
 	(void)v;
@@ -87,17 +88,18 @@ static void fuzz_set(const uint8_t *data, size_t size)
 		goto out;
 	ASSERT(fd_topic_set_decode(data, size, NULL, keep, &s, &err) == 0);
 	ASSERT(s.n == info.count);
-	ASSERT(fd_topic_set_encode(again, size, info.kind, info.version, s.it, s.n, &len,
-				   &err) == 0);
+	ASSERT(fd_topic_set_encode(again, size, info.kind, info.version, s.it,
+				   s.n, &len, &err) == 0);
 	ASSERT(len == size && memcmp(again, data, size) == 0);
 	for (size_t i = 0; i < s.n; i++) {
 		long n = 0;
 
 		/* a pattern without wildcards is a subject its own entry matches */
 		if (fd_topic_valid_subject(s.it[i].pattern, s.it[i].len, NULL) == 0) {
-			ASSERT(fd_topic_tree_match(s.tree, s.it[i].pattern, s.it[i].len, count, &n) >= 0);
-			ASSERT(fd_topic_match(s.it[i].pattern, s.it[i].len, s.it[i].pattern,
-					      s.it[i].len));
+			ASSERT(fd_topic_tree_match(s.tree, s.it[i].pattern,
+						   s.it[i].len, count, &n) >= 0);
+			ASSERT(fd_topic_match(s.it[i].pattern, s.it[i].len,
+					      s.it[i].pattern, s.it[i].len));
 		}
 	}
 out:
@@ -122,13 +124,15 @@ static void fuzz_match(const uint8_t *data, size_t size)
 	plen = (size_t)(nul - data);
 	subj = (const char *)nul + 1;
 	slen = size - plen - 1;
-	if (fd_topic_valid_pattern(p, plen, NULL) || fd_topic_valid_subject(subj, slen, NULL))
+	if (fd_topic_valid_pattern(p, plen, NULL) ||
+	    fd_topic_valid_subject(subj, slen, NULL))
 		return;
 	t = fd_topic_tree_new(16, 0, 2);
 	if (!t)
 		return;
 	ASSERT(fd_topic_tree_add(t, p, plen, NULL, &v, NULL) == 3);
-	ASSERT(fd_topic_tree_add(t, p, plen, "g", &v, NULL) == FD_TOPIC_INTEREST_CHANGE);
+	ASSERT(fd_topic_tree_add(t, p, plen, "g", &v, NULL) ==
+	       FD_TOPIC_INTEREST_CHANGE);
 	got = fd_topic_tree_match(t, subj, slen, count, &n);
 	ASSERT(got == n);
 	ASSERT(got == 2 * fd_topic_match(p, plen, subj, slen));

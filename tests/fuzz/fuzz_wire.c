@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (fd_wire_pp_open(&r, data, size) == 0) {
 		while (fd_wire_pp_next(&r, &n)) {
-			if (!fd_wire_name_ok(n.name) || !fd_wire_addr_ok(n.addr) ||
-			    n.state > FD_WIRE_LEFT)
+			if (!fd_wire_name_ok(n.name) ||
+			    !fd_wire_addr_ok(n.addr) || n.state > FD_WIRE_LEFT)
 				abort();
 			count++;
 		}

@@ -69,14 +69,18 @@ TEST(compare_overlap_never_regresses_random)
 		double mid = lo + (hi - lo) * (double)unit_rand_below(101) / 100.0;
 		double clo = lo + (mid - lo) * (double)unit_rand_below(101) / 100.0;
 		double chi = mid + (double)unit_rand_below(2000);
-		struct fd_stats base = {.median = (lo + hi) / 2, .min = lo, .max = hi, .n = 3};
-		struct fd_stats cur = {.median = (clo + chi) / 2, .min = clo, .max = chi, .n = 3};
+		struct fd_stats base = {
+			.median = (lo + hi) / 2, .min = lo, .max = hi, .n = 3};
+		struct fd_stats cur = {
+			.median = (clo + chi) / 2, .min = clo, .max = chi, .n = 3};
 		double thr = (double)unit_rand_below(50);
 
-		if (fd_bench_compare(&base, &base, (int)(i & 1), thr, NULL) != FD_BENCH_SAME ||
-		    fd_bench_compare(&base, &cur, (int)(i & 1), thr, NULL) == FD_BENCH_REGRESSION) {
-			unit_fail(__FILE__, __LINE__, "case %d: [%g,%g] vs [%g,%g]", i, lo,
-				  hi, clo, chi);
+		if (fd_bench_compare(&base, &base, (int)(i & 1), thr, NULL) !=
+			    FD_BENCH_SAME ||
+		    fd_bench_compare(&base, &cur, (int)(i & 1), thr, NULL) ==
+			    FD_BENCH_REGRESSION) {
+			unit_fail(__FILE__, __LINE__, "case %d: [%g,%g] vs [%g,%g]",
+				  i, lo, hi, clo, chi);
 			return;
 		}
 	}

@@ -26,8 +26,8 @@ TEST(duration_units)
 
 TEST(duration_rejects)
 {
-	const char *bad[] = {"", "-1s", "+1s", "s", "1x", "1 s", " 1s", "1ss",
-			     "nan", "inf", "1e400", "ms", "1.2.3s"};
+	const char *bad[] = {"",    "-1s", "+1s", "s",	   "1x", "1 s",	  " 1s",
+			     "1ss", "nan", "inf", "1e400", "ms", "1.2.3s"};
 	int64_t ms = 42;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -51,7 +51,8 @@ TEST(duration_roundtrip_random)
 		snprintf(buf, sizeof(buf), "%" PRId64 "ms", v);
 		REQUIRE(fd_parse_duration(buf, &ms) == 0);
 		CHECK_EQ(ms, v);
-		snprintf(buf, sizeof(buf), "%" PRId64 ".%03ds", v / 1000, (int)(v % 1000));
+		snprintf(buf, sizeof(buf), "%" PRId64 ".%03ds", v / 1000,
+			 (int)(v % 1000));
 		REQUIRE(fd_parse_duration(buf, &ms) == 0);
 		CHECK_EQ(ms, v);
 	}
@@ -102,7 +103,8 @@ TEST(hostport)
 	char host[64];
 	int port = -1;
 
-	CHECK_EQ(fd_parse_hostport("127.0.0.1:4380", host, sizeof(host), -1, &port), 0);
+	CHECK_EQ(fd_parse_hostport("127.0.0.1:4380", host, sizeof(host), -1, &port),
+		 0);
 	CHECK_STR(host, "127.0.0.1");
 	CHECK_EQ(port, 4380);
 	CHECK_EQ(fd_parse_hostport("[::1]:0", host, sizeof(host), -1, &port), 0);

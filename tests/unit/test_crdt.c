@@ -20,8 +20,8 @@ static struct fd_crdt *must_new(uint64_t id)
 	return c;
 }
 
-static int reg(struct fd_crdt *c, const char *name, const char *val, uint64_t hlc,
-	       struct fd_crdt *delta)
+static int reg(struct fd_crdt *c, const char *name, const char *val,
+	       uint64_t hlc, struct fd_crdt *delta)
 {
 	return fd_crdt_register(c, S(name), S(val), hlc, 0, delta, NULL);
 }
@@ -96,7 +96,8 @@ static void on_event(void *arg, const struct fd_crdt_event *ev)
 	l->type[l->n] = ev->type;
 	l->entry[l->n] = ev->entry ? ev->entry->dot.node : 0;
 	l->other[l->n] = ev->other ? ev->other->dot.node : 0;
-	snprintf(l->name[l->n], sizeof(l->name[0]), "%.*s", (int)ev->name_len, ev->name);
+	snprintf(l->name[l->n], sizeof(l->name[0]), "%.*s", (int)ev->name_len,
+		 ev->name);
 	l->n++;
 }
 
@@ -105,12 +106,14 @@ static void on_event(void *arg, const struct fd_crdt_event *ev)
 TEST(register_lookup_unregister)
 {
 	struct fd_crdt *a = must_new(1);
-	struct evlog log = { 0 };
+	struct evlog log = {0};
 	const struct fd_crdt_name *r;
 	struct fd_crdt_dot dot;
 
 	fd_crdt_set_events(a, on_event, &log);
-	CHECK_EQ(fd_crdt_register(a, S("svc.web"), S("{\"port\":80}"), 10, 0, NULL, &dot), 0);
+	CHECK_EQ(fd_crdt_register(a, S("svc.web"), S("{\"port\":80}"), 10, 0,
+				  NULL, &dot),
+		 0);
 	CHECK_EQ(dot.node, 1);
 	CHECK_EQ(dot.counter, 1);
 	r = fd_crdt_lookup(a, S("svc.web"));
@@ -149,7 +152,7 @@ TEST(list_by_prefix_is_sorted)
 	struct fd_crdt *a = must_new(1);
 	const struct fd_crdt_name **v;
 	size_t n;
-	const char *names[] = { "b.2", "a.1", "b.10", "b.1", "c", "b" };
+	const char *names[] = {"b.2", "a.1", "b.10", "b.1", "c", "b"};
 
 	for (size_t i = 0; i < 6; i++)
 		CHECK_EQ(reg(a, names[i], "1", i, NULL), 0);
@@ -175,7 +178,7 @@ TEST(concurrent_registrations_both_survive_one_winner)
 {
 	struct fd_crdt *a = must_new(7), *b = must_new(3);
 	struct fd_crdt *da = fd_crdt_delta_new(NULL), *db = fd_crdt_delta_new(NULL);
-	struct evlog la = { 0 }, lb = { 0 };
+	struct evlog la = {0}, lb = {0};
 	const struct fd_crdt_name *r;
 
 	fd_crdt_set_events(a, on_event, &la);
@@ -220,7 +223,8 @@ TEST(concurrent_registrations_both_survive_one_winner)
 TEST(equal_hlc_lowest_node_wins_everywhere)
 {
 	for (int i = 0; i < 200; i++) {
-		uint64_t ida = 1 + unit_rand_below(1000), idb = 1001 + unit_rand_below(1000);
+		uint64_t ida = 1 + unit_rand_below(1000),
+			 idb = 1001 + unit_rand_below(1000);
 		struct fd_crdt *a = must_new(ida), *b = must_new(idb), *x, *y;
 
 		reg(a, "n", "1", 5, NULL);
@@ -278,9 +282,10 @@ TEST(unregister_is_observed_remove_add_wins)
 TEST(node_gone_drops_ephemeral_everywhere_keeps_persistent)
 {
 	struct fd_crdt *a = must_new(1), *b = must_new(2), *c = must_new(3);
-	struct fd_crdt *da = fd_crdt_delta_new(NULL), *late = fd_crdt_delta_new(NULL);
+	struct fd_crdt *da = fd_crdt_delta_new(NULL),
+		       *late = fd_crdt_delta_new(NULL);
 	struct fd_crdt *dc = fd_crdt_delta_new(NULL);
-	struct evlog lb = { 0 };
+	struct evlog lb = {0};
 
 	fd_crdt_set_events(b, on_event, &lb);
 	CHECK_EQ(reg(a, "eph", "1", 1, da), 0);
@@ -371,7 +376,8 @@ static void sim_op(struct sim *s, int i, struct fd_crdt *d, int nnames, int allo
 	} else if (k < 65) {
 		if (!r) /* register if absent */
 			fd_crdt_register(c, S(name), S(val),
-					 fd_hlc_now(&s->clk[i], s->wall), 0, d, NULL);
+					 fd_hlc_now(&s->clk[i], s->wall), 0, d,
+					 NULL);
 	} else if (k < 85) {
 		fd_crdt_unregister(c, S(name), d);
 	} else if (k < 97 || !allow_gone) {
@@ -380,7 +386,9 @@ static void sim_op(struct sim *s, int i, struct fd_crdt *d, int nnames, int allo
 	} else {
 		/* A node that is not one of the replicas goes away... or, rarely,
 		 * one that is. */
-		uint64_t node = unit_rand_below(4) ? 10 * (1 + unit_rand_below((uint64_t)s->n)) : 77;
+		uint64_t node = unit_rand_below(4)
+					? 10 * (1 + unit_rand_below((uint64_t)s->n))
+					: 77;
 
 		fd_crdt_node_gone(c, node, d);
 	}
@@ -393,7 +401,7 @@ static void sim_op(struct sim *s, int i, struct fd_crdt *d, int nnames, int allo
 
 static void sim_random_history(struct sim *s, int steps, int nnames)
 {
-	struct fd_crdt *pool[POOL] = { 0 };
+	struct fd_crdt *pool[POOL] = {0};
 
 	for (int t = 0; t < steps; t++) {
 		int i = (int)unit_rand_below((uint64_t)s->n);
@@ -430,7 +438,8 @@ TEST(merge_is_commutative_associative_idempotent)
 		struct fd_crdt *a, *b, *c;
 
 		sim_init(&s, 3);
-		sim_random_history(&s, 5 + (int)unit_rand_below(60), 2 + (int)unit_rand_below(8));
+		sim_random_history(&s, 5 + (int)unit_rand_below(60),
+				   2 + (int)unit_rand_below(8));
 		a = s.rep[0];
 		b = s.rep[1];
 		c = s.rep[2];
@@ -482,7 +491,8 @@ TEST(deltas_in_any_order_with_duplicates_converge)
 		struct sim s;
 		struct fd_crdt *deltas[MAXD];
 		int origin[MAXD], nd = 0;
-		int n = 3 + (int)unit_rand_below(3), nnames = 2 + (int)unit_rand_below(10);
+		int n = 3 + (int)unit_rand_below(3),
+		    nnames = 2 + (int)unit_rand_below(10);
 		struct {
 			int to, d;
 		} q[MAXD * 6];
@@ -498,7 +508,8 @@ TEST(deltas_in_any_order_with_duplicates_converge)
 
 			/* Sometimes, catch up on a random earlier delta first. */
 			if (nd && unit_rand_below(2))
-				fd_crdt_merge(s.rep[i], deltas[unit_rand_below((uint64_t)nd)]);
+				fd_crdt_merge(s.rep[i],
+					      deltas[unit_rand_below((uint64_t)nd)]);
 			for (int k = 0; k < ops; k++)
 				sim_op(&s, i, d, nnames, 1);
 			deltas[nd] = d;
@@ -564,7 +575,8 @@ TEST(dropped_deltas_are_repaired_by_anti_entropy)
 
 	for (int run = 0; run < 300; run++) {
 		struct sim s;
-		int n = 3 + (int)unit_rand_below(3), nnames = 2 + (int)unit_rand_below(12);
+		int n = 3 + (int)unit_rand_below(3),
+		    nnames = 2 + (int)unit_rand_below(12);
 		struct fd_crdt *truth = must_new(999);
 
 		sim_init(&s, n);
@@ -578,7 +590,8 @@ TEST(dropped_deltas_are_repaired_by_anti_entropy)
 					fd_crdt_merge(s.rep[to], d);
 			fd_crdt_free(d);
 			if (!unit_rand_below(15)) { /* an occasional partial repair */
-				int a = (int)unit_rand_below((uint64_t)n), b = (int)unit_rand_below((uint64_t)n);
+				int a = (int)unit_rand_below((uint64_t)n),
+				    b = (int)unit_rand_below((uint64_t)n);
 
 				if (a != b)
 					anti_entropy(s.rep[a], s.rep[b]);
@@ -692,7 +705,8 @@ TEST(context_compacts_memory_follows_live_entries)
 		/* Deliver out of order: hold some deltas back a while. */
 		held[nheld] = d;
 		from[nheld++] = i;
-		while (nheld == 16 || (nheld && (unit_rand_below(3) == 0 || cycle == 2999))) {
+		while (nheld == 16 ||
+		       (nheld && (unit_rand_below(3) == 0 || cycle == 2999))) {
 			int k = (int)unit_rand_below((uint64_t)nheld);
 
 			for (int to = 0; to < 3; to++)
@@ -765,7 +779,8 @@ static void check_decoder(const struct fd_crdt *c, int flips)
 
 		memcpy(m, b, len);
 		for (int f = 0; f < 1 + (int)unit_rand_below(3); f++)
-			m[unit_rand_below(len)] ^= (unsigned char)(1 + unit_rand_below(255));
+			m[unit_rand_below(len)] ^=
+				(unsigned char)(1 + unit_rand_below(255));
 		x = fd_crdt_decode(m, len, NULL, &err);
 		if (x) {
 			size_t l2;
@@ -827,8 +842,8 @@ TEST(decoder_rejects_non_canonical_and_inconsistent)
 	/* Hand-made: one origin (node 1, max 1), one name "a" with an entry
 	 * at counter 2, outside the context. */
 	static const unsigned char outside[] = {
-		'F', 'D', 'C', 'R', 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0,
-		1, 1, 'a', 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, '1',
+		'F', 'D', 'C', 'R', 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1,   0,
+		1,   1,	  'a', 1,   0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, '1',
 	};
 	unsigned char ok[sizeof(outside)], tmp[sizeof(outside)];
 	struct fd_err err;
@@ -872,7 +887,8 @@ TEST(bytes_per_entry_and_throughput)
 		char name[32];
 		int nl = snprintf(name, sizeof(name), "svc.worker.%06d", i);
 
-		if (fd_crdt_register(a, name, (size_t)nl, S(val), (uint64_t)i, 0, d, NULL) < 0)
+		if (fd_crdt_register(a, name, (size_t)nl, S(val), (uint64_t)i,
+				     0, d, NULL) < 0)
 			break;
 		payload += (size_t)nl + strlen(val);
 		if (i % 64 == 63) /* a send completed: next batch */
@@ -882,7 +898,8 @@ TEST(bytes_per_entry_and_throughput)
 	REQUIRE(fd_crdt_names(a) == N);
 	for (int i = 0; i < N; i++) {
 		char name[32];
-		int nl = snprintf(name, sizeof(name), "svc.worker.%06d", (i * 7919) % N);
+		int nl = snprintf(name, sizeof(name), "svc.worker.%06d",
+				  (i * 7919) % N);
 
 		found += fd_crdt_lookup(a, name, (size_t)nl) != NULL;
 	}
@@ -897,11 +914,14 @@ TEST(bytes_per_entry_and_throughput)
 	{
 		double per = (double)(fd_crdt_mem(a) - base - payload) / N;
 
-		printf("# %d entries: %.1f bytes/entry beyond name+value (target < 300)\n", N, per);
+		printf("# %d entries: %.1f bytes/entry beyond name+value (target < 300)\n",
+		       N, per);
 		printf("# register %.0f ops/s, lookup %.0f ops/s (this build)\n",
-		       N / ((double)(t1 - t0) / 1e6), N / ((double)(t2 - t1) / 1e6));
+		       N / ((double)(t1 - t0) / 1e6),
+		       N / ((double)(t2 - t1) / 1e6));
 		printf("# full state %zu bytes (%.1f/entry), encode %.1f ms, decode %.1f ms\n",
-		       len, (double)len / N, (double)(t3 - t2) / 1e3, (double)(t4 - t3) / 1e3);
+		       len, (double)len / N, (double)(t3 - t2) / 1e3,
+		       (double)(t4 - t3) / 1e3);
 		CHECK_INT(per, <, 300);
 	}
 	free(buf);
@@ -961,8 +981,12 @@ TEST(limits_refuse_without_changing_anything)
 		char *big = malloc(FD_CRDT_VALUE_MAX + 2);
 
 		memset(big, '1', FD_CRDT_VALUE_MAX + 1);
-		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX + 1, 1, 0, NULL, NULL), -1);
-		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX, 1, 0, NULL, NULL), 0);
+		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX + 1,
+					  1, 0, NULL, NULL),
+			 -1);
+		CHECK_EQ(fd_crdt_register(b, S("big"), big, FD_CRDT_VALUE_MAX,
+					  1, 0, NULL, NULL),
+			 0);
 		free(big);
 	}
 	fd_crdt_free(a);

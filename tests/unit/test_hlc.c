@@ -83,7 +83,8 @@ TEST(text_form_round_trips_and_sorts)
 
 		fd_hlc_format(x, a, sizeof(a));
 		fd_hlc_format(y, b, sizeof(b));
-		CHECK_INT(fd_hlc_cmp(x, y), ==, (strcmp(a, b) > 0) - (strcmp(a, b) < 0));
+		CHECK_INT(fd_hlc_cmp(x, y), ==,
+			  (strcmp(a, b) > 0) - (strcmp(a, b) < 0));
 		CHECK_EQ(fd_hlc_parse(a, &t), 0);
 		CHECK_EQ(t, x);
 	}
@@ -97,7 +98,7 @@ TEST(random_message_runs_keep_causality)
 {
 	for (int run = 0; run < 200; run++) {
 		struct fd_hlc c[4];
-		uint64_t wall[4], last[4] = { 0 }, maxwall = 0;
+		uint64_t wall[4], last[4] = {0}, maxwall = 0;
 
 		for (int i = 0; i < 4; i++) {
 			fd_hlc_init(&c[i], 1000000);
@@ -106,7 +107,8 @@ TEST(random_message_runs_keep_causality)
 				maxwall = wall[i];
 		}
 		for (int step = 0; step < 500; step++) {
-			int i = (int)unit_rand_below(4), j = (int)unit_rand_below(4);
+			int i = (int)unit_rand_below(4),
+			    j = (int)unit_rand_below(4);
 			uint64_t t, r;
 
 			wall[i] += unit_rand_below(3);

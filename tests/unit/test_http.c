@@ -35,7 +35,8 @@ static int listen_any(int *port)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0)
 		return -1;
 	getsockname(fd, (struct sockaddr *)&sa, &len);
 	*port = ntohs(sa.sin_port);
@@ -125,8 +126,11 @@ static void h_stream(struct fd_http_req *req, void *arg)
 	fd_http_on_close(req, on_req_close, f);
 	f->pending = req;
 	/* A write over the cap is refused, not queued. */
-	CHECK_EQ(fd_http_stream_write(req, "0123456789012345678901234567890123456789"
-					   "0123456789012345678901234567890123456789", 80), -1);
+	CHECK_EQ(fd_http_stream_write(req,
+				      "0123456789012345678901234567890123456789"
+				      "0123456789012345678901234567890123456789",
+				      80),
+		 -1);
 	if (strcmp(fd_http_path(req), "/stream") == 0) {
 		fd_timer_init(&f->timer, stream_more, f);
 		fd_timer_arm(f->loop, &f->timer, 5);

@@ -33,7 +33,8 @@ static void feed(const char *data, size_t len, size_t max_line, int plain,
 		res->st[res->n] = st;
 		res->line[res->n++] = r.lineno;
 		if (st == FD_JSONL_BAD && !res->first_err[0])
-			snprintf(res->first_err, sizeof(res->first_err), "%s", err.msg);
+			snprintf(res->first_err, sizeof(res->first_err), "%s",
+				 err.msg);
 		json_object_put(o);
 		if (st == FD_JSONL_EOF || st == FD_JSONL_IOERR)
 			break;
@@ -44,7 +45,8 @@ static void feed(const char *data, size_t len, size_t max_line, int plain,
 
 TEST(good_bad_and_line_numbers)
 {
-	const char in[] = "{\"a\":1}\n\n{\"b\":\n[1,2]\n{\"c\":\"x\"} tail\n  {\"d\":true}  \r\n{\"e\":1}";
+	const char in[] =
+		"{\"a\":1}\n\n{\"b\":\n[1,2]\n{\"c\":\"x\"} tail\n  {\"d\":true}  \r\n{\"e\":1}";
 	struct result res;
 
 	feed(in, sizeof(in) - 1, 0, 0, &res);
@@ -66,7 +68,8 @@ TEST(good_bad_and_line_numbers)
 
 TEST(invalid_utf8)
 {
-	const char in[] = "{\"a\":\"\xc3\x28\"}\n{\"a\":\"\xed\xa0\x80\"}\n{\"a\":\"\xc3\xa9\"}\n";
+	const char in[] =
+		"{\"a\":\"\xc3\x28\"}\n{\"a\":\"\xed\xa0\x80\"}\n{\"a\":\"\xc3\xa9\"}\n";
 	struct result res;
 
 	feed(in, sizeof(in) - 1, 0, 0, &res);
@@ -172,14 +175,26 @@ static int ref_valid(const unsigned char *s, size_t len)
 	while (i < len) {
 		unsigned cp, n;
 
-		if (s[i] < 0x80) { i++; continue; }
-		if ((s[i] & 0xe0) == 0xc0) { n = 1; cp = s[i] & 0x1f; }
-		else if ((s[i] & 0xf0) == 0xe0) { n = 2; cp = s[i] & 0x0f; }
-		else if ((s[i] & 0xf8) == 0xf0) { n = 3; cp = s[i] & 0x07; }
-		else return 0;
-		if (i + n >= len) return 0;
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			n = 1;
+			cp = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			n = 2;
+			cp = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			n = 3;
+			cp = s[i] & 0x07;
+		} else
+			return 0;
+		if (i + n >= len)
+			return 0;
 		for (unsigned k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80) return 0;
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
 		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
@@ -205,7 +220,8 @@ TEST(utf8_random_against_reference)
 					 : (unsigned char)(r >> 8);
 		}
 		if (fd_utf8_valid((const char *)buf, len) != ref_valid(buf, len)) {
-			unit_fail(__FILE__, __LINE__, "disagree at case %d (len %zu)", i, len);
+			unit_fail(__FILE__, __LINE__,
+				  "disagree at case %d (len %zu)", i, len);
 			return;
 		}
 	}

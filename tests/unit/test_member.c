@@ -116,7 +116,8 @@ static unsigned pump(struct fd_member *m, int64_t now)
 			continue;
 		n++;
 		if (fd_wire_decode(out.buf, out.len, &dmsg) != 0) {
-			unit_fail(__FILE__, __LINE__, "core sent an undecodable datagram");
+			unit_fail(__FILE__, __LINE__,
+				  "core sent an undecodable datagram");
 			continue;
 		}
 		for (unsigned i = 0; watch_name && i < dmsg.nupdates; i++) {
@@ -133,7 +134,8 @@ static unsigned pump(struct fd_member *m, int64_t now)
 			send_from(m, now, f, FD_WIRE_ACK, dmsg.seq, NULL, 0);
 		else if (dmsg.type == FD_WIRE_PING_REQ) {
 			t = fake_by(NULL, dmsg.target.name);
-			send_from(m, now, f, t && !t->dead ? FD_WIRE_ACK : FD_WIRE_NACK,
+			send_from(m, now, f,
+				  t && !t->dead ? FD_WIRE_ACK : FD_WIRE_NACK,
 				  dmsg.seq, NULL, 0);
 		}
 	}
@@ -151,7 +153,7 @@ static void run(struct fd_member *m, int64_t from, int64_t to)
 
 /* When non-zero, replaces the profile's suspicion multiplier (the timing
  * tests check Lifeguard's formula with memberlist's 4). */
-static unsigned susp_mult_override;
+static double susp_mult_override;
 
 static struct fd_member *core_with_fakes(const char *profile, unsigned nf)
 {
@@ -203,7 +205,7 @@ TEST(config_profiles)
 	CHECK_EQ(c.probe_interval, 1000);
 	CHECK_EQ(c.probe_timeout, 500);
 	CHECK_EQ(c.indirect_checks, 3);
-	CHECK_EQ(c.suspicion_mult, 2);
+	CHECK_DBL(c.suspicion_mult, 1.5, 1e-9);
 	CHECK_EQ(c.gossip_interval, 200);
 	CHECK_EQ(c.gossip_fanout, 3);
 	CHECK_EQ(c.pushpull_interval, 30000);
@@ -371,11 +373,11 @@ TEST(lan_suspicion_without_confirmations_is_the_minimum)
 {
 	int64_t ts, tf = suspect_then_fail(0, &ts);
 
-	/* lan's mult 2 asks for no confirmation: 2 * log10(6) ... clamped to
-	 * scale 1 below 10 members: 2 * 1 * 1000 ms. */
+	/* lan's mult 1.5 asks for no confirmation; the log10 scale is
+	 * clamped to 1 below 10 members: 1.5 * 1 * 1000 ms. */
 	REQUIRE(ts > 0);
-	CHECK_INT(tf - ts, >=, 2000);
-	CHECK_INT(tf - ts, <=, 2010);
+	CHECK_INT(tf - ts, >=, 1500);
+	CHECK_INT(tf - ts, <=, 1510);
 }
 
 TEST(refutes_suspicion_and_failure)
@@ -497,7 +499,8 @@ TEST(datagrams_fit_and_updates_supersede)
 			}
 			for (unsigned i = 0; i < dmsg.nupdates; i++)
 				if (strcmp(dmsg.updates[i].node.name, "f3") == 0) {
-					CHECK_EQ(dmsg.updates[i].node.state, FD_WIRE_ALIVE);
+					CHECK_EQ(dmsg.updates[i].node.state,
+						 FD_WIRE_ALIVE);
 					CHECK_EQ(dmsg.updates[i].node.incarnation, 2);
 				}
 			n++;
@@ -572,8 +575,8 @@ static void on_event(void *arg, unsigned node, const struct fd_member_event *ev,
 static struct fd_sim *small_sim(unsigned n, const char *profile, uint64_t seed,
 				struct watch *w)
 {
-	struct fd_sim_config c = {.nodes = n, .seed = seed, .latency_min = 1,
-				  .latency_max = 3};
+	struct fd_sim_config c = {
+		.nodes = n, .seed = seed, .latency_min = 1, .latency_max = 3};
 	struct fd_sim *s;
 	unsigned zero = 0;
 
@@ -664,8 +667,8 @@ TEST(restart_same_name_new_id_and_address_replaces)
 
 TEST(failed_members_are_reaped)
 {
-	struct fd_sim_config c = {.nodes = 5, .seed = 3, .latency_min = 1,
-				  .latency_max = 2};
+	struct fd_sim_config c = {
+		.nodes = 5, .seed = 3, .latency_min = 1, .latency_max = 2};
 	struct fd_member_info info;
 	struct fd_sim *s;
 	unsigned zero = 0;

@@ -48,10 +48,10 @@ static const struct vcase vcases[] = {
 	{"a\xc2\xa0", 0, 0, "whitespace U+00A0 at byte 1"},
 	{"a\xe3\x80\x80", 0, 0, "whitespace U+3000 at byte 1"},
 	{"a\xff", 0, 0, "invalid UTF-8 at byte 1"},
-	{"a\xc0\xaf", 0, 0, "invalid UTF-8 at byte 1"},	    /* overlong '/' */
-	{"\xed\xa0\x80", 0, 0, "invalid UTF-8 at byte 0"},	    /* surrogate */
-	{"\xf4\x90\x80\x80", 0, 0, "invalid UTF-8 at byte 0"},    /* > U+10FFFF */
-	{"ab\xe2\x82", 0, 0, "invalid UTF-8 at byte 2"},	    /* truncated */
+	{"a\xc0\xaf", 0, 0, "invalid UTF-8 at byte 1"},	   /* overlong '/' */
+	{"\xed\xa0\x80", 0, 0, "invalid UTF-8 at byte 0"}, /* surrogate */
+	{"\xf4\x90\x80\x80", 0, 0, "invalid UTF-8 at byte 0"}, /* > U+10FFFF */
+	{"ab\xe2\x82", 0, 0, "invalid UTF-8 at byte 2"},       /* truncated */
 	{"\x80", 0, 0, "invalid UTF-8 at byte 0"},
 };
 
@@ -66,11 +66,12 @@ TEST(validation_examples)
 		int rp;
 
 		if ((rs == 0) != c->subject_ok)
-			unit_fail(__FILE__, __LINE__, "subject '%s': got %d (%s)", c->s, rs,
-				  rs ? err.msg : "ok");
+			unit_fail(__FILE__, __LINE__, "subject '%s': got %d (%s)",
+				  c->s, rs, rs ? err.msg : "ok");
 		rp = fd_topic_valid_pattern(c->s, len, &err);
 		if ((rp == 0) != c->pattern_ok)
-			unit_fail(__FILE__, __LINE__, "pattern '%s': got %d", c->s, rp);
+			unit_fail(__FILE__, __LINE__, "pattern '%s': got %d",
+				  c->s, rp);
 		if (rp && c->msg)
 			CHECK_STR(err.msg, c->msg);
 	}
@@ -127,20 +128,35 @@ TEST(match_examples)
 		const char *p, *s;
 		int m;
 	} c[] = {
-		{"a", "a", 1},	       {"a", "b", 0},	      {"a", "a.b", 0},
-		{"a.b", "a", 0},       {"*", "a", 1},	      {"*", "a.b", 0},
-		{">", "a", 1},	       {">", "a.b.c", 1},     {"a.>", "a", 0},
-		{"a.>", "a.b", 1},     {"a.>", "a.b.c", 1},   {"a.*", "a.b", 1},
-		{"a.*", "a.b.c", 0},   {"*.b", "a.b", 1},     {"*.b", "a.c", 0},
-		{"*.*.>", "a.b", 0},   {"*.*.>", "a.b.c", 1}, {"a.*.c", "a.x.c", 1},
-		{"ab", "a", 0},	       {"a", "ab", 0},	      {"foo.bar", "foo.bar", 1},
+		{"a", "a", 1},
+		{"a", "b", 0},
+		{"a", "a.b", 0},
+		{"a.b", "a", 0},
+		{"*", "a", 1},
+		{"*", "a.b", 0},
+		{">", "a", 1},
+		{">", "a.b.c", 1},
+		{"a.>", "a", 0},
+		{"a.>", "a.b", 1},
+		{"a.>", "a.b.c", 1},
+		{"a.*", "a.b", 1},
+		{"a.*", "a.b.c", 0},
+		{"*.b", "a.b", 1},
+		{"*.b", "a.c", 0},
+		{"*.*.>", "a.b", 0},
+		{"*.*.>", "a.b.c", 1},
+		{"a.*.c", "a.x.c", 1},
+		{"ab", "a", 0},
+		{"a", "ab", 0},
+		{"foo.bar", "foo.bar", 1},
 		{"foo.*.baz", "foo.bar.baz", 1},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
-		if (fd_topic_match(c[i].p, strlen(c[i].p), c[i].s, strlen(c[i].s)) != c[i].m)
-			unit_fail(__FILE__, __LINE__, "'%s' vs '%s': want %d", c[i].p, c[i].s,
-				  c[i].m);
+		if (fd_topic_match(c[i].p, strlen(c[i].p), c[i].s,
+				   strlen(c[i].s)) != c[i].m)
+			unit_fail(__FILE__, __LINE__, "'%s' vs '%s': want %d",
+				  c[i].p, c[i].s, c[i].m);
 }
 
 /* Random subjects and patterns over a tiny alphabet, so that they match
@@ -171,7 +187,10 @@ static size_t rand_pattern(char *buf, int maxtok)
 
 	for (int i = 0; i < n; i++) {
 		uint64_t r = unit_rand_below(10);
-		const char *t = r < 6 ? alpha[r % 4] : r < 9 ? "*" : i == n - 1 ? ">" : "*";
+		const char *t = r < 6	     ? alpha[r % 4]
+				: r < 9	     ? "*"
+				: i == n - 1 ? ">"
+					     : "*";
 
 		if (i)
 			buf[len++] = '.';
@@ -232,12 +251,15 @@ TEST(match_property_vs_reference)
 		size_t pl = rand_pattern(p, 5), sl = rand_subject(s, 5);
 		int want = ref_match(p, s);
 
-		if (fd_topic_valid_pattern(p, pl, NULL) || fd_topic_valid_subject(s, sl, NULL)) {
-			unit_fail(__FILE__, __LINE__, "generator made '%s' / '%s'", p, s);
+		if (fd_topic_valid_pattern(p, pl, NULL) ||
+		    fd_topic_valid_subject(s, sl, NULL)) {
+			unit_fail(__FILE__, __LINE__,
+				  "generator made '%s' / '%s'", p, s);
 			return;
 		}
 		if (fd_topic_match(p, pl, s, sl) != want) {
-			unit_fail(__FILE__, __LINE__, "'%s' vs '%s': want %d", p, s, want);
+			unit_fail(__FILE__, __LINE__, "'%s' vs '%s': want %d",
+				  p, s, want);
 			return;
 		}
 		hits += want;
@@ -289,7 +311,8 @@ static void model_counts(const struct mentry *m, int n, const struct mentry *e,
 {
 	*pat = *interest = 0;
 	for (int i = 0; i < n; i++) {
-		if (!m[i].live || m[i].len != e->len || memcmp(m[i].pat, e->pat, e->len))
+		if (!m[i].live || m[i].len != e->len ||
+		    memcmp(m[i].pat, e->pat, e->len))
 			continue;
 		++*pat;
 		if (same_group(m[i].group, e->group))
@@ -315,7 +338,8 @@ static int compare(const struct fd_topic_tree *t, const struct mentry *m, int n,
 		int nb = 0;
 
 		if (ng < 0 || ng > MAXT) {
-			unit_fail(__FILE__, __LINE__, "collect '%s' returned %ld", s, ng);
+			unit_fail(__FILE__, __LINE__,
+				  "collect '%s' returned %ld", s, ng);
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
@@ -334,13 +358,15 @@ static int compare(const struct fd_topic_tree *t, const struct mentry *m, int n,
 		qsort(a, (size_t)ng, sizeof(a[0]), tuple_cmp);
 		qsort(b, (size_t)nb, sizeof(b[0]), tuple_cmp);
 		if (ng != nb) {
-			unit_fail(__FILE__, __LINE__, "subject '%s': tree %ld matches, brute force %d",
+			unit_fail(__FILE__, __LINE__,
+				  "subject '%s': tree %ld matches, brute force %d",
 				  s, ng, nb);
 			return -1;
 		}
 		for (int i = 0; i < nb; i++) {
 			if (tuple_cmp(&a[i], &b[i]) != 0) {
-				unit_fail(__FILE__, __LINE__, "subject '%s': match %d differs: '%s' vs '%s'",
+				unit_fail(__FILE__, __LINE__,
+					  "subject '%s': match %d differs: '%s' vs '%s'",
 					  s, i, a[i].pat, b[i].pat);
 				return -1;
 			}
@@ -383,17 +409,21 @@ TEST(tree_property_vs_brute_force)
 			e->group = groups[unit_rand_below(5)];
 			e->value = &values[unit_rand_below(NVAL)];
 			for (int j = 0; j < n; j++)
-				dup |= m[j].live && m[j].value == e->value && m[j].len == e->len &&
-				       !memcmp(m[j].pat, e->pat, e->len) && same_group(m[j].group, e->group);
+				dup |= m[j].live && m[j].value == e->value &&
+				       m[j].len == e->len &&
+				       !memcmp(m[j].pat, e->pat, e->len) &&
+				       same_group(m[j].group, e->group);
 			model_counts(m, n, e, &pat, &interest);
-			rc = fd_topic_tree_add(t, e->pat, e->len, e->group, e->value, &err);
+			rc = fd_topic_tree_add(t, e->pat, e->len, e->group,
+					       e->value, &err);
 			if (dup) {
 				CHECK_EQ(rc, -1);
 				CHECK_EQ(errno, EEXIST);
 				continue;
 			}
 			CHECK_EQ(rc, (pat == 0 ? FD_TOPIC_PATTERN_CHANGE : 0) |
-					     (interest == 0 ? FD_TOPIC_INTEREST_CHANGE : 0));
+					     (interest == 0 ? FD_TOPIC_INTEREST_CHANGE
+							    : 0));
 			e->live = 1;
 			n++;
 			live++;
@@ -407,15 +437,19 @@ TEST(tree_property_vs_brute_force)
 			int pat, interest, rc;
 
 			if (!e->live) {
-				CHECK_EQ(fd_topic_tree_remove(t, e->pat, e->len, e->group, e->value), -1);
+				CHECK_EQ(fd_topic_tree_remove(t, e->pat, e->len,
+							      e->group, e->value),
+					 -1);
 				CHECK_EQ(errno, ENOENT);
 				continue;
 			}
 			e->live = 0;
 			model_counts(m, n, e, &pat, &interest);
-			rc = fd_topic_tree_remove(t, e->pat, e->len, e->group, e->value);
+			rc = fd_topic_tree_remove(t, e->pat, e->len, e->group,
+						  e->value);
 			CHECK_EQ(rc, (pat == 0 ? FD_TOPIC_PATTERN_CHANGE : 0) |
-					     (interest == 0 ? FD_TOPIC_INTEREST_CHANGE : 0));
+					     (interest == 0 ? FD_TOPIC_INTEREST_CHANGE
+							    : 0));
 			live--;
 		}
 		CHECK_EQ(fd_topic_tree_entries(t), live);
@@ -457,8 +491,10 @@ TEST(tree_property_vs_brute_force)
 		/* and remove the rest: the tree ends empty */
 		for (int i = 0; i < n; i++)
 			if (m[i].live)
-				CHECK_INT(fd_topic_tree_remove(t, m[i].pat, m[i].len, m[i].group,
-							       m[i].value), >=, 0);
+				CHECK_INT(fd_topic_tree_remove(t, m[i].pat,
+							       m[i].len, m[i].group,
+							       m[i].value),
+					  >=, 0);
 		CHECK_EQ(fd_topic_tree_entries(t), 0);
 		CHECK_EQ(fd_topic_tree_patterns(t), 0);
 		fd_topic_tree_free(t);
@@ -477,9 +513,12 @@ TEST(tree_many_values_one_pattern)
 
 	REQUIRE(t);
 	for (int i = 0; i < n; i++) {
-		int rc = fd_topic_tree_add(t, S("x.>"), i % 3 ? NULL : "q", &v[i], NULL);
+		int rc = fd_topic_tree_add(t, S("x.>"), i % 3 ? NULL : "q",
+					   &v[i], NULL);
 
-		CHECK_EQ(rc, i == 0 ? 3 : i == 1 ? FD_TOPIC_INTEREST_CHANGE : 0); /* 0 is in "q" */
+		CHECK_EQ(rc, i == 0   ? 3
+			     : i == 1 ? FD_TOPIC_INTEREST_CHANGE
+				      : 0); /* 0 is in "q" */
 		live[i] = 1;
 	}
 	CHECK_EQ(fd_topic_tree_add(t, S("x.>"), NULL, &v[1], NULL), -1);
@@ -491,17 +530,24 @@ TEST(tree_many_values_one_pattern)
 
 		while (!live[i])
 			i = (i + 1) % 3000;
-		CHECK_INT(fd_topic_tree_remove(t, S("x.>"), i % 3 ? NULL : "q", &v[i]), >=, 0);
+		CHECK_INT(fd_topic_tree_remove(t, S("x.>"), i % 3 ? NULL : "q",
+					       &v[i]),
+			  >=, 0);
 		live[i] = 0;
 		if (k % 97 == 0) {
 			for (int j = 0; j < 3000; j++) {
-				int rc = fd_topic_tree_add(t, S("x.>"), j % 3 ? NULL : "q", &v[j], NULL);
+				int rc = fd_topic_tree_add(t, S("x.>"),
+							   j % 3 ? NULL : "q",
+							   &v[j], NULL);
 
 				if (live[j] ? rc != -1 : rc < 0)
-					unit_fail(__FILE__, __LINE__, "entry %d live %d add %d", j,
+					unit_fail(__FILE__, __LINE__,
+						  "entry %d live %d add %d", j,
 						  live[j], rc);
 				if (!live[j])
-					fd_topic_tree_remove(t, S("x.>"), j % 3 ? NULL : "q", &v[j]);
+					fd_topic_tree_remove(t, S("x.>"),
+							     j % 3 ? NULL : "q",
+							     &v[j]);
 			}
 		}
 	}
@@ -518,7 +564,8 @@ TEST(tree_refcounts)
 	CHECK_EQ(fd_topic_tree_add(t, S("a.*"), NULL, &a, NULL),
 		 FD_TOPIC_PATTERN_CHANGE | FD_TOPIC_INTEREST_CHANGE);
 	CHECK_EQ(fd_topic_tree_add(t, S("a.*"), NULL, &b, NULL), 0);
-	CHECK_EQ(fd_topic_tree_add(t, S("a.*"), "w", &c, NULL), FD_TOPIC_INTEREST_CHANGE);
+	CHECK_EQ(fd_topic_tree_add(t, S("a.*"), "w", &c, NULL),
+		 FD_TOPIC_INTEREST_CHANGE);
 	CHECK_EQ(fd_topic_tree_add(t, S("a.*"), "w", &a, NULL), 0);
 	CHECK_EQ(fd_topic_tree_add(t, S("a.>"), NULL, &a, NULL), 3);
 	CHECK_EQ(fd_topic_tree_patterns(t), 2);
@@ -529,7 +576,8 @@ TEST(tree_refcounts)
 	CHECK_EQ(fd_topic_tree_remove(t, S("a.b"), NULL, &a), -1);
 	CHECK_EQ(fd_topic_tree_remove(t, S("a..b"), NULL, &a), -1);
 	CHECK_EQ(fd_topic_tree_remove(t, S("a.*"), NULL, &a), 0);
-	CHECK_EQ(fd_topic_tree_remove(t, S("a.*"), NULL, &b), FD_TOPIC_INTEREST_CHANGE);
+	CHECK_EQ(fd_topic_tree_remove(t, S("a.*"), NULL, &b),
+		 FD_TOPIC_INTEREST_CHANGE);
 	CHECK_EQ(fd_topic_tree_remove(t, S("a.*"), "w", &c), 0);
 	CHECK_EQ(fd_topic_tree_remove(t, S("a.*"), "w", &a), 3);
 	CHECK_EQ(fd_topic_tree_patterns(t), 1);
@@ -643,11 +691,13 @@ TEST(tree_deep_patterns)
 TEST(select_groups)
 {
 	int a, b, c, d;
-	struct fd_topic_match m[8], base[8] = {
-		{"x.*", 3, NULL, &a}, {"x.>", 3, NULL, &a}, {"x.*", 3, NULL, &b},
-		{"x.*", 3, "w", &c},  {"x.>", 3, "w", &d},  {"x.*", 3, "w", &a},
-		{"x.>", 3, "z", &b},
-	};
+	struct fd_topic_match m[8],
+		base[8] = {
+			{"x.*", 3, NULL, &a}, {"x.>", 3, NULL, &a},
+			{"x.*", 3, NULL, &b}, {"x.*", 3, "w", &c},
+			{"x.>", 3, "w", &d},  {"x.*", 3, "w", &a},
+			{"x.>", 3, "z", &b},
+		};
 	int seen[3] = {0, 0, 0};
 	void *first = NULL;
 
@@ -672,7 +722,9 @@ TEST(select_groups)
 			}
 			ng++;
 			if (strcmp(m[i].group, "w") == 0) {
-				seen[m[i].value == &a ? 0 : m[i].value == &c ? 1 : 2]++;
+				seen[m[i].value == &a	? 0
+				     : m[i].value == &c ? 1
+							: 2]++;
 				if (pick == 0)
 					first = m[i].value;
 			} else {
@@ -734,7 +786,8 @@ static int rand_items(struct fd_topic_item *it, char pats[][64], int n, int full
 		it[k].len = rand_pattern(pats[i], 5);
 		it[k].pattern = pats[i];
 		it[k].group = groups[unit_rand_below(5)];
-		it[k].op = full ? FD_TOPIC_ADD : (enum fd_topic_op)unit_rand_below(2);
+		it[k].op = full ? FD_TOPIC_ADD
+				: (enum fd_topic_op)unit_rand_below(2);
 		k++;
 	}
 	if (full) {
@@ -760,15 +813,17 @@ TEST(set_round_trip_and_truncations)
 	for (int round = 0; round < 300; round++) {
 		int full = round % 2 == 0;
 		int n = rand_items(it, pats, (int)unit_rand_below(40), full);
-		enum fd_topic_set_kind kind = full ? FD_TOPIC_SET_FULL : FD_TOPIC_SET_DELTA;
+		enum fd_topic_set_kind kind = full ? FD_TOPIC_SET_FULL
+						   : FD_TOPIC_SET_DELTA;
 		uint64_t version = unit_rand() >> unit_rand_below(64);
 		struct fd_topic_set_info info;
 		size_t len, len2;
 
-		REQUIRE(fd_topic_set_encode(buf, sizeof(buf), kind, version, it, (size_t)n,
-					    &len, &err) == 0);
+		REQUIRE(fd_topic_set_encode(buf, sizeof(buf), kind, version, it,
+					    (size_t)n, &len, &err) == 0);
 		sink.n = 0;
-		REQUIRE(fd_topic_set_decode(buf, len, &info, sink_item, &sink, &err) == 0);
+		REQUIRE(fd_topic_set_decode(buf, len, &info, sink_item, &sink,
+					    &err) == 0);
 		CHECK_EQ(info.kind, kind);
 		CHECK(info.version == version);
 		CHECK_EQ(info.count, n);
@@ -778,24 +833,28 @@ TEST(set_round_trip_and_truncations)
 			CHECK_EQ(fd_topic_item_cmp(&sink.items[i], &it[i]), 0);
 		}
 		/* the encoding is canonical: decoding and encoding again is identity */
-		REQUIRE(fd_topic_set_encode(again, sizeof(again), kind, version, sink.items,
-					    (size_t)n, &len2, &err) == 0);
+		REQUIRE(fd_topic_set_encode(again, sizeof(again), kind, version,
+					    sink.items, (size_t)n, &len2, &err) == 0);
 		CHECK_EQ(len2, len);
 		CHECK(memcmp(buf, again, len) == 0);
 		/* every truncation is rejected, and so is any trailing byte */
 		for (size_t cut = 0; cut < len; cut++)
-			if (fd_topic_set_decode(buf, cut, NULL, NULL, NULL, &err) != -1) {
-				unit_fail(__FILE__, __LINE__, "truncation to %zu of %zu accepted",
+			if (fd_topic_set_decode(buf, cut, NULL, NULL, NULL,
+						&err) != -1) {
+				unit_fail(__FILE__, __LINE__,
+					  "truncation to %zu of %zu accepted",
 					  cut, len);
 				return;
 			}
 		buf[len] = 0;
-		CHECK_EQ(fd_topic_set_decode(buf, len + 1, NULL, NULL, NULL, &err), -1);
+		CHECK_EQ(fd_topic_set_decode(buf, len + 1, NULL, NULL, NULL, &err),
+			 -1);
 		CHECK_EQ(errno, EBADMSG);
 		/* too small a buffer says how much is needed */
 		if (len > 0) {
-			CHECK_EQ(fd_topic_set_encode(again, len - 1, kind, version, it, (size_t)n,
-						     &len2, &err), -1);
+			CHECK_EQ(fd_topic_set_encode(again, len - 1, kind, version,
+						     it, (size_t)n, &len2, &err),
+				 -1);
 			CHECK_EQ(errno, ENOSPC);
 			CHECK_EQ(len2, len);
 		}
@@ -816,11 +875,12 @@ TEST(set_mutations)
 	for (int round = 0; round < 60; round++) {
 		int full = round % 2 == 0;
 		int n = rand_items(it, pats, 1 + (int)unit_rand_below(19), full);
-		enum fd_topic_set_kind kind = full ? FD_TOPIC_SET_FULL : FD_TOPIC_SET_DELTA;
+		enum fd_topic_set_kind kind = full ? FD_TOPIC_SET_FULL
+						   : FD_TOPIC_SET_DELTA;
 		size_t len;
 
-		REQUIRE(fd_topic_set_encode(buf, sizeof(buf), kind, round, it, (size_t)n, &len,
-					    &err) == 0);
+		REQUIRE(fd_topic_set_encode(buf, sizeof(buf), kind, round, it,
+					    (size_t)n, &len, &err) == 0);
 		for (size_t pos = 0; pos < len; pos++) {
 			uint8_t orig = buf[pos];
 
@@ -828,19 +888,25 @@ TEST(set_mutations)
 				struct fd_topic_set_info info;
 				size_t len2;
 
-				buf[pos] = (uint8_t)(k == 0 ? orig + 1u : k == 1 ? orig - 1u : (unsigned)unit_rand());
+				buf[pos] = (uint8_t)(k == 0   ? orig + 1u
+						     : k == 1 ? orig - 1u
+							      : (unsigned)unit_rand());
 				sink.n = 0;
-				if (fd_topic_set_decode(buf, len, &info, sink_item, &sink, &err)) {
+				if (fd_topic_set_decode(buf, len, &info,
+							sink_item, &sink, &err)) {
 					rejected++;
 					continue;
 				}
 				accepted++;
 				REQUIRE(sink.n == (int)info.count);
-				REQUIRE(fd_topic_set_encode(again, sizeof(again), info.kind,
-							    info.version, sink.items, (size_t)sink.n,
-							    &len2, &err) == 0);
+				REQUIRE(fd_topic_set_encode(
+						again, sizeof(again), info.kind,
+						info.version, sink.items,
+						(size_t)sink.n, &len2, &err) == 0);
 				if (len2 != len || memcmp(again, buf, len) != 0) {
-					unit_fail(__FILE__, __LINE__, "byte %zu changed: accepted but not canonical", pos);
+					unit_fail(__FILE__, __LINE__,
+						  "byte %zu changed: accepted but not canonical",
+						  pos);
 					return;
 				}
 			}
@@ -848,7 +914,8 @@ TEST(set_mutations)
 		}
 	}
 	CHECK_INT(rejected, >, 0);
-	printf("# mutations: %ld rejected, %ld accepted (canonical)\n", rejected, accepted);
+	printf("# mutations: %ld rejected, %ld accepted (canonical)\n",
+	       rejected, accepted);
 }
 
 TEST(set_garbage)
@@ -861,11 +928,15 @@ TEST(set_garbage)
 		{"", 0, "bad interest set: truncated header at byte 0"},
 		{"\xfdT\x01", 3, "bad interest set: truncated header at byte 3"},
 		{"xxxx", 4, "bad interest set: bad magic at byte 0"},
-		{"\xfdT\x02\x00\x00\x00", 6, "bad interest set: unsupported format version at byte 2"},
+		{"\xfdT\x02\x00\x00\x00", 6,
+		 "bad interest set: unsupported format version at byte 2"},
 		{"\xfdT\x01\x02\x00\x00", 6, "bad interest set: unknown kind at byte 3"},
-		{"\xfdT\x01\x00\x80", 5, "bad interest set: bad version number at byte 5"},
-		{"\xfdT\x01\x00\x80\x00\x00", 7, "bad interest set: bad version number at byte 6"},
-		{"\xfdT\x01\x00\x00\x05\x00\x01\x61\x00", 10, "bad interest set: count beyond the data at byte 6"},
+		{"\xfdT\x01\x00\x80", 5,
+		 "bad interest set: bad version number at byte 5"},
+		{"\xfdT\x01\x00\x80\x00\x00", 7,
+		 "bad interest set: bad version number at byte 6"},
+		{"\xfdT\x01\x00\x00\x05\x00\x01\x61\x00", 10,
+		 "bad interest set: count beyond the data at byte 6"},
 		{"\xfdT\x01\x00\x00\x01\x01\x01\x61\x00", 10,
 		 "bad interest set: shared prefix longer than the previous pattern at byte 6"},
 		{"\xfdT\x01\x00\x00\x01\x00\x02\x61\x2e\x00", 11,
@@ -878,24 +949,30 @@ TEST(set_garbage)
 		 "bad interest set: count beyond the data at byte 6"},
 		{"\xfdT\x01\x00\x00\x02\x00\x01\x61\x01\x67\x01\x00\x00", 14,
 		 "bad interest set: full set not sorted or not distinct at byte 11"},
-		{"\xfdT\x01\x01\x00\x02\x00\x00\x01\x61\x00\x01\x00\x01\x61\x00", 16,
-		 "bad interest set: shared prefix not the longest at byte 12"},
-		{"\xfdT\x01\x01\x00\x01\x02\x00\x01\x61\x00", 11, "bad interest set: unknown op at byte 6"},
-		{"\xfdT\x01\x00\x00\x00\x00", 7, "bad interest set: trailing bytes at byte 6"},
+		{"\xfdT\x01\x01\x00\x02\x00\x00\x01\x61\x00\x01\x00\x01\x61\x00",
+		 16, "bad interest set: shared prefix not the longest at byte 12"},
+		{"\xfdT\x01\x01\x00\x01\x02\x00\x01\x61\x00", 11,
+		 "bad interest set: unknown op at byte 6"},
+		{"\xfdT\x01\x00\x00\x00\x00", 7,
+		 "bad interest set: trailing bytes at byte 6"},
 	};
 	struct fd_err err;
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		if (fd_topic_set_decode(c[i].data, c[i].len, NULL, NULL, NULL, &err) != -1) {
+		if (fd_topic_set_decode(c[i].data, c[i].len, NULL, NULL, NULL,
+					&err) != -1) {
 			unit_fail(__FILE__, __LINE__, "case %zu accepted", i);
 			continue;
 		}
 		CHECK_STR(err.msg, c[i].msg);
 	}
 	/* the empty set and a delta that adds then removes one pattern are fine */
-	CHECK_EQ(fd_topic_set_decode("\xfdT\x01\x00\x07\x00", 6, NULL, NULL, NULL, &err), 0);
+	CHECK_EQ(fd_topic_set_decode("\xfdT\x01\x00\x07\x00", 6, NULL, NULL,
+				     NULL, &err),
+		 0);
 	CHECK_EQ(fd_topic_set_decode("\xfdT\x01\x01\x00\x02\x00\x00\x01\x61\x00\x01\x01\x00\x00",
-				     15, NULL, NULL, NULL, &err), 0);
+				     15, NULL, NULL, NULL, &err),
+		 0);
 }
 
 TEST(set_encode_rejects)
@@ -908,17 +985,27 @@ TEST(set_encode_rejects)
 	struct fd_err err;
 	size_t len;
 
-	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_FULL, 1, it, 2, &len, &err), -1);
+	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_FULL, 1, it,
+				     2, &len, &err),
+		 -1);
 	CHECK_EQ(errno, EINVAL);
 	CHECK_STR(err.msg, "item 1: full set not sorted or not distinct");
-	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_DELTA, 1, it, 2, &len, &err), 0);
+	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_DELTA, 1,
+				     it, 2, &len, &err),
+		 0);
 	it[0].op = FD_TOPIC_REMOVE;
-	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_FULL, 1, it, 1, &len, &err), -1);
+	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_FULL, 1, it,
+				     1, &len, &err),
+		 -1);
 	it[0].pattern = "a.";
 	it[0].len = 2;
-	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_DELTA, 1, it, 1, &len, &err), -1);
+	CHECK_EQ(fd_topic_set_encode(buf, sizeof(buf), FD_TOPIC_SET_DELTA, 1,
+				     it, 1, &len, &err),
+		 -1);
 	CHECK_STR(err.msg, "item 0: invalid pattern: pattern ends with '.'");
-	CHECK_EQ(fd_topic_set_encode(NULL, 0, FD_TOPIC_SET_DELTA, 1, it + 1, 1, &len, &err), -1);
+	CHECK_EQ(fd_topic_set_encode(NULL, 0, FD_TOPIC_SET_DELTA, 1, it + 1, 1,
+				     &len, &err),
+		 -1);
 	CHECK_EQ(errno, ENOSPC);
 	CHECK_EQ(len, 11);
 }
@@ -956,7 +1043,8 @@ static double bench(int nsubs, long *matched)
 		return 0;
 	for (int i = 0; i < nsubs; i++) {
 		int n = i % 3 == 0 ? snprintf(buf, sizeof(buf), "svc%d.>", i / 3)
-				   : snprintf(buf, sizeof(buf), "svc%d.%s.*", i / 3, region[i % 4]);
+				   : snprintf(buf, sizeof(buf), "svc%d.%s.*",
+					      i / 3, region[i % 4]);
 
 		fd_topic_tree_add(t, buf, (size_t)n, NULL, &values[i % NVAL], NULL);
 	}
@@ -965,15 +1053,16 @@ static double bench(int nsubs, long *matched)
 	for (int k = 0; k < 4096; k++) {
 		uint64_t r = unit_rand();
 		int n = snprintf(subj[k], sizeof(subj[k]), "svc%d.%s.x%d",
-				 (int)(r % (uint64_t)(nsubs / 3 + 1)), region[(r >> 20) % 4],
-				 (int)((r >> 30) % 100));
+				 (int)(r % (uint64_t)(nsubs / 3 + 1)),
+				 region[(r >> 20) % 4], (int)((r >> 30) % 100));
 
 		slen[k] = (size_t)n;
 	}
 	*matched = 0;
 	t0 = now_s();
 	for (int k = 0; k < pubs; k++)
-		fd_topic_tree_match(t, subj[k & 4095], slen[k & 4095], count_one, matched);
+		fd_topic_tree_match(t, subj[k & 4095], slen[k & 4095],
+				    count_one, matched);
 	dt = now_s() - t0;
 	fd_topic_tree_free(t);
 	return pubs / dt;

@@ -158,7 +158,8 @@ TEST(every_truncation_rejected)
 		for (int cut = 0; cut < len; cut++) {
 			errno = 0;
 			if (fd_wire_decode(buf, (size_t)cut, &msg_b) != -1) {
-				unit_fail(__FILE__, __LINE__, "accepted %d of %d", cut, len);
+				unit_fail(__FILE__, __LINE__,
+					  "accepted %d of %d", cut, len);
 				return;
 			}
 			CHECK(errno == EBADMSG || errno == EPROTONOSUPPORT);
@@ -352,7 +353,8 @@ TEST(pushpull_roundtrip_and_truncation)
 	CHECK_EQ(i, N);
 	for (size_t cut = 0; cut < len; cut++)
 		if (fd_wire_pp_open(&r, buf, cut) != -1) {
-			unit_fail(__FILE__, __LINE__, "accepted %zu of %zu", cut, len);
+			unit_fail(__FILE__, __LINE__, "accepted %zu of %zu",
+				  cut, len);
 			break;
 		}
 	/* a datagram is not a push-pull state */

@@ -29,28 +29,26 @@ uint64_t unit_seed(void);
 /* Set by unit_fail; a test may return early when it is set. */
 extern int unit_failed;
 
-#define TEST(name)                                                          \
-	static void test_##name(void);                                      \
-	__attribute__((constructor)) static void register_##name(void)      \
-	{                                                                   \
-		unit_register(#name, test_##name);                          \
-	}                                                                   \
+#define TEST(name)                                                     \
+	static void test_##name(void);                                 \
+	__attribute__((constructor)) static void register_##name(void) \
+	{                                                              \
+		unit_register(#name, test_##name);                     \
+	}                                                              \
 	static void test_##name(void)
 
-#define CHECK(cond)                                                         \
-	do {                                                                \
-		if (!(cond))                                                \
-			unit_fail(__FILE__, __LINE__, "check failed: %s",   \
-				  #cond);                                   \
+#define CHECK(cond)                                                               \
+	do {                                                                      \
+		if (!(cond))                                                      \
+			unit_fail(__FILE__, __LINE__, "check failed: %s", #cond); \
 	} while (0)
 
-#define CHECK_INT(a, op, b)                                                 \
-	do {                                                                \
-		long long a_ = (long long)(a), b_ = (long long)(b);         \
-		if (!(a_ op b_))                                            \
-			unit_fail(__FILE__, __LINE__,                       \
-				  "%s %s %s: %lld vs %lld", #a, #op, #b, a_, \
-				  b_);                                      \
+#define CHECK_INT(a, op, b)                                                     \
+	do {                                                                    \
+		long long a_ = (long long)(a), b_ = (long long)(b);             \
+		if (!(a_ op b_))                                                \
+			unit_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", \
+				  #a, #op, #b, a_, b_);                         \
 	} while (0)
 
 #define CHECK_EQ(a, b) CHECK_INT(a, ==, b)
@@ -63,21 +61,21 @@ extern int unit_failed;
 				  #a, #b, a_, b_);                          \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                     \
-	do {                                                                \
-		const char *a_ = (a), *b_ = (b);                            \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0)                      \
-			unit_fail(__FILE__, __LINE__,                       \
-				  "%s == %s: \"%s\" vs \"%s\"", #a, #b,     \
-				  a_ ? a_ : "(null)", b_ ? b_ : "(null)");  \
+#define CHECK_STR(a, b)                                                    \
+	do {                                                               \
+		const char *a_ = (a), *b_ = (b);                           \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0)                     \
+			unit_fail(__FILE__, __LINE__,                      \
+				  "%s == %s: \"%s\" vs \"%s\"", #a, #b,    \
+				  a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
 	} while (0)
 
 /* Stop the current test at the first failure (for checks later ones rely on). */
-#define REQUIRE(cond)                                                       \
-	do {                                                                \
-		CHECK(cond);                                                \
-		if (unit_failed)                                            \
-			return;                                             \
+#define REQUIRE(cond)            \
+	do {                     \
+		CHECK(cond);     \
+		if (unit_failed) \
+			return;  \
 	} while (0)
 
 #endif
