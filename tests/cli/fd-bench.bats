@@ -146,11 +146,13 @@ write_baseline()
 }
 
 @test "membership.rss -N 2 -r 1: RSS, PSS and private MiB of the largest node" {
+	local out
 	run -0 --separate-stderr bench -N 2 -r 1 membership.rss
 	assert_equal "${#lines[@]}" 3
-	run -0 jq -r -s 'map(select(.unit == "MiB" and .value > 0) | .name) | join(",")' <<<"$output"
+	out=$output
+	run -0 jq -r -s 'map(select(.unit == "MiB" and .value > 0) | .name) | join(",")' <<<"$out"
 	assert_output 'membership.rss,membership.pss,membership.private'
-	run -0 jq -e -s '.[0].value >= .[1].value' <<<"$output"
+	run -0 jq -e -s '.[0].value >= .[1].value' <<<"$out"
 	assert_clean
 }
 
