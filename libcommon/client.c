@@ -1,4 +1,5 @@
 #include "client.h"
+#include "buf.h"
 #include "cli.h"
 #include "jsonl.h"
 
@@ -9,37 +10,11 @@
 
 #define MAX_RESP (64 * 1024 * 1024)
 
-struct sink {
-	char *buf;
-	size_t len, cap;
-	int overflow;
-};
-
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct sink *s = userdata;
-	size_t n = size * nmemb;
+	struct fd_buf *b = userdata;
 
-	if (s->len + n > MAX_RESP) {
-		s->overflow = 1;
-		return 0;
-	}
-	if (s->len + n + 1 > s->cap) {
-		size_t cap = s->cap ? s->cap : 4096;
-		char *b;
-
-		while (cap < s->len + n + 1)
-			cap *= 2;
-		b = realloc(s->buf, cap);
-		if (!b)
-			return 0;
-		s->buf = b;
-		s->cap = cap;
-	}
-	memcpy(s->buf + s->len, ptr, n);
-	s->len += n;
-	s->buf[s->len] = '\0';
-	return n;
+	return fd_buf_append(b, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
 int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
@@ -79,7 +54,7 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 		   struct json_object **resp, struct fd_err *err)
 {
 	char url[1024], errbuf[CURL_ERROR_SIZE] = "";
-	struct sink s = {0};
+	struct fd_buf s = FD_BUF_INIT(MAX_RESP);
 	const char *b = NULL;
 	size_t blen = 0;
 	CURLcode rc;
@@ -110,17 +85,17 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 	}
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
-		free(s.buf);
-		if (s.overflow)
+		fd_buf_release(&s);
+		if (rc == CURLE_WRITE_ERROR)
 			return fd_err_set(err, "answer from '%s' too large", c->addr);
 		errno = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED;
 		return fd_err_set(err, "unable to reach '%s': %s", c->addr,
 				  errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	if (s.buf)
-		*resp = fd_json_parse(s.buf, s.len, NULL);
-	free(s.buf);
+	if (s.len)
+		*resp = fd_json_parse(s.data, s.len, NULL);
+	fd_buf_release(&s);
 	return 0;
 }
 

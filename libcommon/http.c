@@ -7,6 +7,7 @@
  * leave), so while one is suspended we watch its socket for EPOLLRDHUP
  * ourselves and resume it when the peer hangs up. */
 #include "http.h"
+#include "buf.h"
 #include "jsonl.h"
 #include "log.h"
 
@@ -59,8 +60,7 @@ struct fd_http_req {
 	struct MHD_Connection *conn;
 	const char *method, *path, *subpath;
 	enum req_state state;
-	char *body;
-	size_t len, cap;
+	struct fd_buf body;
 	int too_big;
 	struct json_object *json;
 	struct MHD_Response *resp; /* built by a reply, not yet queued */
@@ -175,7 +175,7 @@ static void req_free(struct fd_http_req *req)
 	}
 	json_object_put(req->json);
 	free((char *)req->subpath);
-	free(req->body);
+	fd_buf_release(&req->body);
 	free(req->sbuf);
 	free(req);
 }
@@ -278,7 +278,8 @@ static void dispatch(struct fd_http_req *req)
 		return;
 	}
 	if (r->flags & FD_HTTP_JSON) {
-		req->json = fd_json_parse(req->body ? req->body : "", req->len, &err);
+		req->json = fd_json_parse(fd_buf_str(&req->body), req->body.len,
+					  &err);
 		if (!req->json) {
 			fd_http_reply_error(req, 400,
 					    "invalid request body: %s", err.msg);
@@ -293,27 +294,16 @@ static void dispatch(struct fd_http_req *req)
 	}
 }
 
+/* Collects the body; past the limit it is dropped and the request ends in
+ * 413. Returns -1 only when out of memory. */
 static int body_append(struct fd_http_req *req, const char *data, size_t len)
 {
-	if (req->too_big || req->len + len > req->srv->max_body) {
-		req->too_big = 1;
+	if (req->too_big || fd_buf_append(&req->body, data, len) == 0)
 		return 0;
-	}
-	if (req->len + len + 1 > req->cap) {
-		size_t n = req->cap ? req->cap : 4096;
-		char *b;
-
-		while (n < req->len + len + 1)
-			n *= 2;
-		b = realloc(req->body, n);
-		if (!b)
-			return -1;
-		req->body = b;
-		req->cap = n;
-	}
-	memcpy(req->body + req->len, data, len);
-	req->len += len;
-	req->body[req->len] = '\0';
+	if (errno != EMSGSIZE)
+		return -1;
+	req->too_big = 1;
+	fd_buf_release(&req->body);
 	return 0;
 }
 
@@ -376,6 +366,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		req->method = method;
 		req->path = url;
 		req->watch_fd = -1;
+		req->body.max = srv->max_body;
 		format_peer(conn, req->peer, sizeof(req->peer));
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -509,8 +500,8 @@ const char *fd_http_header(struct fd_http_req *req, const char *name)
 const char *fd_http_body(const struct fd_http_req *req, size_t *len)
 {
 	if (len)
-		*len = req->len;
-	return req->body ? req->body : "";
+		*len = req->body.len;
+	return fd_buf_str(&req->body);
 }
 
 struct json_object *fd_http_json(const struct fd_http_req *req)
@@ -700,8 +691,7 @@ struct creq {
 	CURL *easy;
 	struct curl_slist *hdrs;
 	char *body;
-	char *buf;
-	size_t len, cap, max;
+	struct fd_buf resp;
 	int overflow;
 	fd_http_done_cb cb;
 	void *arg;
@@ -732,7 +722,7 @@ static void creq_free(struct fd_http_client *c, struct creq *r)
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
-	free(r->buf);
+	fd_buf_release(&r->resp);
 	free(r);
 }
 
@@ -761,8 +751,8 @@ static void check_done(struct fd_http_client *c)
 					     ? r->errbuf
 					     : curl_easy_strerror(msg->data.result);
 		}
-		resp.body = r->buf ? r->buf : "";
-		resp.len = r->len;
+		resp.body = fd_buf_str(&r->resp);
+		resp.len = r->resp.len;
 		r->cb(&resp, r->arg);
 		creq_free(c, r);
 	}
@@ -830,25 +820,10 @@ static size_t on_curl_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	struct creq *r = userdata;
 	size_t n = size * nmemb;
 
-	if (r->len + n > r->max) {
-		r->overflow = 1;
+	if (fd_buf_append(&r->resp, ptr, n) < 0) {
+		r->overflow = errno == EMSGSIZE;
 		return 0;
 	}
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		char *b;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		b = realloc(r->buf, cap);
-		if (!b)
-			return 0;
-		r->buf = b;
-		r->cap = cap;
-	}
-	memcpy(r->buf + r->len, ptr, n);
-	r->len += n;
-	r->buf[r->len] = '\0';
 	return n;
 }
 
@@ -907,7 +882,7 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 	r->id = ++c->next_id;
 	r->cb = cb;
 	r->arg = arg;
-	r->max = c->max_resp;
+	r->resp.max = c->max_resp;
 	r->hdrs = curl_slist_append(NULL, "Expect:");
 	for (size_t i = 0; headers && headers[i]; i++)
 		r->hdrs = curl_slist_append(r->hdrs, headers[i]);

@@ -1002,6 +1002,25 @@ static void on_alive(struct fd_member *m, int64_t now,
 	}
 }
 
+/* For a suspect / failed / left claim: refutes it when it is about us, and
+ * returns the member it is about when it concerns the instance we know at
+ * an incarnation we have not passed; else -1. */
+static int32_t claim_target(struct fd_member *m, const struct fd_wire_node *w)
+{
+	int32_t i;
+
+	if (is_self(m, w->name)) {
+		if (same_id(&m->nodes[0], w) && !m->leaving &&
+		    w->incarnation >= m->nodes[0].inc)
+			refute(m, w->incarnation);
+		return -1;
+	}
+	i = find(m, w->name);
+	if (i < 0 || !same_id(&m->nodes[i], w) || w->incarnation < m->nodes[i].inc)
+		return -1;
+	return i;
+}
+
 static void on_suspect(struct fd_member *m, int64_t now,
 		       const struct fd_wire_node *w, const char *from)
 {
@@ -1009,18 +1028,10 @@ static void on_suspect(struct fd_member *m, int64_t now,
 	int32_t i;
 	uint8_t old;
 
-	if (is_self(m, w->name)) {
-		if (same_id(&m->nodes[0], w) && !m->leaving &&
-		    w->incarnation >= m->nodes[0].inc)
-			refute(m, w->incarnation);
-		return;
-	}
-	i = find(m, w->name);
+	i = claim_target(m, w);
 	if (i < 0)
 		return;
 	nd = &m->nodes[i];
-	if (!same_id(nd, w) || w->incarnation < nd->inc)
-		return;
 	if (nd->state == FD_MEMBER_SUSPECT) {
 		if (w->incarnation > nd->inc)
 			nd->inc = w->incarnation;
@@ -1045,18 +1056,10 @@ static void on_dead(struct fd_member *m, int64_t now,
 	int32_t i;
 	uint8_t old;
 
-	if (is_self(m, w->name)) {
-		if (same_id(&m->nodes[0], w) && !m->leaving &&
-		    w->incarnation >= m->nodes[0].inc)
-			refute(m, w->incarnation);
-		return;
-	}
-	i = find(m, w->name);
+	i = claim_target(m, w);
 	if (i < 0)
 		return;
 	nd = &m->nodes[i];
-	if (!same_id(nd, w) || w->incarnation < nd->inc)
-		return;
 	/* Dead stays dead; only a late "left" may correct a "failed". */
 	if (nd->state == FD_MEMBER_LEFT ||
 	    (nd->state == FD_MEMBER_FAILED && state != FD_MEMBER_LEFT))

@@ -88,7 +88,7 @@ struct fd_member_config {
 				    * (sent 0.8 probe_timeout after they ask)
 				    * arrive before the probe ends */
 	unsigned indirect_checks; /* k helpers asked to ping-req */
-	double suspicion_mult;	   /* may be fractional (lan: 1.5) */
+	double suspicion_mult;	  /* may be fractional (lan: 1.5) */
 	unsigned suspicion_max_mult;
 	unsigned retransmit_mult; /* lambda */
 	int64_t gossip_interval;

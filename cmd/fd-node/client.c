@@ -120,7 +120,7 @@ int cmd_members(int argc, char **argv)
 			fd_emit(m);
 			continue;
 		}
-		printf("%-20s %-22s %-8s %12lld  %s\n", fd_json_get_str(m, "name"),
+		printf("%-20s %-22s %-8s %14lld  %s\n", fd_json_get_str(m, "name"),
 		       fd_json_get_str(m, "addr"), fd_json_get_str(m, "state"),
 		       fd_json_get_int(m, "incarnation", 0),
 		       fd_json_get_str(m, "since"));

@@ -1,0 +1,33 @@
+/* A growable byte buffer with a maximum size (every buffer that grows from
+ * outside input has one). The data stays NUL-terminated, so text can be
+ * used as a string; binary data may contain NULs too.
+ *
+ *	struct fd_buf b = FD_BUF_INIT(1 << 20);
+ *	if (fd_buf_append(&b, data, n) < 0) ... errno: EMSGSIZE or ENOMEM
+ *	...
+ *	fd_buf_release(&b);
+ */
+#ifndef FD_BUF_H
+#define FD_BUF_H
+
+#include <stddef.h>
+
+struct fd_buf {
+	char *data; /* NULL until the first append */
+	size_t len, cap, max;
+};
+
+#define FD_BUF_INIT(maxlen)          \
+	{                            \
+		NULL, 0, 0, (maxlen) \
+	}
+
+/* Appends n bytes. Returns 0, or -1 with errno EMSGSIZE (len would pass max;
+ * nothing appended) or ENOMEM. */
+int fd_buf_append(struct fd_buf *b, const void *data, size_t n);
+/* The data as a string ("" when empty); borrowed. */
+const char *fd_buf_str(const struct fd_buf *b);
+/* Frees the data; the buffer can be used again (same max). */
+void fd_buf_release(struct fd_buf *b);
+
+#endif

@@ -1,0 +1,56 @@
+#include "buf.h"
+#include "unit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+TEST(append_and_cap)
+{
+	struct fd_buf b = FD_BUF_INIT(10);
+
+	CHECK_STR(fd_buf_str(&b), "");
+	CHECK_EQ(fd_buf_append(&b, "hello", 5), 0);
+	CHECK_EQ(fd_buf_append(&b, "", 0), 0);
+	CHECK_STR(fd_buf_str(&b), "hello");
+	CHECK_EQ(fd_buf_append(&b, "world", 5), 0);
+	CHECK_EQ(b.len, 10);
+	errno = 0;
+	CHECK_EQ(fd_buf_append(&b, "!", 1), -1);
+	CHECK_EQ(errno, EMSGSIZE);
+	CHECK_STR(fd_buf_str(&b), "helloworld");
+	fd_buf_release(&b);
+	CHECK_EQ(b.len, 0);
+	CHECK_EQ(fd_buf_append(&b, "again", 5), 0);
+	CHECK_STR(fd_buf_str(&b), "again");
+	fd_buf_release(&b);
+}
+
+/* Property: random appends give the concatenation, binary data included,
+ * and an append that would pass the maximum changes nothing. */
+TEST(random_appends_match_reference)
+{
+	for (int round = 0; round < 200; round++) {
+		size_t max = (size_t)unit_rand_below(20000) + 1, rlen = 0;
+		struct fd_buf b = FD_BUF_INIT(max);
+		char *ref = malloc(max), chunk[3000];
+
+		for (int k = 0; k < 40; k++) {
+			size_t n = (size_t)unit_rand_below(sizeof(chunk));
+
+			for (size_t i = 0; i < n; i++)
+				chunk[i] = (char)unit_rand();
+			if (rlen + n <= max) {
+				REQUIRE(fd_buf_append(&b, chunk, n) == 0);
+				memcpy(ref + rlen, chunk, n);
+				rlen += n;
+			} else {
+				CHECK_EQ(fd_buf_append(&b, chunk, n), -1);
+			}
+			REQUIRE(b.len == rlen);
+		}
+		CHECK(rlen == 0 || memcmp(b.data, ref, rlen) == 0);
+		CHECK(b.data == NULL || b.data[b.len] == '\0');
+		free(ref);
+		fd_buf_release(&b);
+	}
+}
