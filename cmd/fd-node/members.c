@@ -311,6 +311,7 @@ static void pump(struct members *ms)
 				if (fc)
 					fc->failures++;
 			}
+			node_member_changed(ms->n, &ev);
 			if (ev.new_state != FD_MEMBER_ALIVE ||
 			    ev.old_state != FD_MEMBER_ALIVE)
 				fd_info("member %s (%s) %s -> %s", ev.name, ev.addr,
@@ -868,6 +869,11 @@ int members_init(struct node *n)
 	if (fd_loop_watch(n->loop, n->udp_fd, EPOLLIN, on_udp, ms) < 0)
 		return -1;
 	return 0;
+}
+
+const struct fd_member *members_core(const struct node *n)
+{
+	return n->members->m;
 }
 
 void members_add_routes(struct node *n)

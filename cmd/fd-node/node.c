@@ -226,6 +226,12 @@ void node_stop(struct node *n, int code)
 	fd_loop_stop(n->loop);
 }
 
+void node_member_changed(struct node *n, const struct fd_member_event *ev)
+{
+	(void)n;
+	(void)ev;
+}
+
 int64_t node_wall_us(const struct node *n, int64_t mono_ms)
 {
 	return n->started_wall + (mono_ms - n->started_mono) * 1000;

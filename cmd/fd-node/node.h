@@ -58,7 +58,18 @@ void node_stop(struct node *n, int code);
 /* Wall-clock microseconds of a loop time (monotonic ms). */
 int64_t node_wall_us(const struct node *n, int64_t mono_ms);
 
+/* Membership changes, for the subsystems that follow them (registry,
+ * pub/sub): called by members.c for every state event of another member
+ * (joined, alive, suspect, failed, left, reaped; restarted instances
+ * included). node.c passes it on. */
+struct fd_member_event;
+void node_member_changed(struct node *n, const struct fd_member_event *ev);
+
 /* Membership (members.c) */
+/* The membership core, for read-only queries (fd_member_at, _find,
+ * _count): who is alive and where. */
+struct fd_member;
+const struct fd_member *members_core(const struct node *n);
 int members_init(struct node *n);
 void members_free(struct node *n);
 void members_add_routes(struct node *n);
