@@ -1905,8 +1905,8 @@ struct fd_crdt *fd_crdt_decode(const void *buf, size_t len,
 				why = "too large";
 				goto bad;
 			}
-			jo = fd_json_parse((const char *)val, vlen, NULL);
-			if (!jo) {
+			if (fd_json_parse_value((const char *)val, vlen, &jo,
+						NULL) < 0) {
 				why = "invalid JSON value";
 				goto bad;
 			}

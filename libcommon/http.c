@@ -24,6 +24,7 @@
 #define MAX_REPLY_HEADERS 8
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_RESP (16 * 1024 * 1024)
+#define DEFAULT_MAX_LARGE_BODY (64 * 1024 * 1024)
 
 struct route {
 	const char *method;
@@ -40,7 +41,7 @@ struct fd_http_server {
 	struct MHD_Daemon *d;
 	int epfd;
 	struct fd_timer timer;
-	size_t max_body;
+	size_t max_body, max_large_body;
 	struct route routes[MAX_ROUTES];
 	int nroutes;
 	struct fd_http_req *reqs; /* every live request, for shutdown */
@@ -251,7 +252,7 @@ static void dispatch(struct fd_http_req *req)
 	req->state = REQ_HANDLING;
 	if (req->too_big) {
 		fd_http_reply_error(req, 413, "request body larger than %zu bytes",
-				    req->srv->max_body);
+				    req->body.max);
 		return;
 	}
 	r = find_route(req->srv, req->method, req->path, &known);
@@ -278,9 +279,8 @@ static void dispatch(struct fd_http_req *req)
 		return;
 	}
 	if (r->flags & FD_HTTP_JSON) {
-		req->json = fd_json_parse(fd_buf_str(&req->body), req->body.len,
-					  &err);
-		if (!req->json) {
+		if (fd_json_parse_value(fd_buf_str(&req->body), req->body.len,
+					&req->json, &err) < 0) {
 			fd_http_reply_error(req, 400,
 					    "invalid request body: %s", err.msg);
 			return;
@@ -356,7 +356,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 
 	(void)version;
 	if (!req) {
+		const struct route *r;
 		const char *cl;
+		int known;
 
 		req = calloc(1, sizeof(*req));
 		if (!req)
@@ -366,11 +368,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 		req->method = method;
 		req->path = url;
 		req->watch_fd = -1;
-		req->body.max = srv->max_body;
+		r = find_route(srv, method, url, &known);
+		req->body.max = r && (r->flags & FD_HTTP_LARGE) ? srv->max_large_body
+								: srv->max_body;
 		format_peer(conn, req->peer, sizeof(req->peer));
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > srv->max_body)
+		if (cl && strtoull(cl, NULL, 10) > req->body.max)
 			req->too_big = 1;
 		req->next = srv->reqs;
 		if (srv->reqs)
@@ -409,6 +413,8 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	}
 	srv->loop = loop;
 	srv->max_body = opts->max_body ? opts->max_body : DEFAULT_MAX_BODY;
+	srv->max_large_body = opts->max_large_body ? opts->max_large_body
+						   : DEFAULT_MAX_LARGE_BODY;
 	fd_timer_init(&srv->timer, on_mhd_timer, srv);
 	srv->d = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,

@@ -31,7 +31,8 @@ struct fd_http_server;
 struct fd_http_req;
 
 enum {
-	FD_HTTP_JSON = 1, /* parse the body as JSON; 400 if it is not */
+	FD_HTTP_JSON = 1,  /* parse the body as JSON; 400 if it is not */
+	FD_HTTP_LARGE = 2, /* body up to max_large_body (node-to-node state) */
 };
 
 typedef void (*fd_http_handler)(struct fd_http_req *req, void *arg);
@@ -40,6 +41,7 @@ typedef void (*fd_http_close_cb)(struct fd_http_req *req, void *arg);
 struct fd_http_server_opts {
 	int listen_fd; /* bound and listening TCP socket; owned by the server */
 	size_t max_body;       /* largest request body (0: 1 MiB) */
+	size_t max_large_body; /* the same for FD_HTTP_LARGE routes (0: 64 MiB) */
 	unsigned max_conns;    /* 0: 1024 */
 	unsigned idle_timeout; /* seconds (0: 60) */
 };

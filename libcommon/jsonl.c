@@ -26,17 +26,17 @@ void fd_jsonl_reader_release(struct fd_jsonl_reader *r)
 	r->tok = NULL;
 }
 
-static struct json_object *parse_with(json_tokener *tok, const char *buf,
-				      size_t len, struct fd_err *err)
+/* Parses one value: 0 and *out (NULL for a JSON null), or -1 with err. */
+static int parse_with(json_tokener *tok, const char *buf, size_t len,
+		      struct json_object **out, struct fd_err *err)
 {
 	struct json_object *o;
 	enum json_tokener_error jerr;
 	size_t used;
 
-	if (!fd_utf8_valid(buf, len)) {
-		fd_err_set(err, "invalid UTF-8");
-		return NULL;
-	}
+	*out = NULL;
+	if (!fd_utf8_valid(buf, len))
+		return fd_err_set(err, "invalid UTF-8");
 	json_tokener_reset(tok);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
@@ -44,11 +44,9 @@ static struct json_object *parse_with(json_tokener *tok, const char *buf,
 		/* json-c waits for more input after a bare number; end it. */
 		o = json_tokener_parse_ex(tok, "", 1);
 		jerr = json_tokener_get_error(tok);
-		if (jerr == json_tokener_continue ||
-		    (!o && jerr == json_tokener_success)) {
+		if (jerr == json_tokener_continue) {
 			json_object_put(o);
-			fd_err_set(err, "invalid JSON: unexpected end of input");
-			return NULL;
+			return fd_err_set(err, "invalid JSON: unexpected end of input");
 		}
 		used = len;
 	} else {
@@ -56,18 +54,19 @@ static struct json_object *parse_with(json_tokener *tok, const char *buf,
 	}
 	if (jerr != json_tokener_success) {
 		json_object_put(o);
-		fd_err_set(err, "invalid JSON: %s", json_tokener_error_desc(jerr));
-		return NULL;
+		return fd_err_set(err, "invalid JSON: %s",
+				  json_tokener_error_desc(jerr));
 	}
 	for (; used < len; used++) {
 		if (buf[used] != ' ' && buf[used] != '\t' &&
 		    buf[used] != '\r' && buf[used] != '\n') {
 			json_object_put(o);
-			fd_err_set(err, "invalid JSON: trailing data after the value");
-			return NULL;
+			return fd_err_set(err, "invalid JSON: trailing data after "
+					       "the value");
 		}
 	}
-	return o;
+	*out = o;
+	return 0;
 }
 
 static json_tokener *new_tokener(void)
@@ -79,17 +78,26 @@ static json_tokener *new_tokener(void)
 	return tok;
 }
 
-struct json_object *fd_json_parse(const char *buf, size_t len, struct fd_err *err)
+int fd_json_parse_value(const char *buf, size_t len, struct json_object **out,
+			struct fd_err *err)
 {
 	json_tokener *tok = new_tokener();
+	int rc;
+
+	*out = NULL;
+	if (!tok)
+		return fd_err_set(err, "out of memory");
+	rc = parse_with(tok, buf, len, out, err);
+	json_tokener_free(tok);
+	return rc;
+}
+
+struct json_object *fd_json_parse(const char *buf, size_t len, struct fd_err *err)
+{
 	struct json_object *o;
 
-	if (!tok) {
-		fd_err_set(err, "out of memory");
-		return NULL;
-	}
-	o = parse_with(tok, buf, len, err);
-	json_tokener_free(tok);
+	if (fd_json_parse_value(buf, len, &o, err) == 0 && !o)
+		fd_err_set(err, "expected a value other than null");
 	return o;
 }
 
@@ -248,8 +256,8 @@ int fd_jsonl_read(struct fd_jsonl_reader *r, struct json_object **out,
 		r->records++;
 		return FD_JSONL_OK;
 	}
-	*out = parse_with(r->tok, line, len, &perr);
-	if (*out && !json_object_is_type(*out, json_type_object)) {
+	if (parse_with(r->tok, line, len, out, &perr) == 0 &&
+	    !json_object_is_type(*out, json_type_object)) {
 		json_object_put(*out);
 		*out = NULL;
 		fd_err_set(&perr, "expected a JSON object");

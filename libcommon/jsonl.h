@@ -64,8 +64,13 @@ int fd_jsonl_read(struct fd_jsonl_reader *r, struct json_object **out,
 int fd_jsonl_pending(const struct fd_jsonl_reader *r);
 
 /* Parses one JSON value from buf[0..len) with the reader's rules (strict,
- * valid UTF-8, depth limit, nothing after the value). Returns a new object,
- * or NULL with err filled. Used for HTTP bodies and arguments too. */
+ * valid UTF-8, depth limit, nothing after the value). Returns 0 and *out, a
+ * new object the caller must json_object_put() (NULL for a JSON null, as
+ * json-c represents it), or -1 with err filled. */
+int fd_json_parse_value(const char *buf, size_t len, struct json_object **out,
+			struct fd_err *err);
+/* The same where null is not wanted: a new object, or NULL with err filled
+ * (a JSON null included). */
 struct json_object *fd_json_parse(const char *buf, size_t len, struct fd_err *err);
 
 /* Writes o as one compact line to stdout. Returns 0, or -1 with errno set on

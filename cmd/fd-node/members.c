@@ -880,7 +880,7 @@ void members_add_routes(struct node *n)
 {
 	struct members *ms = n->members;
 
-	fd_http_route(n->http, "POST", PUSHPULL_PATH, 0, h_pushpull, ms);
+	fd_http_route(n->http, "POST", PUSHPULL_PATH, FD_HTTP_LARGE, h_pushpull, ms);
 	fd_http_route(n->http, "POST", "/v1/join", FD_HTTP_JSON, h_join, ms);
 	fd_http_route(n->http, "GET", "/v1/members", 0, h_members, ms);
 	fd_http_route(n->http, "POST", "/v1/leave", 0, h_leave, ms);

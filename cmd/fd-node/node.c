@@ -155,6 +155,7 @@ static struct json_object *node_info(struct node *n)
 	json_object_object_add(o, "uptime",
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
 	members_add_info(n, o);
+	registry_add_info(n, o);
 	return o;
 }
 
@@ -228,8 +229,7 @@ void node_stop(struct node *n, int code)
 
 void node_member_changed(struct node *n, const struct fd_member_event *ev)
 {
-	(void)n;
-	(void)ev;
+	registry_member_changed(n, ev);
 }
 
 int64_t node_wall_us(const struct node *n, int64_t mono_ms)
@@ -410,7 +410,7 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
 		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
-	if (!n.client || members_init(&n) < 0) {
+	if (!n.client || members_init(&n) < 0 || registry_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
@@ -428,6 +428,7 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
 	members_add_routes(&n);
+	registry_add_routes(&n);
 
 	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id,
 		n.addr, opts->profile);
@@ -441,6 +442,7 @@ int node_main(const struct node_opts *opts)
 	}
 	fd_http_server_free(n.http);
 	fd_http_client_free(n.client);
+	registry_free(&n);
 	members_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);

@@ -28,6 +28,7 @@ struct node_opts {
 };
 
 struct members;
+struct registry;
 
 struct node {
 	struct fd_loop *loop;
@@ -41,6 +42,7 @@ struct node {
 	int tcp_fd, udp_fd;
 	int64_t started_mono, started_wall;
 	struct members *members;
+	struct registry *registry;
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
@@ -80,6 +82,13 @@ void members_leave(struct node *n);
 void members_add_info(struct node *n, struct json_object *info);
 /* 1 when ready; else 0 with why filled. */
 int members_ready(struct node *n, char *why, size_t len);
+
+/* Registry (registry.c) */
+int registry_init(struct node *n);
+void registry_free(struct node *n);
+void registry_add_routes(struct node *n);
+void registry_add_info(struct node *n, struct json_object *info);
+void registry_member_changed(struct node *n, const struct fd_member_event *ev);
 
 /* Client subcommands; argv[0] is the subcommand. */
 int cmd_info(int argc, char **argv);
