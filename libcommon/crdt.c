@@ -1132,9 +1132,11 @@ static int op_check(struct fd_crdt *c, const char *name, size_t len)
 	return 0;
 }
 
-int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
-		     const char *value, size_t value_len, uint64_t hlc,
-		     int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot)
+/* Adds an entry for name; removes the dots of name this replica has seen:
+ * all of them (others = 1) or only its own. */
+static int put_entry(struct fd_crdt *c, const char *name, size_t len,
+		     const char *value, size_t value_len, uint64_t hlc, int persistent,
+		     struct fd_crdt *delta, struct fd_crdt_dot *dot, int others)
 {
 	const struct fd_crdt_name *s;
 	struct fd_crdt_name *r;
@@ -1158,7 +1160,8 @@ int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
 	if (cloud_insert(d, nd) < 0)
 		goto fail;
 	for (size_t i = 0; s && i < s->n; i++)
-		if (cloud_insert(d, s->entries[i].dot) < 0)
+		if ((others || s->entries[i].dot.node == c->self) &&
+		    cloud_insert(d, s->entries[i].dot) < 0)
 			goto fail;
 	e = &r->entries[0];
 	e->value = mem_alloc(d, value_len + 1);
@@ -1181,6 +1184,22 @@ fail:
 	fd_crdt_free(d);
 	errno = ENOMEM;
 	return -1;
+}
+
+int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
+		     const char *value, size_t value_len, uint64_t hlc,
+		     int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot)
+{
+	return put_entry(c, name, len, value, value_len, hlc, persistent, delta,
+			 dot, 1);
+}
+
+int fd_crdt_add(struct fd_crdt *c, const char *name, size_t len,
+		const char *value, size_t value_len, uint64_t hlc,
+		int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot)
+{
+	return put_entry(c, name, len, value, value_len, hlc, persistent, delta,
+			 dot, 0);
 }
 
 /* Removes the dots of name this replica has seen (only that one, if given). */

@@ -211,6 +211,12 @@ int fd_crdt_name_valid(const char *name, size_t len);
 int fd_crdt_register(struct fd_crdt *c, const char *name, size_t len,
 		     const char *value, size_t value_len, uint64_t hlc,
 		     int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot);
+/* Like register, but the entries of other replicas stay: the new entry is
+ * concurrent with them (a conflict, if any, is decided as after a merge).
+ * For a replica that had to take a new id and puts back what it owned. */
+int fd_crdt_add(struct fd_crdt *c, const char *name, size_t len,
+		const char *value, size_t value_len, uint64_t hlc,
+		int persistent, struct fd_crdt *delta, struct fd_crdt_dot *dot);
 /* Removes every entry of name. Returns how many were removed (0 when the
  * name is absent: nothing changes, no delta). */
 int fd_crdt_unregister(struct fd_crdt *c, const char *name, size_t len,

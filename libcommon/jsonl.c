@@ -1,4 +1,5 @@
 #include "jsonl.h"
+#include "buf.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -391,4 +392,45 @@ struct json_object *fd_json_seconds(int64_t ms)
 		 (long long)(ms < 0 ? -ms : ms) / 1000,
 		 (long long)(ms < 0 ? -ms : ms) % 1000);
 	return json_object_new_double_s((double)ms / 1000.0, buf);
+}
+
+int fd_json_append_str(struct fd_buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	if (fd_buf_append(b, "\"", 1) < 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t n = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (fd_buf_append(b, s + run, i - run) < 0)
+			return -1;
+		run = i + 1;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		if (fd_buf_append(b, esc, n) < 0)
+			return -1;
+	}
+	if (fd_buf_append(b, s + run, len - run) < 0)
+		return -1;
+	return fd_buf_append(b, "\"", 1);
 }

@@ -87,6 +87,12 @@ int fd_emit_flush(void);
  * counts as success). Use as "return fd_finish_stdout(rc);". */
 int fd_finish_stdout(int rc);
 
+/* Appends s[0..len) as a JSON string (quotes and escapes added) to out, for
+ * hot paths that write records without building json-c objects. s must be
+ * valid UTF-8. Returns 0, or -1 as fd_buf_append. */
+struct fd_buf;
+int fd_json_append_str(struct fd_buf *out, const char *s, size_t len);
+
 /* A new object {"type": type}. */
 struct json_object *fd_json_record(const char *type);
 /* Compact serialization, valid until o changes or is freed. */

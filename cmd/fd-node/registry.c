@@ -47,6 +47,7 @@
 #define NODE_TIMEOUT_MS 10000
 #define BATCH_LINES_MAX 100000
 #define SYNC_TICK_MS 100
+#define MAX_OWNERS 65536
 
 struct peer {
 	char name[FD_MEMBER_NAME_MAX + 1];
@@ -80,8 +81,16 @@ struct watcher {
 	size_t plen;
 };
 
+struct owner {
+	uint64_t id;
+	char name[FD_MEMBER_NAME_MAX + 1];
+};
+
 struct registry {
 	struct node *n;
+	struct owner *owners; /* replica id -> node name, append-only */
+	size_t nowners, last_owner;
+	char hdr[FD_MEMBER_NAME_MAX + 48]; /* our X-FD-Replica header */
 	struct fd_crdt *c;
 	struct fd_crdt *scratch; /* the delta of the operation under way */
 	struct fd_hlc hlc;
@@ -134,56 +143,140 @@ static struct peer *peer_find(struct registry *r, const char *name)
 	return NULL;
 }
 
+/* Which node a replica id belongs to: its first id is the first half of
+ * its member id; a node that takes a new one says so in the X-FD-Replica
+ * header of what it sends. */
+static void owner_learn(struct registry *r, uint64_t id, const char *name)
+{
+	struct owner *o;
+
+	for (size_t i = 0; i < r->nowners; i++)
+		if (r->owners[i].id == id)
+			return;
+	if (r->nowners == MAX_OWNERS)
+		return;
+	o = realloc(r->owners, (r->nowners + 1) * sizeof(*o));
+	if (!o)
+		return;
+	r->owners = o;
+	r->owners[r->nowners].id = id;
+	snprintf(r->owners[r->nowners].name, sizeof(o->name), "%s", name);
+	r->nowners++;
+}
+
 static const char *owner_name(struct registry *r, uint64_t id)
 {
 	if (id == r->self)
 		return r->n->name;
-	for (int i = 0; i < r->npeers; i++)
-		if (r->peers[i].id == id)
-			return r->peers[i].name;
+	if (r->last_owner < r->nowners && r->owners[r->last_owner].id == id)
+		return r->owners[r->last_owner].name;
+	for (size_t i = 0; i < r->nowners; i++)
+		if (r->owners[i].id == id) {
+			r->last_owner = i;
+			return r->owners[i].name;
+		}
 	return NULL;
+}
+
+static void set_self(struct registry *r, uint64_t id)
+{
+	char hex[17];
+
+	r->self = id;
+	owner_learn(r, id, r->n->name);
+	hex64(id, hex);
+	snprintf(r->hdr, sizeof(r->hdr), "X-FD-Replica: %s %s", hex, r->n->name);
+}
+
+/* Reads the sender's "X-FD-Replica: ID NAME" header. */
+static void owner_from_header(struct registry *r, struct fd_http_req *req)
+{
+	const char *h = fd_http_header(req, "X-FD-Replica");
+	unsigned long long id;
+	int off = 0;
+
+	if (h && sscanf(h, "%16llx %n", &id, &off) == 1 && off > 0 && h[off] && id)
+		owner_learn(r, id, h + off);
 }
 
 /* JSON of entries */
 
+/* Appends the fields of one entry ("value": … "persistent": …) as JSON. */
+static int entry_fields_raw(struct registry *r, struct fd_buf *b,
+			    const struct fd_crdt_entry *e)
+{
+	char tail[128], hlc[FD_HLC_STR_LEN], id[17];
+	const char *owner = owner_name(r, e->dot.node);
+
+	fd_hlc_format(e->hlc, hlc, sizeof(hlc));
+	hex64(e->dot.node, id);
+	if (fd_buf_append(b, "\"value\":", 8) < 0 ||
+	    fd_buf_append(b, e->value, e->value_len) < 0 ||
+	    fd_buf_append(b, ",\"owner\":", 9) < 0 ||
+	    (owner ? fd_json_append_str(b, owner, strlen(owner))
+		   : fd_buf_append(b, "null", 4)) < 0)
+		return -1;
+	snprintf(tail, sizeof(tail),
+		 ",\"owner_id\":\"%s\",\"hlc\":\"%s\",\"persistent\":%s", id,
+		 hlc, e->persistent ? "true" : "false");
+	return fd_buf_append(b, tail, strlen(tail));
+}
+
+/* The same fields added to an object (events). */
 static void add_entry_fields(struct registry *r, struct json_object *o,
 			     const struct fd_crdt_entry *e)
 {
-	char hlc[FD_HLC_STR_LEN], id[17];
-	const char *owner = owner_name(r, e->dot.node);
-	struct json_object *v = NULL;
+	struct fd_buf b = FD_BUF_INIT(2 * FD_CRDT_VALUE_MAX);
+	struct json_object *f = NULL;
 
-	fd_json_parse_value(e->value, e->value_len, &v, NULL);
-	fd_hlc_format(e->hlc, hlc, sizeof(hlc));
-	hex64(e->dot.node, id);
-	json_object_object_add(o, "value", v);
-	json_object_object_add(o, "owner",
-			       owner ? json_object_new_string(owner) : NULL);
-	json_object_object_add(o, "owner_id", json_object_new_string(id));
-	json_object_object_add(o, "hlc", json_object_new_string(hlc));
-	json_object_object_add(o, "persistent",
-			       json_object_new_boolean(e->persistent));
+	if (fd_buf_append(&b, "{", 1) == 0 && entry_fields_raw(r, &b, e) == 0 &&
+	    fd_buf_append(&b, "}", 1) == 0)
+		f = fd_json_parse(b.data, b.len, NULL);
+	fd_buf_release(&b);
+	if (!f)
+		return;
+	json_object_object_foreach(f, k, v)
+		json_object_object_add(o, k, json_object_get(v));
+	json_object_put(f);
 }
 
+/* Appends the record of a name (its winner, and the losers kept as
+ * "conflicts") as one JSON line without the newline. Written by hand: the
+ * hot path of lists and batch lookups. */
+static int entry_line(struct registry *r, struct fd_buf *b,
+		      const struct fd_crdt_name *nm)
+{
+	if (fd_buf_append(b, "{\"type\":\"entry\",\"name\":", 23) < 0 ||
+	    fd_json_append_str(b, nm->name, nm->len) < 0 ||
+	    fd_buf_append(b, ",", 1) < 0 ||
+	    entry_fields_raw(r, b, &nm->entries[0]) < 0)
+		return -1;
+	if (nm->n > 1) {
+		if (fd_buf_append(b, ",\"conflicts\":[", 14) < 0)
+			return -1;
+		for (uint16_t i = 1; i < nm->n; i++)
+			if (fd_buf_append(b, i > 1 ? ",{" : "{", i > 1 ? 2 : 1) < 0 ||
+			    entry_fields_raw(r, b, &nm->entries[i]) < 0 ||
+			    fd_buf_append(b, "}", 1) < 0)
+				return -1;
+		if (fd_buf_append(b, "]", 1) < 0)
+			return -1;
+	}
+	return fd_buf_append(b, "}", 1);
+}
+
+/* The same record as an object (for single answers). */
 static struct json_object *entry_json(struct registry *r,
 				      const struct fd_crdt_name *nm)
 {
-	struct json_object *o = fd_json_record("entry");
+	struct fd_buf b =
+		FD_BUF_INIT(FD_CRDT_VALUE_MAX * (FD_CRDT_MAX_PER_NAME + 1));
+	struct json_object *o = NULL;
 
-	json_object_object_add(o, "name", json_object_new_string(nm->name));
-	add_entry_fields(r, o, &nm->entries[0]);
-	if (nm->n > 1) {
-		struct json_object *arr = json_object_new_array();
-
-		for (uint16_t i = 1; i < nm->n; i++) {
-			struct json_object *l = json_object_new_object();
-
-			add_entry_fields(r, l, &nm->entries[i]);
-			json_object_array_add(arr, l);
-		}
-		json_object_object_add(o, "conflicts", arr);
-	}
-	return o;
+	if (entry_line(r, &b, nm) == 0)
+		o = fd_json_parse(b.data, b.len, NULL);
+	fd_buf_release(&b);
+	return o ? o : fd_json_record("entry");
 }
 
 /* Watchers and waiters */
@@ -293,6 +386,9 @@ static void on_crdt_event(void *arg, const struct fd_crdt_event *ev)
 	static const char *const names[] = {"registered", "updated",
 					    "unregistered", "conflict"};
 
+	fd_debug("registry: %s %s %016llx%s%016llx", names[ev->type], ev->name,
+		 (unsigned long long)ev->entry->dot.node, ev->other ? " vs " : " ",
+		 ev->other ? (unsigned long long)ev->other->dot.node : 0ULL);
 	json_object_object_add(o, "event", json_object_new_string(names[ev->type]));
 	json_object_object_add(o, "name", json_object_new_string(ev->name));
 	switch (ev->type) {
@@ -455,8 +551,8 @@ static void delta_sent(const struct fd_http_resp *resp, void *arg)
 /* Sends a delta group or a repair to p's delta route. Returns 0 or -1. */
 static int send_crdt(struct registry *r, struct peer *p, const struct fd_crdt *d)
 {
-	static const char *const hdrs[] = {
-		"Content-Type: application/octet-stream", NULL};
+	const char *const hdrs[] = {"Content-Type: application/octet-stream",
+				    r->hdr, NULL};
 	unsigned char *buf;
 	size_t len;
 	char url[160];
@@ -495,7 +591,7 @@ static int merge_remote(struct registry *r, const struct fd_crdt *d)
 	struct {
 		char *name, *value;
 		size_t len, vlen;
-		int persistent;
+		uint64_t hlc;
 	} *mine = NULL;
 	size_t nnames = 0, nmine = 0;
 	int rc, gone = fd_crdt_is_gone(d, r->self) &&
@@ -515,10 +611,14 @@ static int merge_remote(struct registry *r, const struct fd_crdt *d)
 			mine[nmine].len = names[i]->len;
 			mine[nmine].value = strndup(e->value, e->value_len);
 			mine[nmine].vlen = e->value_len;
+			mine[nmine].hlc = e->hlc;
 			nmine++;
 		}
 	}
 	free(names);
+	fd_debug("registry: merging kind %d: %zu names, %zu entries%s",
+		 (int)fd_crdt_kind(d), fd_crdt_names(d), fd_crdt_entries(d),
+		 gone ? " (we are gone in it)" : "");
 	rc = fd_crdt_merge(r->c, d);
 	if (gone) {
 		uint64_t id;
@@ -529,13 +629,14 @@ static int merge_remote(struct registry *r, const struct fd_crdt *d)
 		fd_warnlog("registry: the cluster took this node for gone; "
 			   "registering its %zu names again as %016llx",
 			   nmine, (unsigned long long)id);
-		r->self = id;
+		set_self(r, id);
+		/* Under the new id, next to what others hold (concurrent, as
+		 * it was), with the original time, so a conflict is still won
+		 * by the registration that came first. */
 		for (size_t i = 0; i < nmine; i++) {
-			fd_crdt_register(
-				r->c, mine[i].name, mine[i].len, mine[i].value,
-				mine[i].vlen,
-				fd_hlc_now(&r->hlc, (uint64_t)(fd_wall_us() / 1000)),
-				0, r->scratch, NULL);
+			fd_crdt_add(r->c, mine[i].name, mine[i].len,
+				    mine[i].value, mine[i].vlen, mine[i].hlc, 0,
+				    r->scratch, NULL);
 			r->stats.readopted++;
 		}
 		/* Everyone must learn the new id's entries, and the old ones
@@ -581,6 +682,7 @@ static void h_delta(struct fd_http_req *req, void *arg)
 	const char *body = fd_http_body(req, &len);
 	struct fd_crdt *d = fd_crdt_decode(body, len, NULL, &err);
 
+	owner_from_header(r, req);
 	if (!d) {
 		fd_warnlog("registry: undecodable delta from %s: %s",
 			   fd_http_peer(req), err.msg);
@@ -622,7 +724,9 @@ static void sync_done(const struct fd_http_resp *resp, void *arg)
 		    (repair = fd_crdt_decode(b + 4, rlen, NULL, &err)) &&
 		    (digest = fd_crdt_decode(b + 4 + rlen, resp->len - 4 - rlen,
 					     NULL, &err))) {
-			merge_remote(r, repair);
+			if (merge_remote(r, repair) < 0)
+				fd_debug("registry: repair from %s not merged: %s",
+					 p->name, strerror(errno));
 			back = fd_crdt_repair(r->c, digest);
 		}
 	}
@@ -646,8 +750,8 @@ static void sync_done(const struct fd_http_resp *resp, void *arg)
 
 static void sync_peer(struct registry *r, struct peer *p)
 {
-	static const char *const hdrs[] = {
-		"Content-Type: application/octet-stream", NULL};
+	const char *const hdrs[] = {"Content-Type: application/octet-stream",
+				    r->hdr, NULL};
 	struct fd_crdt *digest;
 	unsigned char *buf;
 	size_t len;
@@ -689,6 +793,7 @@ static void h_sync(struct fd_http_req *req, void *arg)
 	struct fd_crdt *repair = NULL, *ours = NULL;
 	unsigned char *rbuf = NULL, *dbuf = NULL, *out;
 
+	owner_from_header(r, req);
 	if (!theirs || fd_crdt_kind(theirs) != FD_CRDT_DIGEST) {
 		fd_crdt_free(theirs);
 		fd_http_reply_error(req, 400, "expected a registry digest");
@@ -777,6 +882,7 @@ void registry_member_changed(struct node *n, const struct fd_member_event *ev)
 		p->id = id;
 		r->npeers++;
 	}
+	owner_learn(r, id, ev->name);
 	snprintf(p->addr, sizeof(p->addr), "%s", ev->addr);
 	if (p->id != id) {
 		/* A new instance: the old one's ephemeral entries go. */
@@ -832,10 +938,12 @@ static const char *req_name(struct fd_http_req *req)
 }
 
 /* Registers one name. Returns the HTTP status and, in *out, the record to
- * answer with (an entry, or an error object). */
+ * answer with (an entry, or an error object) - except on success when line
+ * is not NULL: the entry is then appended to line as JSON text and *out
+ * stays NULL (the batch path, which writes records without objects). */
 static unsigned do_register(struct registry *r, const char *name,
-			    struct json_object *value, int replace,
-			    int persistent, int keep, struct json_object **out)
+			    struct json_object *value, int replace, int persistent,
+			    int keep, struct json_object **out, struct fd_buf *line)
 {
 	const struct fd_crdt_name *nm;
 	const char *v;
@@ -886,6 +994,21 @@ static unsigned do_register(struct registry *r, const char *name,
 	}
 	set_keep(r, name, keep);
 	nm = fd_crdt_lookup(r->c, name, strlen(name));
+	if (line) {
+		size_t mark = line->len;
+
+		/* the entry's closing brace becomes a comma */
+		if (entry_line(r, line, nm) == 0) {
+			line->len--;
+			fd_buf_append(line,
+				      existed ? ",\"replaced\":true}\n"
+					      : ",\"created\":true}\n",
+				      existed ? 17 : 16);
+		} else {
+			line->len = mark;
+		}
+		return existed ? 200 : 201;
+	}
 	*out = entry_json(r, nm);
 	json_object_object_add(*out, existed ? "replaced" : "created",
 			       json_object_new_boolean(1));
@@ -932,7 +1055,7 @@ static void h_put(struct fd_http_req *req, void *arg)
 		return;
 	}
 	json_object_object_get_ex(body, "value", &value);
-	status = do_register(r, name, value, replace, persistent, keep, &out);
+	status = do_register(r, name, value, replace, persistent, keep, &out, NULL);
 	fd_http_reply_json(req, status, out);
 	distribute(r);
 }
@@ -1006,20 +1129,11 @@ static void list(struct registry *r, struct fd_http_req *req)
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *o;
-		const char *line;
-		size_t len;
-
 		if (names[i]->n == 0)
 			continue;
-		o = entry_json(r, names[i]);
-		line = fd_json_str(o, &len);
-		if (fd_buf_append(&out, line, len) < 0 ||
-		    fd_buf_append(&out, "\n", 1) < 0) {
-			json_object_put(o);
+		if (entry_line(r, &out, names[i]) < 0 ||
+		    fd_buf_append(&out, "\n", 1) < 0)
 			break;
-		}
-		json_object_put(o);
 	}
 	free(names);
 	fd_http_reply(req, 200, "application/x-ndjson", fd_buf_str(&out), out.len);
@@ -1191,7 +1305,8 @@ static void batch_register_line(struct registry *r, unsigned long line,
 				       : "expected {\"name\": …, \"value\": …}");
 	} else {
 		json_object_object_get_ex(o, "value", &value);
-		status = do_register(r, name, value, replace, persistent, keep, &res);
+		status = do_register(r, name, value, replace, persistent, keep,
+				     &res, out);
 		if (status >= 300) {
 			struct json_object *e = line_error(
 				line, name, status, fd_json_get_str(res, "error"));
@@ -1200,7 +1315,8 @@ static void batch_register_line(struct registry *r, unsigned long line,
 			res = e;
 		}
 	}
-	append_line(out, res);
+	if (res)
+		append_line(out, res);
 	json_object_put(res);
 	json_object_put(o);
 }
@@ -1223,7 +1339,10 @@ static void batch_lookup_line(struct registry *r, unsigned long line,
 	if (!name) {
 		res = line_error(line, NULL, 400, "expected {\"name\": …}");
 	} else if ((nm = fd_crdt_lookup(r->c, name, strlen(name))) && nm->n > 0) {
-		res = entry_json(r, nm);
+		json_object_put(o);
+		if (entry_line(r, out, nm) == 0)
+			fd_buf_append(out, "\n", 1);
+		return;
 	} else {
 		res = fd_json_record("entry");
 		json_object_object_add(res, "name", json_object_new_string(name));
@@ -1249,7 +1368,7 @@ int registry_init(struct node *n)
 		return -1;
 	n->registry = r;
 	r->n = n;
-	r->self = id64(n->id_raw);
+	set_self(r, id64(n->id_raw));
 	r->c = fd_crdt_new(r->self, NULL);
 	r->scratch = fd_crdt_delta_new(NULL);
 	if (!r->c || !r->scratch)
@@ -1335,6 +1454,7 @@ void registry_free(struct node *n)
 	for (size_t i = 0; i < r->nkeep; i++)
 		free(r->keep[i]);
 	free(r->keep);
+	free(r->owners);
 	free(r->yields);
 	free(r->peers);
 	fd_crdt_free(r->scratch);

@@ -1020,3 +1020,29 @@ TEST(memory_returns_to_base_when_emptied)
 	fd_crdt_free(a);
 	fd_crdt_free(b);
 }
+
+/* fd_crdt_add keeps the entries of other replicas: concurrent, so both
+ * survive and the earliest wins, as after a merge; register replaces. */
+TEST(add_is_concurrent_with_seen_entries)
+{
+	struct fd_crdt *a = fd_crdt_new(1, NULL), *b = fd_crdt_new(2, NULL);
+	const struct fd_crdt_name *nm;
+
+	REQUIRE(a && b);
+	REQUIRE(fd_crdt_register(a, "x", 1, "1", 1, 100, 0, NULL, NULL) == 0);
+	REQUIRE(fd_crdt_merge(b, a) == 0);
+	REQUIRE(fd_crdt_add(b, "x", 1, "2", 1, 50, 0, NULL, NULL) == 0);
+	nm = fd_crdt_lookup(b, "x", 1);
+	REQUIRE(nm != NULL);
+	CHECK_EQ(nm->n, 2);
+	CHECK_EQ(nm->entries[0].dot.node, 2); /* hlc 50 wins */
+	REQUIRE(fd_crdt_merge(a, b) == 0);
+	nm = fd_crdt_lookup(a, "x", 1);
+	REQUIRE(nm != NULL);
+	CHECK_EQ(nm->n, 2);
+	REQUIRE(fd_crdt_register(b, "x", 1, "3", 1, 200, 0, NULL, NULL) == 0);
+	nm = fd_crdt_lookup(b, "x", 1);
+	CHECK_EQ(nm->n, 1);
+	fd_crdt_free(a);
+	fd_crdt_free(b);
+}

@@ -1,3 +1,4 @@
+#include "buf.h"
 #include "jsonl.h"
 #include "unit.h"
 
@@ -224,5 +225,36 @@ TEST(utf8_random_against_reference)
 				  "disagree at case %d (len %zu)", i, len);
 			return;
 		}
+	}
+}
+
+/* Property: fd_json_append_str output parses back (json-c) to the same
+ * string, for random strings of ASCII, control characters and UTF-8. */
+TEST(append_str_roundtrip_random)
+{
+	static const char *const pieces[] = {
+		"a",	    "\"", "\\", "\n", "\x01",	      "\x1f",
+		"\xc3\xa9", "/",  " ",	"\t", "\xe2\x82\xac", "\x7f"};
+	char s[256];
+
+	for (int i = 0; i < 5000; i++) {
+		struct fd_buf b = FD_BUF_INIT(4096);
+		struct json_object *o;
+		size_t len = 0;
+		int n = (int)unit_rand_below(30);
+
+		for (int k = 0; k < n; k++) {
+			const char *p = pieces[unit_rand_below(12)];
+
+			memcpy(s + len, p, strlen(p));
+			len += strlen(p);
+		}
+		REQUIRE(fd_json_append_str(&b, s, len) == 0);
+		o = fd_json_parse(b.data, b.len, NULL);
+		REQUIRE(o != NULL);
+		CHECK_EQ(json_object_get_string_len(o), len);
+		CHECK(memcmp(json_object_get_string(o), s, len) == 0);
+		json_object_put(o);
+		fd_buf_release(&b);
 	}
 }
