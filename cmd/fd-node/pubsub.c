@@ -529,7 +529,7 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	for (int i = 0; i < FD_PSF_NPRIO; i++) {
 		p->ch[i].q = (struct fd_buf)FD_BUF_INIT(ps->o.peer_queue +
-							ps->o.chunk + 4096);
+							2 * ps->o.max_payload + 65536);
 		p->ch[i].peer = p;
 		p->ch[i].idx = i;
 		p->rx[i].buf = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + 64);
@@ -942,7 +942,16 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 	int ch = ps->o.shared_channel ? 0 : (int)prio;
 	struct ps_chan *c = &p->ch[ch];
 	size_t first = plen < ps->o.chunk ? plen : ps->o.chunk, off;
-	size_t old = c->q.len;
+	size_t old;
+
+	/* room: drop the bytes already sent before growing */
+	if (c->head > 0 && c->q.len + plen + FD_PSF_MSG_OVERHEAD + tlen +
+				   (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
+			   c->q.max) {
+		fd_buf_consume(&c->q, c->head);
+		c->head = 0;
+	}
+	old = c->q.len;
 
 	if (fd_psf_put_msg(&c->q, flags, prio, topic, tlen, stream, seq, ts, plen,
 			   groups, ngroups, payload, first) < 0)
