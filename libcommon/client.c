@@ -229,6 +229,10 @@ static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
 		curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &st);
 		w->checked = 1;
 		w->ok = st >= 200 && st < 300;
+		if (w->ok && w->fn(ptr, 0, w->arg) != 0) {
+			w->stopped = 1;
+			return 0;
+		}
 	}
 	if (!w->ok) {
 		fd_buf_append(&w->errbody, ptr, n);
@@ -237,6 +241,28 @@ static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
 	if (w->fn(ptr, n, w->arg) != 0) {
 		w->stopped = 1;
 		return 0;
+	}
+	return n;
+}
+
+/* The end of the headers: a 2xx answer is "connected" (fn gets len 0). */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct wr *w = userdata;
+	size_t n = size * nmemb;
+
+	if (n <= 2 && (ptr[0] == '\r' || ptr[0] == '\n') && !w->checked) {
+		long st = 0;
+
+		curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &st);
+		if (st >= 100 && st < 200)
+			return n; /* an interim answer */
+		w->checked = 1;
+		w->ok = st >= 200 && st < 300;
+		if (w->ok && w->fn(ptr, 0, w->arg) != 0) {
+			w->stopped = 1;
+			return 0;
+		}
 	}
 	return n;
 }
@@ -259,6 +285,8 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &w);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &w);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -64,7 +64,8 @@ int fd_client_post_bytes(struct fd_client *c, const char *path,
 /* Gets the response body as it arrives; return 0 to go on, nonzero to stop
  * (the request then ends with errno ECANCELED). */
 typedef int (*fd_client_write_fn)(const char *data, size_t len, void *arg);
-/* GETs path and streams a 2xx body to fn; timeout_ms (0: none) bounds the
+/* GETs path and streams a 2xx body to fn (called once with len 0 when the
+ * 2xx headers are in: "connected"); timeout_ms (0: none) bounds the
  * whole transfer. Returns 0 when the server ended the body cleanly. On a
  * non-2xx answer returns -1 with *status set and err = its "error" message
  * (fn is not called) and errno EPROTO. Otherwise -1 with *status 0 or the status seen, err

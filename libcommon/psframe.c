@@ -272,28 +272,50 @@ static size_t get_len(const char *p)
 	       (size_t)u[3] << 24;
 }
 
+/* A frame header announcing flen > max: let fn decide, then skip it. */
+static int oversized(struct fd_psf_reader *r, size_t flen, fd_psf_frame_fn fn,
+		     void *arg, struct fd_err *err)
+{
+	if (fn(arg, NULL, flen, err) < 0)
+		return -1;
+	r->skip = flen;
+	return 0;
+}
+
 ssize_t fd_psf_feed(struct fd_psf_reader *r, const char *data, size_t len,
 		    fd_psf_frame_fn fn, void *arg, struct fd_err *err)
 {
 	size_t used = 0;
 	int rc;
 
+again:
+	if (r->skip) {
+		size_t k = r->skip < len - used ? r->skip : len - used;
+
+		r->skip -= k;
+		used += k;
+		if (r->skip)
+			return (ssize_t)used;
+	}
 	if (r->part.len > 0) {
 		size_t flen;
 
 		if (r->part.len < 4) {
-			size_t k = 4 - r->part.len < len ? 4 - r->part.len : len;
+			size_t k = 4 - r->part.len < len - used ? 4 - r->part.len : len - used;
 
-			if (fd_buf_append(&r->part, data, k) < 0)
+			if (fd_buf_append(&r->part, data + used, k) < 0)
 				return fd_err_set(err, "out of memory");
 			used += k;
 			if (r->part.len < 4)
 				return (ssize_t)used;
 		}
 		flen = get_len(r->part.data);
-		if (flen > r->max)
-			return fd_err_set(err, "frame of %zu bytes, over the limit of %zu",
-					  flen, r->max);
+		if (flen > r->max) {
+			r->part.len = 0;
+			if (oversized(r, flen, fn, arg, err) < 0)
+				return -1;
+			goto again;
+		}
 		if (r->part.len < 4 + flen) {
 			size_t k = 4 + flen - r->part.len;
 
@@ -315,9 +337,12 @@ ssize_t fd_psf_feed(struct fd_psf_reader *r, const char *data, size_t len,
 	while (len - used >= 4) {
 		size_t flen = get_len(data + used);
 
-		if (flen > r->max)
-			return fd_err_set(err, "frame of %zu bytes, over the limit of %zu",
-					  flen, r->max);
+		if (flen > r->max) {
+			used += 4;
+			if (oversized(r, flen, fn, arg, err) < 0)
+				return -1;
+			goto again;
+		}
 		if (len - used - 4 < flen)
 			break;
 		rc = fn(arg, data + used + 4, flen, err);

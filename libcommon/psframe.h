@@ -94,16 +94,19 @@ int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece,
 struct fd_psf_reader {
 	size_t max;
 	struct fd_buf part;
+	size_t skip; /* bytes left of an oversized frame */
 };
 void fd_psf_reader_init(struct fd_psf_reader *r, size_t max);
 void fd_psf_reader_release(struct fd_psf_reader *r);
 /* fn gets each complete frame body; it returns 0 to go on, 1 to refuse the
  * frame for now (the reader keeps it: the next feed, with or without new
- * data, offers it again), -1 to fail (err filled by fn). */
+ * data, offers it again), -1 to fail (err filled by fn). A frame over max
+ * is offered as (NULL, its length): fn returns -1 to fail, else the frame is
+ * skipped without being buffered. */
 typedef int (*fd_psf_frame_fn)(void *arg, const char *body, size_t len,
 			       struct fd_err *err);
 /* Feeds data[0..len). Returns the bytes consumed (less than len only when fn
- * refused a frame), or -1 with err filled (a frame over max, or fn failed). */
+ * refused a frame), or -1 with err filled (fn failed). */
 ssize_t fd_psf_feed(struct fd_psf_reader *r, const char *data, size_t len,
 		    fd_psf_frame_fn fn, void *arg, struct fd_err *err);
 /* True when the reader holds the start of a frame (the stream ended inside

@@ -1178,6 +1178,12 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 
 	(void)err;
 	pub->items++;
+	if (!body) {
+		pub_error(pub, "frame", pub->items,
+			  "payload of about %zu bytes over the limit of %zu", len,
+			  ps->o.max_payload);
+		return 0;
+	}
 	if (fd_psf_parse(body, len, &f, &e) < 0 || f.type != FD_PSF_PUB) {
 		pub_error(pub, "frame", pub->items, "%s",
 			  f.type != FD_PSF_PUB ? "not a PUB frame" : e.msg);
@@ -1585,6 +1591,8 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	struct fd_psf f;
 	struct ps_reasm *r;
 
+	if (!body)
+		return fd_err_set(err, "frame of %zu bytes, over the limit", len);
 	if (fd_psf_parse(body, len, &f, err) < 0)
 		return -1;
 	r = &p->rx[f.prio];

@@ -115,6 +115,8 @@ static int on_data(const char *data, size_t len, void *arg)
 
 	s->subscribed = 1;
 	s->streaming = 1;
+	if (len == 0)
+		return 0; /* connected */
 	fd_emit_hold(1);
 	if (s->line.len > 0) {
 		const char *nl = memchr(data, '\n', len);
@@ -303,7 +305,11 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (errno == ETIMEDOUT && deadline && fd_mono_ms() >= deadline - 5) {
-			rc = s.want && s.got < s.want ? FD_EXIT_TIMEOUT : FD_EXIT_OK;
+			if (!s.subscribed)
+				fd_warn("%s", err.msg);
+			rc = s.want && s.got < s.want ? FD_EXIT_TIMEOUT
+			     : s.subscribed		 ? FD_EXIT_OK
+							 : FD_EXIT_TIMEOUT;
 			break;
 		}
 		if (errno == EPROTO) {
