@@ -167,7 +167,8 @@ static int post_common(struct fd_client *c, const char *path,
 		curl_easy_setopt(e, CURLOPT_READDATA, r);
 		curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
 		if (c->timeout_ms > 0)
-			curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+			curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+					 (long)c->timeout_ms);
 	} else {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
@@ -298,7 +299,8 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	rc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
 	if (w.checked && !w.ok) {
-		struct json_object *o = fd_json_parse(w.errbody.data, w.errbody.len, NULL);
+		struct json_object *o =
+			fd_json_parse(w.errbody.data, w.errbody.len, NULL);
 		const char *msg = fd_json_get_str(o, "error");
 
 		fd_err_set(err, "%s", msg ? msg : "unexpected answer");
@@ -318,8 +320,8 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		errno = ETIMEDOUT;
-	else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-		 !w.checked)
+	else if (rc == CURLE_COULDNT_CONNECT ||
+		 rc == CURLE_COULDNT_RESOLVE_HOST || !w.checked)
 		errno = ECONNREFUSED;
 	else
 		errno = ECONNRESET;

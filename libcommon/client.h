@@ -59,7 +59,8 @@ int fd_client_post_stream(struct fd_client *c, const char *path,
 /* POSTs body[0..len) with a content type; otherwise as fd_client_call. */
 int fd_client_post_bytes(struct fd_client *c, const char *path,
 			 const char *content_type, const char *body, size_t len,
-			 long *status, struct json_object **resp, struct fd_err *err);
+			 long *status, struct json_object **resp,
+			 struct fd_err *err);
 
 /* Gets the response body as it arrives; return 0 to go on, nonzero to stop
  * (the request then ends with errno ECANCELED). */

@@ -660,8 +660,7 @@ void fd_http_body_resume(struct fd_http_req *req)
 
 void fd_http_set_timeout(struct fd_http_req *req, unsigned seconds)
 {
-	MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT,
-				  seconds);
+	MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
 }
 
 /* Streams */

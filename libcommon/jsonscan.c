@@ -123,7 +123,8 @@ static int string(struct scan *s, int *escaped)
 				}
 				cp = cp << 6 | (p[i] & 0x3f);
 			}
-			if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			if (cp < min || cp > 0x10ffff ||
+			    (cp >= 0xd800 && cp <= 0xdfff)) {
 				s->p = p;
 				return fail(s, "invalid UTF-8");
 			}
@@ -304,11 +305,11 @@ size_t fd_json_quote(char *out, size_t cap, const char *str, size_t len)
 	static const char hexd[] = "0123456789abcdef";
 	size_t n = 0;
 
-#define PUT(c)                         \
-	do {                           \
-		if (n < cap)           \
-			out[n] = (c);  \
-		n++;                   \
+#define PUT(c)                        \
+	do {                          \
+		if (n < cap)          \
+			out[n] = (c); \
+		n++;                  \
 	} while (0)
 	PUT('"');
 	for (size_t i = 0; i < len; i++) {

@@ -103,7 +103,8 @@ int fd_psf_parse(const void *body, size_t len, struct fd_psf *f, struct fd_err *
 			if (f->ngroups == 0 || f->ngroups > FD_PSF_MAX_GROUPS)
 				return bad(err, "bad group count", off - 1);
 			for (unsigned i = 0; i < f->ngroups; i++) {
-				if (off >= len || p[off] == 0 || len - off - 1 < p[off])
+				if (off >= len || p[off] == 0 ||
+				    len - off - 1 < p[off])
 					return bad(err, "group past the end", off);
 				off += 1 + p[off];
 			}
@@ -123,8 +124,7 @@ int fd_psf_parse(const void *body, size_t len, struct fd_psf *f, struct fd_err *
 		f->data = (const char *)p + 2;
 		f->len = len - 2;
 		return 0;
-	default:
-		return bad(err, "unknown frame type", 0);
+	default: return bad(err, "unknown frame type", 0);
 	}
 }
 
@@ -230,8 +230,7 @@ int fd_psf_put_msg(struct fd_buf *b, unsigned flags, unsigned prio,
 	return 0;
 }
 
-int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece,
-		    size_t plen)
+int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t plen)
 {
 	unsigned char *p;
 
@@ -252,6 +251,7 @@ void fd_psf_reader_init(struct fd_psf_reader *r, size_t max)
 {
 	r->max = max;
 	r->part = (struct fd_buf)FD_BUF_INIT(max + 4);
+	r->skip = 0;
 }
 
 void fd_psf_reader_release(struct fd_psf_reader *r)
@@ -301,7 +301,8 @@ again:
 		size_t flen;
 
 		if (r->part.len < 4) {
-			size_t k = 4 - r->part.len < len - used ? 4 - r->part.len : len - used;
+			size_t k = 4 - r->part.len < len - used ? 4 - r->part.len
+								: len - used;
 
 			if (fd_buf_append(&r->part, data + used, k) < 0)
 				return fd_err_set(err, "out of memory");

@@ -65,7 +65,7 @@ struct fd_psf {
 	unsigned ngroups;
 	const char *groups; /* ngroups of (len:u8, bytes) */
 	size_t groups_len;
-	const char *data;   /* PUB: the payload; MSG, MORE: the piece */
+	const char *data; /* PUB: the payload; MSG, MORE: the piece */
 	size_t len;
 };
 
@@ -86,8 +86,7 @@ int fd_psf_put_msg(struct fd_buf *b, unsigned flags, unsigned prio,
 		   const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
 		   uint64_t ts, uint64_t total, const char *const *groups,
 		   unsigned ngroups, const char *piece, size_t plen);
-int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece,
-		    size_t plen);
+int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t plen);
 
 /* Splits a byte stream into frames. max is the largest frame body accepted.
  * The reader buffers at most one partial frame. */

@@ -25,8 +25,9 @@
 #define MAX_SUBS 65536
 #define MAX_PATTERNS_PER_SUB 64
 #define MAX_DELTAS 1024
-#define BATCH_MAX (1024 * 1024)
-#define STREAM_FILL (256 * 1024) /* keep a subscriber's socket queue this full */
+#define BATCH_MAX (2 * 1024 * 1024)
+#define STREAM_FILL \
+	(256 * 1024) /* keep a subscriber's socket queue this full */
 #define MAX_ERRORS 20
 #define LINE_EXTRA 1024 /* a line's bytes besides its data */
 
@@ -65,8 +66,8 @@ struct ps_chan {
 	struct ps_peer *peer;
 	int idx;
 	struct fd_buf q;
-	size_t head;	  /* bytes of q already sent */
-	size_t msgs;	  /* messages queued */
+	size_t head;	   /* bytes of q already sent */
+	size_t msgs;	   /* messages queued */
 	uint64_t inflight; /* request handle, 0 when idle */
 	size_t inflight_msgs;
 };
@@ -214,7 +215,8 @@ static size_t format_ts(struct pubsub *ps, uint64_t us, char *out)
 		struct tm tm;
 
 		gmtime_r(&t, &tm);
-		strftime(ps->ts_prefix, sizeof(ps->ts_prefix), "%Y-%m-%dT%H:%M:%S.", &tm);
+		strftime(ps->ts_prefix, sizeof(ps->ts_prefix),
+			 "%Y-%m-%dT%H:%M:%S.", &tm);
 		ps->ts_sec = sec;
 	}
 	return (size_t)snprintf(out, 40, "%s%06uZ", ps->ts_prefix,
@@ -234,10 +236,10 @@ static size_t put_u64(char *p, uint64_t v)
 	return k;
 }
 
-#define APPEND(lit)                                 \
-	do {                                        \
-		memcpy(p, lit, sizeof(lit) - 1);    \
-		p += sizeof(lit) - 1;               \
+#define APPEND(lit)                              \
+	do {                                     \
+		memcpy(p, lit, sizeof(lit) - 1); \
+		p += sizeof(lit) - 1;            \
 	} while (0)
 
 /* Builds the message line. from is a node name. */
@@ -415,16 +417,18 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 
 				if (old->is_gap) {
 					/* fold an older gap into the new one */
-					struct json_object *o =
-						fd_json_parse(old->line, old->len - 1, NULL);
+					struct json_object *o = fd_json_parse(
+						old->line, old->len - 1, NULL);
 
-					s->missed += (uint64_t)fd_json_get_int(o, "missed", 0);
+					s->missed += (uint64_t)fd_json_get_int(
+						o, "missed", 0);
 					json_object_put(o);
 					msg_unref(old);
 					continue;
 				}
 				/* the topic sits at a fixed place in the line */
-				t = old->line + sizeof("{\"type\":\"message\",\"topic\":\"") - 1;
+				t = old->line +
+				    sizeof("{\"type\":\"message\",\"topic\":\"") - 1;
 				tl = (size_t)(strchr(t, '"') - t);
 				if (memchr(t, '\\', tl))
 					tl = 0;
@@ -528,8 +532,11 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 	p->ps = ps;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	for (int i = 0; i < FD_PSF_NPRIO; i++) {
-		p->ch[i].q = (struct fd_buf)FD_BUF_INIT(ps->o.peer_queue +
-							2 * ps->o.max_payload + 65536);
+		/* at most peer_queue + one message pending, and no more sent
+		 * bytes than pending ones before compaction (peer_kick) */
+		p->ch[i].q = (struct fd_buf)FD_BUF_INIT(
+			2 * (ps->o.peer_queue + ps->o.max_payload +
+			     ps->o.max_payload / 64 + 65536));
 		p->ch[i].peer = p;
 		p->ch[i].idx = i;
 		p->rx[i].buf = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + 64);
@@ -683,8 +690,8 @@ static void interest_kick(struct ps_peer *p)
 	char url[1024], *buf;
 	struct fd_err err;
 	enum fd_topic_set_kind kind;
-	static const char *const hdrs[] = {"Content-Type: application/octet-stream",
-					   NULL};
+	static const char *const hdrs[] = {
+		"Content-Type: application/octet-stream", NULL};
 
 	if (!p->alive || p->iinflight || !p->addr[0] || fd_timer_armed(&p->iretry))
 		return;
@@ -729,8 +736,9 @@ static void interest_kick(struct ps_peer *p)
 	p->ineed_full = 0;
 	deltas_clear(p);
 	if (peer_url(p, "/v1/cluster/interest", "", url, sizeof(url)) == 0)
-		p->iinflight = fd_http_request(ps->n->client, "POST", url, buf, need,
-					       hdrs, 5000, on_interest_done, p, &err);
+		p->iinflight = fd_http_request(ps->n->client, "POST", url, buf,
+					       need, hdrs, 5000,
+					       on_interest_done, p, &err);
 	free(buf);
 	if (!p->iinflight) {
 		p->ineed_full = 1;
@@ -777,8 +785,8 @@ static int apply_item(void *arg, const struct fd_topic_item *it)
 	struct apply *a = arg;
 
 	if (it->op == FD_TOPIC_ADD) {
-		if (fd_topic_tree_add(a->ps->remote, it->pattern, it->len, it->group,
-				      a->p, NULL) >= 0)
+		if (fd_topic_tree_add(a->ps->remote, it->pattern, it->len,
+				      it->group, a->p, NULL) >= 0)
 			a->p->rcount++;
 	} else if (fd_topic_tree_remove(a->ps->remote, it->pattern, it->len,
 					it->group, a->p) >= 0) {
@@ -832,7 +840,8 @@ static void h_interest(struct fd_http_req *req, void *arg)
 	}
 	if (info.kind == FD_TOPIC_SET_DELTA &&
 	    (!p->rhave || info.version != p->rvers + 1)) {
-		fd_http_reply_error(req, 409, "delta %llu does not follow %llu: send a full set",
+		fd_http_reply_error(req, 409,
+				    "delta %llu does not follow %llu: send a full set",
 				    (unsigned long long)info.version,
 				    (unsigned long long)p->rvers);
 		return;
@@ -871,9 +880,10 @@ static void peer_kick(struct ps_peer *p, int ch)
 		return;
 	/* whole frames, up to BATCH_MAX (at least one) */
 	while (take < avail) {
-		const unsigned char *f = (const unsigned char *)c->q.data + c->head + take;
-		size_t flen = (size_t)f[0] | (size_t)f[1] << 8 | (size_t)f[2] << 16 |
-			      (size_t)f[3] << 24;
+		const unsigned char *f =
+			(const unsigned char *)c->q.data + c->head + take;
+		size_t flen = (size_t)f[0] | (size_t)f[1] << 8 |
+			      (size_t)f[2] << 16 | (size_t)f[3] << 24;
 
 		if (take > 0 && take + 4 + flen > BATCH_MAX)
 			break;
@@ -884,9 +894,8 @@ static void peer_kick(struct ps_peer *p, int ch)
 	snprintf(extra, sizeof(extra), "&ch=%d", ch);
 	if (peer_url(p, "/v1/cluster/pubsub", extra, url, sizeof(url)) < 0)
 		return;
-	c->inflight = fd_http_request(ps->n->client, "POST", url,
-				      c->q.data + c->head, take, hdrs, 30000,
-				      on_batch_done, c, &err);
+	c->inflight = fd_http_request(ps->n->client, "POST", url, c->q.data + c->head,
+				      take, hdrs, 30000, on_batch_done, c, &err);
 	if (!c->inflight) {
 		fd_warn("pubsub: unable to send to %s: %s", p->name, err.msg);
 		return;
@@ -897,7 +906,7 @@ static void peer_kick(struct ps_peer *p, int ch)
 	c->inflight_msgs = msgs;
 	if (c->head == c->q.len) {
 		c->q.len = c->head = 0;
-	} else if (c->head > (4u << 20) && c->head > c->q.len / 2) {
+	} else if (c->head > (1u << 20) && c->head >= c->q.len / 2) {
 		fd_buf_consume(&c->q, c->head);
 		c->head = 0;
 	}
@@ -935,8 +944,8 @@ static int chan_full(struct ps_peer *p, int ch)
  * compressed: flags). */
 static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 			const char *topic, size_t tlen, uint64_t stream,
-			uint64_t seq, uint64_t ts, const char *payload, size_t plen,
-			const char *const *groups, unsigned ngroups)
+			uint64_t seq, uint64_t ts, const char *payload,
+			size_t plen, const char *const *groups, unsigned ngroups)
 {
 	struct pubsub *ps = p->ps;
 	int ch = ps->o.shared_channel ? 0 : (int)prio;
@@ -944,17 +953,19 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 	size_t first = plen < ps->o.chunk ? plen : ps->o.chunk, off;
 	size_t old;
 
-	/* room: drop the bytes already sent before growing */
-	if (c->head > 0 && c->q.len + plen + FD_PSF_MSG_OVERHEAD + tlen +
-				   (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
-			   c->q.max) {
+	/* room: drop the bytes already sent (only when they are at least half
+	 * of the buffer, so that compaction stays linear overall) */
+	if (c->head > 0 && c->head >= c->q.len / 2 &&
+	    c->q.len + plen + FD_PSF_MSG_OVERHEAD + tlen +
+			    (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
+		    c->q.max) {
 		fd_buf_consume(&c->q, c->head);
 		c->head = 0;
 	}
 	old = c->q.len;
 
-	if (fd_psf_put_msg(&c->q, flags, prio, topic, tlen, stream, seq, ts, plen,
-			   groups, ngroups, payload, first) < 0)
+	if (fd_psf_put_msg(&c->q, flags, prio, topic, tlen, stream, seq, ts,
+			   plen, groups, ngroups, payload, first) < 0)
 		goto fail;
 	for (off = first; off < plen; off += ps->o.chunk) {
 		size_t k = plen - off < ps->o.chunk ? plen - off : ps->o.chunk;
@@ -981,14 +992,16 @@ static int match_into(struct pubsub *ps, const struct fd_topic_tree *t,
 	long k;
 
 	for (;;) {
-		k = fd_topic_tree_collect(t, topic, tlen, ps->mbuf + at, ps->mcap - at);
+		k = fd_topic_tree_collect(t, topic, tlen, ps->mbuf + at,
+					  ps->mcap - at);
 		if (k < 0)
 			return -1;
 		if ((size_t)k <= ps->mcap - at)
 			break;
 		{
 			size_t ncap = at + (size_t)k + 16;
-			struct fd_topic_match *m = realloc(ps->mbuf, ncap * sizeof(*m));
+			struct fd_topic_match *m =
+				realloc(ps->mbuf, ncap * sizeof(*m));
 
 			if (!m)
 				return -1;
@@ -1015,9 +1028,9 @@ static int group_listed(const struct fd_psf *f, const char *group)
  * the ungrouped ones and one member of each group the sender picked us
  * for (f: the MSG header, for its group list; NULL: none). */
 static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
-			   const struct fd_psf *f, const char *topic, size_t tlen,
-			   uint64_t stream, uint64_t seq, uint64_t ts,
-			   const char *data, size_t dlen)
+			   const struct fd_psf *f, const char *topic,
+			   size_t tlen, uint64_t stream, uint64_t seq,
+			   uint64_t ts, const char *data, size_t dlen)
 {
 	struct ps_msg *m = NULL;
 	size_t n = 0, k;
@@ -1031,8 +1044,8 @@ static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
 		if (ps->mbuf[i].group && (!f || !group_listed(f, ps->mbuf[i].group)))
 			continue;
 		if (!m) {
-			m = msg_new(ps, topic, tlen, from->name, stream, seq, ts,
-				    data, dlen);
+			m = msg_new(ps, topic, tlen, from->name, stream, seq,
+				    ts, data, dlen);
 			if (!m)
 				return;
 		}
@@ -1078,8 +1091,8 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 
 		if (s->kind == KIND_SUB) {
 			if (!m) {
-				m = msg_new(ps, topic, tlen, ps->n->name, pub->stream,
-					    seq, ts, data, dlen);
+				m = msg_new(ps, topic, tlen, ps->n->name,
+					    pub->stream, seq, ts, data, dlen);
 				if (!m)
 					continue;
 			}
@@ -1101,8 +1114,8 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 			compressed = 1;
 			ps->zbuf.len = 0;
 			if (fd_buf_grow(&ps->zbuf, bound)) {
-				z = ZSTD_compressCCtx(ps->zc, ps->zbuf.data, bound,
-						      data, dlen, 1);
+				z = ZSTD_compressCCtx(ps->zc, ps->zbuf.data,
+						      bound, data, dlen, 1);
 				if (!ZSTD_isError(z) && z < dlen) {
 					payload = ps->zbuf.data;
 					plen = z;
@@ -1180,8 +1193,8 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	pub->items++;
 	if (!body) {
 		pub_error(pub, "frame", pub->items,
-			  "payload of about %zu bytes over the limit of %zu", len,
-			  ps->o.max_payload);
+			  "payload of about %zu bytes over the limit of %zu",
+			  len, ps->o.max_payload);
 		return 0;
 	}
 	if (fd_psf_parse(body, len, &f, &e) < 0 || f.type != FD_PSF_PUB) {
@@ -1262,7 +1275,8 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 	}
 	if (fd_json_scan(line, len, line_member, &lf, &e) < 0) {
 		if (strstr(e.msg, "rejected by caller"))
-			pub_error(pub, "line", pub->items, "\"topic\" is not a string");
+			pub_error(pub, "line", pub->items,
+				  "\"topic\" is not a string");
 		else if (strstr(e.msg, "not an object") && pub->tlen &&
 			 fd_json_scan(line, len, NULL, NULL, NULL) == 0)
 			goto whole; /* a bare value, published on the path's topic */
@@ -1271,7 +1285,8 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 		return 0;
 	}
 	if (lf.has_topic && lf.tesc) {
-		struct json_object *o = fd_json_parse(lf.topic - 1, lf.tlen + 2, NULL);
+		struct json_object *o =
+			fd_json_parse(lf.topic - 1, lf.tlen + 2, NULL);
 		const char *t = o ? json_object_get_string(o) : NULL;
 
 		if (!t || strlen(t) > FD_TOPIC_MAX_LEN) {
@@ -1344,8 +1359,8 @@ static size_t pub_lines(struct ps_pub *pub, const char *data, size_t len, int en
 		}
 		if (pub->skipping) {
 			pub->items++;
-			pub_error(pub, "line", pub->items, "line longer than %zu bytes",
-				  pub->line.max);
+			pub_error(pub, "line", pub->items,
+				  "line longer than %zu bytes", pub->line.max);
 			pub->skipping = 0;
 		} else if (pub_line(pub, fd_buf_str(&pub->line), pub->line.len)) {
 			return used; /* blocked: the line stays ready */
@@ -1381,10 +1396,12 @@ static void pub_finish(struct ps_pub *pub)
 	struct json_object *o = json_object_new_object();
 
 	pub->done = 1;
-	json_object_object_add(o, "stream", json_object_new_int64((int64_t)pub->stream));
+	json_object_object_add(o, "stream",
+			       json_object_new_int64((int64_t)pub->stream));
 	json_object_object_add(o, "first_seq",
 			       json_object_new_int64((int64_t)pub->first_seq + 1));
-	json_object_object_add(o, "last_seq", json_object_new_int64((int64_t)pub->seq));
+	json_object_object_add(o, "last_seq",
+			       json_object_new_int64((int64_t)pub->seq));
 	json_object_object_add(o, "published",
 			       json_object_new_int64((int64_t)pub->published));
 	json_object_object_add(o, "rejected",
@@ -1433,7 +1450,8 @@ static size_t on_pub_body(struct fd_http_req *req, const char *data, size_t len,
 		return len;
 	pub->blocked = 0;
 	if (pub->frames) {
-		ssize_t r = fd_psf_feed(&pub->reader, data, len, pub_frame, pub, &err);
+		ssize_t r = fd_psf_feed(&pub->reader, data, len, pub_frame, pub,
+					&err);
 
 		if (r < 0) {
 			pub_error(pub, "frame", pub->items + 1, "%s", err.msg);
@@ -1442,7 +1460,8 @@ static size_t on_pub_body(struct fd_http_req *req, const char *data, size_t len,
 		}
 		used = (size_t)r;
 		if (end && !pub->blocked && fd_psf_reader_partial(&pub->reader))
-			pub_error(pub, "frame", pub->items + 1, "body ends inside a frame");
+			pub_error(pub, "frame", pub->items + 1,
+				  "body ends inside a frame");
 	} else {
 		used = pub_lines(pub, data, len, end);
 	}
@@ -1504,11 +1523,13 @@ static void h_publish(struct fd_http_req *req, void *arg)
 	int p = FD_PSF_NORMAL;
 
 	if (*topic && fd_topic_valid_subject(topic, strlen(topic), &err) < 0) {
-		fd_http_reply_error(req, 400, "invalid topic '%s': %s", topic, err.msg);
+		fd_http_reply_error(req, 400, "invalid topic '%s': %s", topic,
+				    err.msg);
 		return;
 	}
 	if (prio && (p = parse_prio(prio)) < 0) {
-		fd_http_reply_error(req, 400, "invalid priority '%s' (high, normal, bulk)",
+		fd_http_reply_error(req, 400,
+				    "invalid priority '%s' (high, normal, bulk)",
 				    prio);
 		return;
 	}
@@ -1565,10 +1586,11 @@ static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm 
 		unsigned long long size = ZSTD_getFrameContentSize(data, dlen);
 
 		ps->zbuf.len = 0;
-		if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
-		    size > ps->o.max_payload || !fd_buf_grow(&ps->zbuf, (size_t)size) ||
-		    ZSTD_isError(ZSTD_decompressDCtx(ps->zd, ps->zbuf.data, (size_t)size,
-						     data, dlen))) {
+		if (size == ZSTD_CONTENTSIZE_ERROR ||
+		    size == ZSTD_CONTENTSIZE_UNKNOWN || size > ps->o.max_payload ||
+		    !fd_buf_grow(&ps->zbuf, (size_t)size) ||
+		    ZSTD_isError(ZSTD_decompressDCtx(ps->zd, ps->zbuf.data,
+						     (size_t)size, data, dlen))) {
 			p->lost++;
 			ps->lost++;
 			return;
@@ -1579,8 +1601,8 @@ static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm 
 	f.groups = r->groups;
 	f.groups_len = r->groups_len;
 	f.ngroups = r->ngroups;
-	deliver_remote(ps, p, r->ngroups ? &f : NULL, r->topic, r->tlen, r->stream,
-		       r->seq, r->ts, data, dlen);
+	deliver_remote(ps, p, r->ngroups ? &f : NULL, r->topic, r->tlen,
+		       r->stream, r->seq, r->ts, data, dlen);
 }
 
 static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
@@ -1606,7 +1628,8 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 		ps->received++;
 		if (f.len == f.total && !(f.flags & FD_PSF_ZSTD)) {
 			deliver_remote(ps, p, f.ngroups ? &f : NULL, f.topic,
-				       f.topic_len, f.stream, f.seq, f.ts, f.data, f.len);
+				       f.topic_len, f.stream, f.seq, f.ts,
+				       f.data, f.len);
 			return 0;
 		}
 		if (f.total > ps->o.max_payload + 64) {
@@ -1640,7 +1663,8 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	} else {
 		return fd_err_set(err, "unexpected frame type %d", f.type);
 	}
-	if (r->buf.len + f.len > r->total || fd_buf_append(&r->buf, f.data, f.len) < 0) {
+	if (r->buf.len + f.len > r->total ||
+	    fd_buf_append(&r->buf, f.data, f.len) < 0) {
 		p->lost++;
 		ps->lost++;
 		reasm_reset(r);
@@ -1776,7 +1800,8 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 		return;
 	}
 	if (group && fd_topic_valid_group(group, &err) < 0) {
-		fd_http_reply_error(req, 400, "invalid group '%s': %s", group, err.msg);
+		fd_http_reply_error(req, 400, "invalid group '%s': %s", group,
+				    err.msg);
 		return;
 	}
 	if (overflow && (ov = pubsub_parse_overflow(overflow)) < 0) {
@@ -1789,7 +1814,8 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 	    (!format && accept && strstr(accept, "text/event-stream")))
 		fmt = FMT_SSE;
 	else if (format && strcmp(format, "jsonl") != 0) {
-		fd_http_reply_error(req, 400, "invalid format '%s' (jsonl, sse)", format);
+		fd_http_reply_error(req, 400,
+				    "invalid format '%s' (jsonl, sse)", format);
 		return;
 	}
 	if (ps->nsubs >= MAX_SUBS) {
@@ -1806,9 +1832,10 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 	s->req = req;
 	s->overflow = ov;
 	s->format = fmt;
-	if (parse_size_param(req, "queue", ps->o.sub_queue, 10000000, &s->max_msgs) < 0 ||
-	    parse_size_param(req, "queue_bytes", ps->o.sub_queue_bytes, 1ULL << 32,
-			     &s->max_bytes) < 0) {
+	if (parse_size_param(req, "queue", ps->o.sub_queue, 10000000,
+			     &s->max_msgs) < 0 ||
+	    parse_size_param(req, "queue_bytes", ps->o.sub_queue_bytes,
+			     1ULL << 32, &s->max_bytes) < 0) {
 		free(s);
 		fd_http_reply_error(req, 400, "invalid queue or queue_bytes");
 		return;
@@ -1817,7 +1844,8 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 	for (char *t = copy ? strtok_r(copy, " ", &save) : NULL; t;
 	     t = strtok_r(NULL, " ", &save)) {
 		if (fd_topic_valid_pattern(t, strlen(t), &err) < 0) {
-			fd_http_reply_error(req, 400, "invalid pattern '%s': %s", t, err.msg);
+			fd_http_reply_error(req, 400, "invalid pattern '%s': %s",
+					    t, err.msg);
 			goto bad;
 		}
 		if (s->npatterns == MAX_PATTERNS_PER_SUB) {
@@ -1834,9 +1862,9 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 		goto bad;
 	}
 	s->group = group ? strdup(group) : NULL;
-	if (fd_http_stream_begin(req, fmt == FMT_SSE ? "text/event-stream"
-						     : "application/x-ndjson",
-				 STREAM_FILL + ps->o.max_payload + LINE_EXTRA + 4096) < 0) {
+	if (fd_http_stream_begin(
+		    req, fmt == FMT_SSE ? "text/event-stream" : "application/x-ndjson",
+		    STREAM_FILL + ps->o.max_payload + LINE_EXTRA + 4096) < 0) {
 		fd_http_reply_error(req, 500, "unable to start the stream");
 		goto bad;
 	}
@@ -1918,7 +1946,8 @@ int pubsub_init(struct node *n)
 	ps->remote = fd_topic_tree_new(0, 0, seed ^ 0x9e3779b97f4a7c15ULL);
 	ps->zc = ZSTD_createCCtx();
 	ps->zd = ZSTD_createDCtx();
-	ps->zbuf = (struct fd_buf)FD_BUF_INIT(ZSTD_compressBound(ps->o.max_payload) + 64);
+	ps->zbuf = (struct fd_buf)FD_BUF_INIT(
+		ZSTD_compressBound(ps->o.max_payload) + 64);
 	ps->lbuf = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + 64);
 	ps->ts_sec = -1;
 	if (!ps->local || !ps->remote || !ps->zc || !ps->zd) {
@@ -1969,12 +1998,14 @@ void pubsub_add_routes(struct node *n)
 {
 	struct pubsub *ps = n->pubsub;
 
-	fd_http_route(n->http, "POST", "/v1/publish", FD_HTTP_STREAM_BODY, h_publish, ps);
-	fd_http_route(n->http, "POST", "/v1/publish/", FD_HTTP_STREAM_BODY, h_publish, ps);
+	fd_http_route(n->http, "POST", "/v1/publish", FD_HTTP_STREAM_BODY,
+		      h_publish, ps);
+	fd_http_route(n->http, "POST", "/v1/publish/", FD_HTTP_STREAM_BODY,
+		      h_publish, ps);
 	fd_http_route(n->http, "GET", "/v1/subscribe", 0, h_subscribe, ps);
 	fd_http_route(n->http, "POST", "/v1/cluster/interest", 0, h_interest, ps);
-	fd_http_route(n->http, "POST", "/v1/cluster/pubsub", FD_HTTP_STREAM_BODY,
-		      h_cluster_pubsub, ps);
+	fd_http_route(n->http, "POST", "/v1/cluster/pubsub",
+		      FD_HTTP_STREAM_BODY, h_cluster_pubsub, ps);
 }
 
 static void add_u64(struct json_object *o, const char *k, uint64_t v)
@@ -2004,9 +2035,9 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 	add_u64(o, "compressed", ps->compressed);
 	add_u64(o, "compress_saved_bytes", ps->compress_saved);
 	add_u64(o, "max_payload", ps->o.max_payload);
-	json_object_object_add(o, "channels",
-			       json_object_new_string(ps->o.shared_channel ? "shared"
-									   : "separate"));
+	json_object_object_add(
+		o, "channels",
+		json_object_new_string(ps->o.shared_channel ? "shared" : "separate"));
 	peers = json_object_new_object();
 	for (struct ps_peer *p = ps->peers; p; p = p->next) {
 		struct json_object *po = json_object_new_object();
@@ -2014,7 +2045,8 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 
 		for (int i = 0; i < FD_PSF_NPRIO; i++)
 			queued += p->ch[i].q.len - p->ch[i].head;
-		json_object_object_add(po, "alive", json_object_new_boolean(p->alive));
+		json_object_object_add(po, "alive",
+				       json_object_new_boolean(p->alive));
 		add_u64(po, "interest", p->rcount);
 		add_u64(po, "tx_bytes", p->tx_bytes);
 		add_u64(po, "rx_bytes", p->rx_bytes);

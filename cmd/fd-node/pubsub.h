@@ -55,14 +55,14 @@ struct node;
 struct fd_member_event;
 
 struct pubsub_opts {
-	size_t max_payload;    /* --max-payload (8 MiB) */
-	size_t sub_queue;      /* --sub-queue: messages per subscriber */
+	size_t max_payload;	/* --max-payload (8 MiB) */
+	size_t sub_queue;	/* --sub-queue: messages per subscriber */
 	size_t sub_queue_bytes; /* --sub-queue-bytes */
-	int overflow;	       /* --overflow: PS_DROP_OLDEST… */
-	size_t chunk;	       /* --chunk-size (64 KiB) */
-	size_t compress_min;   /* --compress-min (0: never) */
-	int shared_channel;    /* --channels shared */
-	size_t peer_queue;     /* bytes queued per peer channel before
+	int overflow;		/* --overflow: PS_DROP_OLDEST… */
+	size_t chunk;		/* --chunk-size (64 KiB) */
+	size_t compress_min;	/* --compress-min (0: never) */
+	int shared_channel;	/* --channels shared */
+	size_t peer_queue;	/* bytes queued per peer channel before
 				* publishers are paused */
 };
 

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                  \
+#define USAGE                                                                        \
 	"fd-pub [-n node] [-p high|normal|bulk] [-T topic] [--confirm] [--strict]\n" \
 	"              [--max-payload size] [-t timeout] [topic [data...]]"
 
@@ -89,7 +89,8 @@ static int on_member(void *arg, const struct fd_json_member *m)
 		f->topic = m->value + 1;
 		f->tlen = m->value_len - 2;
 		f->tesc = m->value_escaped;
-	} else if (m->key_len == 4 && !m->key_escaped && memcmp(m->key, "data", 4) == 0) {
+	} else if (m->key_len == 4 && !m->key_escaped &&
+		   memcmp(m->key, "data", 4) == 0) {
 		f->data = m->value;
 		f->dlen = m->value_len;
 	}
@@ -115,16 +116,17 @@ static int queue_msg(struct pub *p, const char *topic, size_t tlen,
 	if (fd_topic_valid_subject(topic, tlen, &err) < 0) {
 		char why[300];
 
-		snprintf(why, sizeof(why), "invalid topic '%.*s': %s", (int)tlen,
-			 topic, err.msg);
+		snprintf(why, sizeof(why), "invalid topic '%.*s': %s",
+			 (int)tlen, topic, err.msg);
 		bad_line(p, p->what, why);
 		return -1;
 	}
 	if (dlen > p->max_payload) {
 		char why[120];
 
-		snprintf(why, sizeof(why), "payload of %zu bytes over the limit of %zu",
-			 dlen, p->max_payload);
+		snprintf(why, sizeof(why),
+			 "payload of %zu bytes over the limit of %zu", dlen,
+			 p->max_payload);
 		bad_line(p, p->what, why);
 		return -1;
 	}
@@ -164,7 +166,8 @@ static void do_line(struct pub *p, const char *line, size_t len)
 		const char *t = o ? json_object_get_string(o) : "";
 
 		snprintf(f.tbuf, sizeof(f.tbuf), "%s", t);
-		f.tlen = strlen(t) > FD_TOPIC_MAX_LEN ? FD_TOPIC_MAX_LEN + 1 : strlen(t);
+		f.tlen = strlen(t) > FD_TOPIC_MAX_LEN ? FD_TOPIC_MAX_LEN + 1
+						      : strlen(t);
 		f.topic = f.tbuf;
 		json_object_put(o);
 	}
@@ -191,7 +194,8 @@ static void fill(struct pub *p, size_t want, int wait)
 		char *nl;
 
 		while (p->in_start < p->in_end &&
-		       (nl = memchr(p->in + p->in_start, '\n', p->in_end - p->in_start))) {
+		       (nl = memchr(p->in + p->in_start, '\n',
+				    p->in_end - p->in_start))) {
 			size_t len = (size_t)(nl - (p->in + p->in_start));
 
 			p->lineno++;
@@ -204,7 +208,8 @@ static void fill(struct pub *p, size_t want, int wait)
 		if (p->eof) {
 			if (p->in_start < p->in_end) {
 				p->lineno++;
-				do_line(p, p->in + p->in_start, p->in_end - p->in_start);
+				do_line(p, p->in + p->in_start,
+					p->in_end - p->in_start);
 				p->in_start = p->in_end;
 			}
 			return;
@@ -242,7 +247,8 @@ static void fill(struct pub *p, size_t want, int wait)
 					}
 					nl2 = memchr(p->in, '\n', (size_t)r);
 					if (nl2) {
-						p->in_start = (size_t)(nl2 - p->in) + 1;
+						p->in_start =
+							(size_t)(nl2 - p->in) + 1;
 						p->in_end = (size_t)r;
 						break;
 					}
@@ -289,15 +295,16 @@ static size_t on_read(char *buf, size_t len, void *arg)
 }
 
 /* The node's answer: reports what it rejected. Returns the exit status. */
-static int check_answer(struct fd_client *c, long status, struct json_object *resp,
-			struct pub *p)
+static int check_answer(struct fd_client *c, long status,
+			struct json_object *resp, struct pub *p)
 {
 	struct json_object *errors;
 
 	if (status == 200 || status == 400) {
 		if (json_object_object_get_ex(resp, "errors", &errors)) {
 			for (size_t i = 0; i < json_object_array_length(errors); i++) {
-				struct json_object *e = json_object_array_get_idx(errors, i);
+				struct json_object *e =
+					json_object_array_get_idx(errors, i);
 
 				fd_warn("message %lld: rejected by the node: %s",
 					fd_json_get_int(e, "frame", 0),
@@ -306,7 +313,8 @@ static int check_answer(struct fd_client *c, long status, struct json_object *re
 		}
 		p->stream = (uint64_t)fd_json_get_int(resp, "stream", 0);
 		p->last_seq = (uint64_t)fd_json_get_int(resp, "last_seq", 0);
-		return fd_json_get_int(resp, "rejected", 0) ? FD_EXIT_DATA : FD_EXIT_OK;
+		return fd_json_get_int(resp, "rejected", 0) ? FD_EXIT_DATA
+							    : FD_EXIT_OK;
 	}
 	fd_warn("'%s' answered HTTP %ld: %s", c->addr, status,
 		fd_json_get_str(resp, "error") ? fd_json_get_str(resp, "error") : "?");
@@ -315,7 +323,8 @@ static int check_answer(struct fd_client *c, long status, struct json_object *re
 
 static void die_transport(struct fd_err *err)
 {
-	fd_die(errno == ETIMEDOUT ? FD_EXIT_TIMEOUT : FD_EXIT_RUNTIME, "%s", err->msg);
+	fd_die(errno == ETIMEDOUT ? FD_EXIT_TIMEOUT : FD_EXIT_RUNTIME, "%s",
+	       err->msg);
 }
 
 /* --confirm: one POST per batch, printing a line per message. */
@@ -331,7 +340,8 @@ static int send_batch(struct fd_client *c, struct pub *p)
 
 	if (p->stream)
 		snprintf(path, sizeof(path), "/v1/publish?stream=%llu&seq=%llu",
-			 (unsigned long long)p->stream, (unsigned long long)p->last_seq);
+			 (unsigned long long)p->stream,
+			 (unsigned long long)p->last_seq);
 	else
 		snprintf(path, sizeof(path), "/v1/publish");
 	if (fd_client_post_bytes(c, path, "application/x-fd-pub", p->out.data,
@@ -345,21 +355,26 @@ static int send_batch(struct fd_client *c, struct pub *p)
 	/* one line per frame the node took (it rejects only what we would) */
 	while (rc == FD_EXIT_OK && off + 4 <= p->out.len) {
 		const unsigned char *u = (const unsigned char *)p->out.data + off;
-		size_t flen = (size_t)u[0] | (size_t)u[1] << 8 | (size_t)u[2] << 16 |
-			      (size_t)u[3] << 24;
+		size_t flen = (size_t)u[0] | (size_t)u[1] << 8 |
+			      (size_t)u[2] << 16 | (size_t)u[3] << 24;
 		struct fd_psf f;
 		struct json_object *o;
 
 		if (fd_psf_parse(p->out.data + off + 4, flen, &f, NULL) == 0) {
 			char topic[FD_TOPIC_MAX_LEN + 1];
 
-			snprintf(topic, sizeof(topic), "%.*s", (int)f.topic_len, f.topic);
+			snprintf(topic, sizeof(topic), "%.*s", (int)f.topic_len,
+				 f.topic);
 			o = fd_json_record("published");
-			json_object_object_add(o, "topic", json_object_new_string(topic));
-			json_object_object_add(o, "seq", json_object_new_int64((int64_t)first++));
-			json_object_object_add(o, "stream",
-					       json_object_new_int64((int64_t)p->stream));
-			json_object_object_add(o, "bytes", json_object_new_int64((int64_t)f.len));
+			json_object_object_add(o, "topic",
+					       json_object_new_string(topic));
+			json_object_object_add(
+				o, "seq", json_object_new_int64((int64_t)first++));
+			json_object_object_add(
+				o, "stream",
+				json_object_new_int64((int64_t)p->stream));
+			json_object_object_add(
+				o, "bytes", json_object_new_int64((int64_t)f.len));
 			fd_emit(o);
 			json_object_put(o);
 		}
@@ -406,7 +421,8 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct pub p = {.prio = FD_PSF_NORMAL, .max_payload = 8 * 1024 * 1024,
+	struct pub p = {.prio = FD_PSF_NORMAL,
+			.max_payload = 8 * 1024 * 1024,
 			.what = "line"};
 	const char *node = NULL;
 	int64_t timeout = 30000;
@@ -473,8 +489,9 @@ int main(int argc, char **argv)
 				rc = send_batch(&client, &p);
 			} else {
 				if (fd_client_post_bytes(&client, "/v1/publish",
-							 "application/x-fd-pub", p.out.data,
-							 p.out.len, &status, &resp, &err) < 0)
+							 "application/x-fd-pub",
+							 p.out.data, p.out.len,
+							 &status, &resp, &err) < 0)
 					die_transport(&err);
 				rc = check_answer(&client, status, resp, &p);
 				json_object_put(resp);

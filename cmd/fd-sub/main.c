@@ -19,8 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#define USAGE                                                                   \
-	"fd-sub [-n node] [-c count] [-t timeout] [-r] [-q group]\n"            \
+#define USAGE                                                        \
+	"fd-sub [-n node] [-c count] [-t timeout] [-r] [-q group]\n" \
 	"              [--overflow policy] [--queue n] [--queue-bytes size] pattern..."
 
 static const char help[] =
@@ -53,7 +53,7 @@ struct sub {
 	int raw;
 	struct fd_buf line;
 	int done;
-	int subscribed; /* the node answered 200 at least once */
+	int subscribed;	   /* the node answered 200 at least once */
 	int ended_by_node; /* a "reason" gap line: the node dropped us */
 	int streaming;	   /* data came since the last failure */
 };
@@ -78,7 +78,8 @@ static void one_line(struct sub *s, const char *l, size_t len)
 {
 	if (len == 0)
 		return;
-	if (len >= sizeof(MSG_PREFIX) - 1 && memcmp(l, MSG_PREFIX, sizeof(MSG_PREFIX) - 1) == 0) {
+	if (len >= sizeof(MSG_PREFIX) - 1 &&
+	    memcmp(l, MSG_PREFIX, sizeof(MSG_PREFIX) - 1) == 0) {
 		s->got++;
 		if (s->raw) {
 			struct data_span d = {0};
@@ -92,16 +93,20 @@ static void one_line(struct sub *s, const char *l, size_t len)
 			s->done = 1;
 		return;
 	}
-	if (len >= sizeof(GAP_PREFIX) - 1 && memcmp(l, GAP_PREFIX, sizeof(GAP_PREFIX) - 1) == 0) {
+	if (len >= sizeof(GAP_PREFIX) - 1 &&
+	    memcmp(l, GAP_PREFIX, sizeof(GAP_PREFIX) - 1) == 0) {
 		struct json_object *o = fd_json_parse(l, len, NULL);
 
 		if (fd_json_get_str(o, "reason"))
 			s->ended_by_node = 1;
 		if (s->raw)
 			fd_warn("gap: %lld messages missed on '%s'%s%s",
-				fd_json_get_int(o, "missed", 0), fd_json_get_str(o, "topic"),
+				fd_json_get_int(o, "missed", 0),
+				fd_json_get_str(o, "topic"),
 				fd_json_get_str(o, "reason") ? ": " : "",
-				fd_json_get_str(o, "reason") ? fd_json_get_str(o, "reason") : "");
+				fd_json_get_str(o, "reason")
+					? fd_json_get_str(o, "reason")
+					: "");
 		else
 			fd_emit_raw(l, len);
 		json_object_put(o);
@@ -137,7 +142,8 @@ static int on_data(const char *data, size_t len, void *arg)
 
 		if (!nl) {
 			if (fd_buf_append(&s->line, p, len - off) < 0)
-				fd_die(FD_EXIT_RUNTIME, "a line from the node is too long");
+				fd_die(FD_EXIT_RUNTIME,
+				       "a line from the node is too long");
 			break;
 		}
 		one_line(s, p, (size_t)(nl - p));
@@ -225,11 +231,13 @@ int main(int argc, char **argv)
 		case 'r': s.raw = 1; break;
 		case 'q':
 			if (fd_topic_valid_group(optarg, &err) < 0)
-				fd_usage_die("invalid --queue '%s': %s", optarg, err.msg);
+				fd_usage_die("invalid --queue '%s': %s", optarg,
+					     err.msg);
 			group = optarg;
 			break;
 		case OPT_OVERFLOW:
-			if (strcmp(optarg, "drop-oldest") && strcmp(optarg, "drop-new") &&
+			if (strcmp(optarg, "drop-oldest") &&
+			    strcmp(optarg, "drop-new") &&
 			    strcmp(optarg, "disconnect"))
 				fd_usage_die("invalid --overflow '%s' (drop-oldest, drop-new, disconnect)",
 					     optarg);
@@ -237,7 +245,8 @@ int main(int argc, char **argv)
 			break;
 		case OPT_QLEN:
 			if (fd_parse_int(optarg, 1, 10000000, &v) < 0)
-				fd_usage_die("invalid --queue-len '%s' (1 to 10000000)", optarg);
+				fd_usage_die("invalid --queue-len '%s' (1 to 10000000)",
+					     optarg);
 			qlen = optarg;
 			break;
 		case OPT_QBYTES:
@@ -292,7 +301,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		s.line.len = 0;
-		r = fd_client_get_stream(&client, path, left, on_data, &s, &status, &err);
+		r = fd_client_get_stream(&client, path, left, on_data, &s,
+					 &status, &err);
 		if (s.done) {
 			rc = FD_EXIT_OK;
 			break;
@@ -308,8 +318,8 @@ int main(int argc, char **argv)
 			if (!s.subscribed)
 				fd_warn("%s", err.msg);
 			rc = s.want && s.got < s.want ? FD_EXIT_TIMEOUT
-			     : s.subscribed		 ? FD_EXIT_OK
-							 : FD_EXIT_TIMEOUT;
+			     : s.subscribed	      ? FD_EXIT_OK
+						      : FD_EXIT_TIMEOUT;
 			break;
 		}
 		if (errno == EPROTO) {
@@ -330,16 +340,20 @@ int main(int argc, char **argv)
 
 			fd_warn("lost the subscription at '%s' (%s); reconnecting",
 				client.addr, err.msg);
-			json_object_object_add(o, "topic", json_object_new_string(argv[0]));
+			json_object_object_add(o, "topic",
+					       json_object_new_string(argv[0]));
 			json_object_object_add(o, "missed", NULL);
-			json_object_object_add(o, "reason",
-					       json_object_new_string("connection to the node lost"));
+			json_object_object_add(
+				o, "reason",
+				json_object_new_string("connection to the node lost"));
 			if (!s.raw)
 				fd_emit(o);
 			json_object_put(o);
 		}
 		sleep_ms(deadline && backoff > deadline - fd_mono_ms()
-				 ? (deadline - fd_mono_ms() > 0 ? deadline - fd_mono_ms() : 0)
+				 ? (deadline - fd_mono_ms() > 0
+					    ? deadline - fd_mono_ms()
+					    : 0)
 				 : backoff);
 		backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
 	}
