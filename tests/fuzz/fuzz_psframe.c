@@ -41,7 +41,8 @@ static int on_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	if (fd_psf_parse(body, len, &f, NULL) == 0 && f.type == FD_PSF_PUB) {
 		struct fd_buf b = FD_BUF_INIT(1 << 20);
 
-		ASSERT(fd_psf_put_pub(&b, f.prio, f.topic, f.topic_len, f.data, f.len) == 0);
+		ASSERT(fd_psf_put_pub(&b, f.prio, f.topic, f.topic_len, f.data,
+				      f.len) == 0);
 		ASSERT(b.len == len + 4 && memcmp(b.data + 4, body, len) == 0);
 		fd_buf_release(&b);
 	}
@@ -65,7 +66,8 @@ static void feed(const uint8_t *data, size_t size, size_t step, struct seen *s)
 	fd_psf_reader_init(&r, 2048);
 	while (off < size) {
 		size_t k = size - off < step ? size - off : step;
-		ssize_t n = fd_psf_feed(&r, (const char *)data + off, k, on_frame, s, NULL);
+		ssize_t n = fd_psf_feed(&r, (const char *)data + off, k,
+					on_frame, s, NULL);
 
 		ASSERT(n == (ssize_t)k);
 		off += k;
@@ -86,7 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!memmem(data, size, "\\u", 2) && !memchr(data, 0, size)) {
 		struct fd_err err = {""};
-		struct json_object *o = fd_json_parse((const char *)data, size, &err);
+		struct json_object *o =
+			fd_json_parse((const char *)data, size, &err);
 		int ok = fd_json_scan((const char *)data, size, NULL, NULL, NULL) == 0;
 
 		/* json-c's null is a NULL object */
