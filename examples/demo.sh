@@ -249,12 +249,33 @@ stop_nodes() {
 	done
 }
 
+# Pub/sub: fd-sub | jq on the last node, fd-pub on the first.
+pubsub_demo() {
+	local first=${names[0]} last=${names[${#names[@]} - 1]} sub i
+	section "Pub/sub: publish on $first, subscribe on $last"
+	shown "fd-sub -n ${addr[$last]} -c 3 'orders.>' | jq -c .data &"
+	fd-sub -n "${addr[$last]}" -c 3 -t 10s 'orders.>' | jq -c .data &
+	sub=$!
+	# the subscription reaches the publishing node through interest gossip
+	for ((i = 0; i < 100; i++)); do
+		fd-node info -n "${addr[$first]}" |
+			jq -e --arg n "$last" '.pubsub.peers[$n].interest > 0' >/dev/null && break
+		sleep 0.05
+	done
+	run_shown fd-pub -n "${addr[$first]}" orders.eu '{"id":1,"total":9.5}'
+	run_shown fd-pub -n "${addr[$first]}" --topic orders.us <<<'{"data":{"id":2}}'
+	shown "fd-pub -n ${addr[$first]} orders.eu.paid 3"
+	fd-pub -n "${addr[$first]}" orders.eu.paid 3
+	wait "$sub" || die "the subscriber did not get its three messages"
+}
+
 main() {
 	check_tools
 	start_nodes
 	join_cluster
 	show_members
 	show_info
+	pubsub_demo
 	kill_one
 	stop_nodes
 	section "Done"

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int fd_buf_append(struct fd_buf *b, const void *data, size_t n)
+void *fd_buf_grow(struct fd_buf *b, size_t n)
 {
+	void *at;
+
 	if (n > b->max - b->len) {
 		errno = EMSGSIZE;
-		return -1;
+		return NULL;
 	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -17,15 +19,40 @@ int fd_buf_append(struct fd_buf *b, const void *data, size_t n)
 		while (cap < b->len + n + 1)
 			cap *= 2;
 		p = realloc(b->data, cap);
-		if (!p)
-			return -1;
+		if (!p) {
+			errno = ENOMEM;
+			return NULL;
+		}
 		b->data = p;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->len, data, n);
+	at = b->data + b->len;
 	b->len += n;
 	b->data[b->len] = '\0';
+	return at;
+}
+
+int fd_buf_append(struct fd_buf *b, const void *data, size_t n)
+{
+	void *at = fd_buf_grow(b, n);
+
+	if (!at)
+		return -1;
+	if (n)
+		memcpy(at, data, n);
 	return 0;
+}
+
+void fd_buf_consume(struct fd_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->data, b->data + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->data)
+		b->data[b->len] = '\0';
 }
 
 const char *fd_buf_str(const struct fd_buf *b)

@@ -25,6 +25,12 @@ struct fd_buf {
 /* Appends n bytes. Returns 0, or -1 with errno EMSGSIZE (len would pass max;
  * nothing appended) or ENOMEM. */
 int fd_buf_append(struct fd_buf *b, const void *data, size_t n);
+/* Appends n bytes left for the caller to fill: returns a pointer to them,
+ * or NULL with errno as fd_buf_append (nothing appended). The pointer is
+ * valid until the next change to b. */
+void *fd_buf_grow(struct fd_buf *b, size_t n);
+/* Drops the first n bytes (all of them when n >= len); keeps the memory. */
+void fd_buf_consume(struct fd_buf *b, size_t n);
 /* The data as a string ("" when empty); borrowed. */
 const char *fd_buf_str(const struct fd_buf *b);
 /* Frees the data; the buffer can be used again (same max). */

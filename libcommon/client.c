@@ -115,3 +115,222 @@ int fd_client_call_ok(struct fd_client *c, const char *method, const char *path,
 		fd_err_set(err, "'%s' answered HTTP %ld", c->addr, *status);
 	return -1;
 }
+
+/* Streaming */
+
+struct rd {
+	fd_client_read_fn fn;
+	void *arg;
+};
+
+static size_t on_read(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+	struct rd *r = userdata;
+	size_t n = r->fn(buf, size * nmemb, r->arg);
+
+	return n == FD_CLIENT_ABORT ? CURL_READFUNC_ABORT : n;
+}
+
+static int post_common(struct fd_client *c, const char *path,
+		       const char *content_type, struct rd *r, const char *body,
+		       size_t blen, long *status, struct json_object **resp,
+		       struct fd_err *err)
+{
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "", ctype[256];
+	struct fd_buf s = FD_BUF_INIT(MAX_RESP);
+	struct curl_slist *h = NULL;
+	CURLcode rc;
+	CURL *e = c->curl;
+
+	*status = 0;
+	*resp = NULL;
+	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
+	    sizeof(url))
+		return fd_err_set(err, "path too long");
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
+	h = curl_slist_append(h, "Expect:");
+	h = curl_slist_append(h, ctype);
+	if (r)
+		h = curl_slist_append(h, "Transfer-Encoding: chunked");
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	if (r) {
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, r);
+		curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+		if (c->timeout_ms > 0)
+			curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+					 (long)c->timeout_ms);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+		if (c->timeout_ms > 0)
+			curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	}
+	rc = curl_easy_perform(e);
+	curl_slist_free_all(h);
+	if (rc != CURLE_OK) {
+		fd_buf_release(&s);
+		if (rc == CURLE_ABORTED_BY_CALLBACK) {
+			errno = ECANCELED;
+			return fd_err_set(err, "request aborted");
+		}
+		errno = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED;
+		return fd_err_set(err, "unable to reach '%s': %s", c->addr,
+				  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	if (s.len)
+		*resp = fd_json_parse(s.data, s.len, NULL);
+	fd_buf_release(&s);
+	return 0;
+}
+
+int fd_client_post_stream(struct fd_client *c, const char *path,
+			  const char *content_type, fd_client_read_fn fn,
+			  void *arg, long *status, struct json_object **resp,
+			  struct fd_err *err)
+{
+	struct rd r = {fn, arg};
+
+	return post_common(c, path, content_type, &r, NULL, 0, status, resp, err);
+}
+
+int fd_client_post_bytes(struct fd_client *c, const char *path,
+			 const char *content_type, const char *body, size_t len,
+			 long *status, struct json_object **resp, struct fd_err *err)
+{
+	return post_common(c, path, content_type, NULL, body, len, status, resp, err);
+}
+
+struct wr {
+	CURL *e;
+	fd_client_write_fn fn;
+	void *arg;
+	int checked, ok, stopped;
+	struct fd_buf errbody;
+};
+
+static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct wr *w = userdata;
+	size_t n = size * nmemb;
+
+	if (!w->checked) {
+		long st = 0;
+
+		curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &st);
+		w->checked = 1;
+		w->ok = st >= 200 && st < 300;
+		if (w->ok && w->fn(ptr, 0, w->arg) != 0) {
+			w->stopped = 1;
+			return 0;
+		}
+	}
+	if (!w->ok) {
+		fd_buf_append(&w->errbody, ptr, n);
+		return n;
+	}
+	if (w->fn(ptr, n, w->arg) != 0) {
+		w->stopped = 1;
+		return 0;
+	}
+	return n;
+}
+
+/* The end of the headers: a 2xx answer is "connected" (fn gets len 0). */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct wr *w = userdata;
+	size_t n = size * nmemb;
+
+	if (n <= 2 && (ptr[0] == '\r' || ptr[0] == '\n') && !w->checked) {
+		long st = 0;
+
+		curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &st);
+		if (st >= 100 && st < 200)
+			return n; /* an interim answer */
+		w->checked = 1;
+		w->ok = st >= 200 && st < 300;
+		if (w->ok && w->fn(ptr, 0, w->arg) != 0) {
+			w->stopped = 1;
+			return 0;
+		}
+	}
+	return n;
+}
+
+int fd_client_get_stream(struct fd_client *c, const char *path,
+			 int64_t timeout_ms, fd_client_write_fn fn, void *arg,
+			 long *status, struct fd_err *err)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+	struct wr w = {c->curl, fn, arg, 0, 0, 0, FD_BUF_INIT(64 * 1024)};
+	CURLcode rc;
+	CURL *e = c->curl;
+
+	*status = 0;
+	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
+	    sizeof(url))
+		return fd_err_set(err, "path too long");
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &w);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, &w);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(c->timeout_ms > 0 ? c->timeout_ms : 5000));
+	if (timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	rc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	if (w.checked && !w.ok) {
+		struct json_object *o =
+			fd_json_parse(w.errbody.data, w.errbody.len, NULL);
+		const char *msg = fd_json_get_str(o, "error");
+
+		fd_err_set(err, "%s", msg ? msg : "unexpected answer");
+		if (!msg)
+			fd_err_set(err, "'%s' answered HTTP %ld", c->addr, *status);
+		json_object_put(o);
+		fd_buf_release(&w.errbody);
+		errno = EPROTO;
+		return -1;
+	}
+	fd_buf_release(&w.errbody);
+	if (rc == CURLE_OK)
+		return 0;
+	if (w.stopped) {
+		errno = ECANCELED;
+		return fd_err_set(err, "stopped");
+	}
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		errno = ETIMEDOUT;
+	else if (rc == CURLE_COULDNT_CONNECT ||
+		 rc == CURLE_COULDNT_RESOLVE_HOST || !w.checked)
+		errno = ECONNREFUSED;
+	else
+		errno = ECONNRESET;
+	{
+		int e2 = errno;
+
+		fd_err_set(err, "unable to reach '%s': %s", c->addr,
+			   errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		errno = e2;
+	}
+	return -1;
+}

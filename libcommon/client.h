@@ -43,4 +43,37 @@ int fd_client_call_ok(struct fd_client *c, const char *method, const char *path,
 		      struct json_object *body, long *status,
 		      struct json_object **resp, struct fd_err *err);
 
+/* Streaming, for clients that move a lot of data (fd-pub, fd-sub). */
+
+/* Supplies the next bytes of a request body: fills buf (up to len bytes)
+ * and returns how many; 0 ends the body; FD_CLIENT_ABORT fails the request. */
+#define FD_CLIENT_ABORT ((size_t)-1)
+typedef size_t (*fd_client_read_fn)(char *buf, size_t len, void *arg);
+/* POSTs a body of unknown length (chunked) produced by fn, then waits for the
+ * answer, as fd_client_call does (the timeout covers the answer only: the
+ * body may stream for as long as fn likes). */
+int fd_client_post_stream(struct fd_client *c, const char *path,
+			  const char *content_type, fd_client_read_fn fn,
+			  void *arg, long *status, struct json_object **resp,
+			  struct fd_err *err);
+/* POSTs body[0..len) with a content type; otherwise as fd_client_call. */
+int fd_client_post_bytes(struct fd_client *c, const char *path,
+			 const char *content_type, const char *body, size_t len,
+			 long *status, struct json_object **resp,
+			 struct fd_err *err);
+
+/* Gets the response body as it arrives; return 0 to go on, nonzero to stop
+ * (the request then ends with errno ECANCELED). */
+typedef int (*fd_client_write_fn)(const char *data, size_t len, void *arg);
+/* GETs path and streams a 2xx body to fn (called once with len 0 when the
+ * 2xx headers are in: "connected"); timeout_ms (0: none) bounds the
+ * whole transfer. Returns 0 when the server ended the body cleanly. On a
+ * non-2xx answer returns -1 with *status set and err = its "error" message
+ * (fn is not called) and errno EPROTO. Otherwise -1 with *status 0 or the status seen, err
+ * filled and errno ECONNREFUSED (no connection), ECONNRESET (the connection
+ * broke during the body), ETIMEDOUT or ECANCELED. */
+int fd_client_get_stream(struct fd_client *c, const char *path,
+			 int64_t timeout_ms, fd_client_write_fn fn, void *arg,
+			 long *status, struct fd_err *err);
+
 #endif

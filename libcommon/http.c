@@ -75,6 +75,13 @@ struct fd_http_req {
 	char *sbuf;
 	size_t soff, slen, scap, smax;
 	int sended;
+	fd_http_drain_cb drain_cb;
+	void *drain_arg;
+	size_t drain_low;
+	/* streaming request body */
+	int sbody, body_done, body_paused;
+	fd_http_body_cb body_cb;
+	void *body_arg;
 	char peer[64];
 	struct fd_http_req *prev, *next;
 };
@@ -346,6 +353,38 @@ static enum MHD_Result queue(struct fd_http_req *req)
 	return rc;
 }
 
+static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
+				    size_t *size)
+{
+	if (req->peer_gone || req->srv->stopping)
+		return MHD_NO;
+	if (*size > 0) {
+		size_t used;
+
+		if (req->state != REQ_DEFERRED || !req->body_cb) {
+			*size = 0; /* replied already: discard the rest */
+			return MHD_YES;
+		}
+		used = req->body_cb(req, data, *size, 0, req->body_arg);
+		*size -= used < *size ? used : *size;
+		if (*size > 0) {
+			req->body_paused = 1;
+			req_suspend(req);
+		}
+		return MHD_YES;
+	}
+	if (!req->body_done) {
+		req->body_done = 1;
+		if (req->state == REQ_DEFERRED && req->body_cb)
+			req->body_cb(req, NULL, 0, 1, req->body_arg);
+	}
+	if (req->resp)
+		return queue(req);
+	if (req->state == REQ_DEFERRED)
+		req_suspend(req);
+	return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
@@ -381,8 +420,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 			srv->reqs->prev = req;
 		srv->reqs = req;
 		*con_cls = req;
+		if (r && (r->flags & FD_HTTP_STREAM_BODY)) {
+			req->sbody = 1;
+			req->too_big = 0;
+			dispatch(req);
+		}
 		return MHD_YES;
 	}
+	if (req->sbody)
+		return on_body_data(req, upload_data, upload_data_size);
 	if (req->state == REQ_RECEIVING && *upload_data_size > 0) {
 		if (body_append(req, upload_data, *upload_data_size) < 0)
 			return MHD_NO;
@@ -599,6 +645,25 @@ void fd_http_on_close(struct fd_http_req *req, fd_http_close_cb cb, void *arg)
 	req->close_arg = arg;
 }
 
+void fd_http_on_body(struct fd_http_req *req, fd_http_body_cb cb, void *arg)
+{
+	req->body_cb = cb;
+	req->body_arg = arg;
+}
+
+void fd_http_body_resume(struct fd_http_req *req)
+{
+	if (!req->body_paused)
+		return;
+	req->body_paused = 0;
+	req_resume(req);
+}
+
+void fd_http_set_timeout(struct fd_http_req *req, unsigned seconds)
+{
+	MHD_set_connection_option(req->conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds);
+}
+
 /* Streams */
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -616,6 +681,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		req->slen -= n;
 		if (req->slen == 0)
 			req->soff = 0;
+		if (req->drain_cb && req->slen <= req->drain_low)
+			req->drain_cb(req, req->drain_arg);
 		return (ssize_t)n;
 	}
 	if (req->sended)
@@ -680,6 +747,14 @@ int fd_http_stream_write(struct fd_http_req *req, const char *data, size_t len)
 size_t fd_http_stream_queued(const struct fd_http_req *req)
 {
 	return req->slen;
+}
+
+void fd_http_stream_on_drain(struct fd_http_req *req, size_t low_water,
+			     fd_http_drain_cb cb, void *arg)
+{
+	req->drain_cb = cb;
+	req->drain_arg = arg;
+	req->drain_low = low_water;
 }
 
 void fd_http_stream_end(struct fd_http_req *req)

@@ -33,6 +33,10 @@ struct fd_http_req;
 enum {
 	FD_HTTP_JSON = 1,  /* parse the body as JSON; 400 if it is not */
 	FD_HTTP_LARGE = 2, /* body up to max_large_body (node-to-node state) */
+	/* the handler runs as soon as the headers are in and takes the body in
+	 * pieces through fd_http_on_body() (no body limit: the route bounds
+	 * what it keeps) */
+	FD_HTTP_STREAM_BODY = 4,
 };
 
 typedef void (*fd_http_handler)(struct fd_http_req *req, void *arg);
@@ -92,6 +96,22 @@ void fd_http_defer(struct fd_http_req *req);
  * request ends; the request is gone afterwards. */
 void fd_http_on_close(struct fd_http_req *req, fd_http_close_cb cb, void *arg);
 
+/* Streaming request bodies (routes flagged FD_HTTP_STREAM_BODY). The
+ * handler calls fd_http_on_body() and fd_http_defer(); cb then gets the body
+ * as it arrives (end 0), and once more with len 0 and end 1 when it is
+ * complete. cb returns how many bytes it consumed: fewer than len pauses the
+ * body (the connection stops reading, so the client is slowed down, not
+ * dropped) until fd_http_body_resume(); the bytes not consumed come again.
+ * The handler (or cb) may reply at any time; a body still coming after a
+ * reply is read and discarded. */
+typedef size_t (*fd_http_body_cb)(struct fd_http_req *req, const char *data,
+				  size_t len, int end, void *arg);
+void fd_http_on_body(struct fd_http_req *req, fd_http_body_cb cb, void *arg);
+void fd_http_body_resume(struct fd_http_req *req);
+/* Sets this connection's idle timeout in seconds (0: none), for long
+ * streams. */
+void fd_http_set_timeout(struct fd_http_req *req, unsigned seconds);
+
 /* Streams: a 200 response of unknown length (chunked), written as data
  * arrives. The queue is capped at max_queued bytes; fd_http_stream_write
  * returns -1 (ENOBUFS) when the data does not fit, and the caller decides
@@ -100,6 +120,12 @@ int fd_http_stream_begin(struct fd_http_req *req, const char *content_type,
 			 size_t max_queued);
 int fd_http_stream_write(struct fd_http_req *req, const char *data, size_t len);
 size_t fd_http_stream_queued(const struct fd_http_req *req);
+/* Calls cb from the loop whenever the stream's queue has been written down
+ * to low_water bytes or fewer (a producer waiting for room refills it). cb
+ * may write to the stream. */
+typedef void (*fd_http_drain_cb)(struct fd_http_req *req, void *arg);
+void fd_http_stream_on_drain(struct fd_http_req *req, size_t low_water,
+			     fd_http_drain_cb cb, void *arg);
 /* Ends the stream once the queue is written. */
 void fd_http_stream_end(struct fd_http_req *req);
 

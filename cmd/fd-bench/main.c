@@ -56,17 +56,18 @@ static void default_fd_node(char *buf, size_t len)
 
 static int list(void)
 {
-	for (int i = 0; i < bench_nscenarios; i++) {
+	for (int i = 0; i < bench_scenario_count(); i++) {
 		struct json_object *o = fd_json_record("scenario");
 
 		json_object_object_add(
-			o, "name", json_object_new_string(bench_scenarios[i].name));
+			o, "name",
+			json_object_new_string(bench_scenario_at(i)->name));
 		json_object_object_add(
 			o, "unit",
-			json_object_new_string(bench_scenarios[i].figures[0].unit));
+			json_object_new_string(bench_scenario_at(i)->figures[0].unit));
 		json_object_object_add(
 			o, "description",
-			json_object_new_string(bench_scenarios[i].description));
+			json_object_new_string(bench_scenario_at(i)->description));
 		fd_emit(o);
 		json_object_put(o);
 	}

@@ -314,8 +314,8 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		int found = 0;
 
-		for (int k = 0; k < bench_nscenarios && !found; k++)
-			found = strcmp(argv[i], bench_scenarios[k].name) == 0;
+		for (int k = 0; k < bench_scenario_count() && !found; k++)
+			found = strcmp(argv[i], bench_scenario_at(k)->name) == 0;
 		if (!found)
 			fd_usage_die("unknown scenario '%s' (fd-bench list shows them)",
 				     argv[i]);
@@ -325,9 +325,11 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		const struct scenario *s = NULL;
 
-		for (int k = 0; k < bench_nscenarios; k++)
-			if (strcmp(argv[i], bench_scenarios[k].name) == 0)
-				s = &bench_scenarios[k];
+		for (int k = 0; k < bench_scenario_count(); k++)
+			if (strcmp(argv[i], bench_scenario_at(k)->name) == 0)
+				s = bench_scenario_at(k);
+		if (!s)
+			continue; /* checked above */
 		for (int k = 0;
 		     k < (s->uses_nodes && r->nnodes ? r->nnodes : 1); k++) {
 			int nodes = s->uses_nodes && r->nnodes ? r->nodes[k]

@@ -32,7 +32,13 @@ struct scenario {
 		   struct fd_err *err);
 };
 
-extern const struct scenario bench_scenarios[];
+extern const struct scenario bench_scenarios[]; /* membership.c */
 extern const int bench_nscenarios;
+extern const struct scenario bench_pubsub_scenarios[]; /* pubsub.c */
+extern const int bench_pubsub_nscenarios;
+
+/* Every scenario, in order: the count, and the i-th. */
+int bench_scenario_count(void);
+const struct scenario *bench_scenario_at(int i);
 
 #endif

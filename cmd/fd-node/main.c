@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "log.h"
 #include "node.h"
+#include "pubsub.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +13,9 @@
 	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
 	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
 	"               [--log-format text|json] [--max-body size]\n"                      \
+	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"   \
+	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"   \
+	"               [--channels separate|shared]\n"                                    \
 	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
 
 static const char help[] =
@@ -33,6 +37,19 @@ static const char help[] =
 	"      --log-level LEVEL   debug, info, warn, error or off (default info)\n"
 	"      --log-format FMT    text or json (default text)\n"
 	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
+	"\n"
+	"Pub/sub options:\n"
+	"      --max-payload SIZE  largest message payload (default 8MiB)\n"
+	"      --sub-queue N       messages queued per subscriber (default 100000)\n"
+	"      --sub-queue-bytes SIZE  bytes queued per subscriber (default 64MiB)\n"
+	"      --overflow POLICY   full subscriber queue: drop-oldest (default), drop-new\n"
+	"                          or disconnect\n"
+	"      --chunk-size SIZE   larger payloads travel between nodes in chunks (64KiB)\n"
+	"      --compress-min SIZE zstd-compress payloads from SIZE bytes between nodes\n"
+	"                          (default 0: never)\n"
+	"      --channels MODE     separate (default): high, normal and bulk each have\n"
+	"                          their own queue and connection per peer; shared: one\n"
+	"                          FIFO queue for all\n"
 	"\n"
 	"Subcommands:\n"
 	"  info                    print the node's identity and state as JSON\n"
@@ -68,6 +85,13 @@ int main(int argc, char **argv)
 		OPT_RETRY_JOIN,
 		OPT_READY_QUORUM,
 		OPT_READY_EXPECT,
+		OPT_PS_MAX_PAYLOAD, /* pub/sub */
+		OPT_PS_SUB_QUEUE,
+		OPT_PS_SUB_QUEUE_BYTES,
+		OPT_PS_OVERFLOW,
+		OPT_PS_CHUNK,
+		OPT_PS_COMPRESS_MIN,
+		OPT_PS_CHANNELS,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, 'N'},
@@ -84,6 +108,13 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"max-body", required_argument, NULL, OPT_MAX_BODY},
+		{"max-payload", required_argument, NULL, OPT_PS_MAX_PAYLOAD},
+		{"sub-queue", required_argument, NULL, OPT_PS_SUB_QUEUE},
+		{"sub-queue-bytes", required_argument, NULL, OPT_PS_SUB_QUEUE_BYTES},
+		{"overflow", required_argument, NULL, OPT_PS_OVERFLOW},
+		{"chunk-size", required_argument, NULL, OPT_PS_CHUNK},
+		{"compress-min", required_argument, NULL, OPT_PS_COMPRESS_MIN},
+		{"channels", required_argument, NULL, OPT_PS_CHANNELS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -91,12 +122,15 @@ int main(int argc, char **argv)
 	struct node_opts o = {.listen = "127.0.0.1:4380",
 			      .max_body = 1024 * 1024,
 			      .profile = "lan"};
+	struct pubsub_opts ps;
 	uint64_t size;
 	long long v;
 	char host[256];
 	int c, port;
 
 	fd_cli_init("fd-node", USAGE);
+	pubsub_opts_default(&ps);
+	o.pubsub = &ps;
 	if (argc > 1 && argv[1][0] != '-') {
 		for (size_t i = 0;
 		     i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
@@ -154,6 +188,50 @@ int main(int argc, char **argv)
 				fd_usage_die("invalid --max-body '%s' (1 byte to 1GiB)",
 					     optarg);
 			o.max_body = (size_t)size;
+			break;
+		case OPT_PS_MAX_PAYLOAD:
+			if (fd_parse_size(optarg, &size) < 0 || size == 0 ||
+			    size > (1ULL << 30))
+				fd_usage_die("invalid --max-payload '%s' (1 byte to 1GiB)",
+					     optarg);
+			ps.max_payload = (size_t)size;
+			break;
+		case OPT_PS_SUB_QUEUE:
+			if (fd_parse_int(optarg, 1, 10000000, &v) < 0)
+				fd_usage_die("invalid --sub-queue '%s' (1 to 10000000)",
+					     optarg);
+			ps.sub_queue = (size_t)v;
+			break;
+		case OPT_PS_SUB_QUEUE_BYTES:
+			if (fd_parse_size(optarg, &size) < 0 || size == 0 ||
+			    size > (1ULL << 32))
+				fd_usage_die("invalid --sub-queue-bytes '%s' (1 byte to 4GiB)",
+					     optarg);
+			ps.sub_queue_bytes = (size_t)size;
+			break;
+		case OPT_PS_OVERFLOW:
+			ps.overflow = pubsub_parse_overflow(optarg);
+			if (ps.overflow < 0)
+				fd_usage_die("invalid --overflow '%s' (drop-oldest, drop-new, disconnect)",
+					     optarg);
+			break;
+		case OPT_PS_CHUNK:
+			if (fd_parse_size(optarg, &size) < 0 || size < 1024 ||
+			    size > (16ULL << 20))
+				fd_usage_die("invalid --chunk-size '%s' (1KiB to 16MiB)",
+					     optarg);
+			ps.chunk = (size_t)size;
+			break;
+		case OPT_PS_COMPRESS_MIN:
+			if (fd_parse_size(optarg, &size) < 0 || size > (1ULL << 30))
+				fd_usage_die("invalid --compress-min '%s'", optarg);
+			ps.compress_min = (size_t)size;
+			break;
+		case OPT_PS_CHANNELS:
+			if (strcmp(optarg, "separate") && strcmp(optarg, "shared"))
+				fd_usage_die("invalid --channels '%s' (separate, shared)",
+					     optarg);
+			ps.shared_channel = strcmp(optarg, "shared") == 0;
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();

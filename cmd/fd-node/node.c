@@ -1,6 +1,7 @@
 /* The node daemon: binds its port (TCP for HTTP, UDP for membership), then
  * runs everything in one fd_loop. */
 #include "node.h"
+#include "pubsub.h"
 #include "cli.h"
 #include "clock.h"
 #include "http.h"
@@ -156,6 +157,7 @@ static struct json_object *node_info(struct node *n)
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
 	members_add_info(n, o);
 	registry_add_info(n, o);
+	pubsub_add_info(n, o);
 	return o;
 }
 
@@ -230,6 +232,7 @@ void node_stop(struct node *n, int code)
 void node_member_changed(struct node *n, const struct fd_member_event *ev)
 {
 	registry_member_changed(n, ev);
+	pubsub_member_changed(n, ev);
 }
 
 int64_t node_wall_us(const struct node *n, int64_t mono_ms)
@@ -429,6 +432,9 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
 	members_add_routes(&n);
 	registry_add_routes(&n);
+	if (pubsub_init(&n) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to start pub/sub: out of memory");
+	pubsub_add_routes(&n);
 
 	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id,
 		n.addr, opts->profile);
@@ -443,6 +449,7 @@ int node_main(const struct node_opts *opts)
 	fd_http_server_free(n.http);
 	fd_http_client_free(n.client);
 	registry_free(&n);
+	pubsub_free(&n);
 	members_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);

@@ -25,10 +25,13 @@ struct node_opts {
 	int ready_expect;
 	int detach;
 	size_t max_body;
+	const struct pubsub_opts *pubsub; /* pub/sub options (pubsub.h) */
 };
 
 struct members;
 struct registry;
+struct pubsub;
+struct pubsub_opts;
 
 struct node {
 	struct fd_loop *loop;
@@ -43,6 +46,7 @@ struct node {
 	int64_t started_mono, started_wall;
 	struct members *members;
 	struct registry *registry;
+	struct pubsub *pubsub; /* pubsub.c */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;

@@ -1,0 +1,115 @@
+/* Pub/sub frames: the binary records that carry published messages from a
+ * client to its node (PUB) and from node to node (MSG, MORE). Pure: no I/O.
+ *
+ * Every frame is a 4-byte little-endian length (of what follows) and a type
+ * byte; integers marked varint are LEB128 (at most 10 bytes):
+ *
+ *   PUB  1  prio:u8 topic_len:u8 topic data...
+ *           a client publishes data (the rest of the frame: one JSON value)
+ *           on topic with priority prio (FD_PSF_HIGH, _NORMAL, _BULK).
+ *   MSG  2  flags:u8 prio:u8 topic_len:u8 topic stream:varint seq:varint
+ *           ts_us:varint total:varint [ngroups:u8 (len:u8 group)*] piece...
+ *           a message from the sending node: publisher stream, sequence
+ *           number, wall-clock publish time; total is the length of the
+ *           payload (compressed when FD_PSF_ZSTD), of which piece is the
+ *           first part; the rest follows in MORE frames of the same priority
+ *           (frames of other priorities may come in between). Groups (FD_PSF_GROUPS) name the
+ *           queue groups this node was picked for.
+ *   MORE 3  prio:u8 piece...
+ *           the next part of the last MSG of that priority.
+ *
+ * So a large payload travels as chunks, and a sender can put a frame of
+ * another channel between them. The decoder checks every length and reads
+ * nothing outside its buffer; validating topics and JSON is the caller's
+ * business (a node validates what a client sends, not what a peer sends).
+ */
+#ifndef FD_PSFRAME_H
+#define FD_PSFRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "err.h"
+
+enum fd_psf_type {
+	FD_PSF_PUB = 1,
+	FD_PSF_MSG = 2,
+	FD_PSF_MORE = 3,
+};
+
+enum fd_psf_prio {
+	FD_PSF_HIGH = 0,
+	FD_PSF_NORMAL = 1,
+	FD_PSF_BULK = 2,
+};
+#define FD_PSF_NPRIO 3
+
+enum {
+	FD_PSF_ZSTD = 1,   /* the payload is one zstd frame */
+	FD_PSF_GROUPS = 2, /* a group list follows the header */
+};
+
+#define FD_PSF_MAX_GROUPS 32
+/* Bytes of a MSG frame besides topic, groups and piece, at most. */
+#define FD_PSF_MSG_OVERHEAD (4 + 1 + 3 + 4 * 10 + 1)
+
+/* A decoded frame; pointers borrow from the decoded buffer. */
+struct fd_psf {
+	enum fd_psf_type type;
+	unsigned flags, prio;
+	const char *topic;
+	size_t topic_len;
+	uint64_t stream, seq, ts, total;
+	unsigned ngroups;
+	const char *groups; /* ngroups of (len:u8, bytes) */
+	size_t groups_len;
+	const char *data; /* PUB: the payload; MSG, MORE: the piece */
+	size_t len;
+};
+
+/* Decodes one frame body (after the length prefix). Returns 0, or -1 with
+ * err filled (errno EBADMSG). */
+int fd_psf_parse(const void *body, size_t len, struct fd_psf *f, struct fd_err *err);
+/* Iterates a MSG frame's groups: *off starts at 0. Returns 1 with the next
+ * group in (*g, *glen), or 0 at the end. */
+int fd_psf_group_next(const struct fd_psf *f, size_t *off, const char **g,
+		      size_t *glen);
+
+/* Encoders: append one frame to b. Return 0, or -1 (errno EINVAL for a
+ * topic or group over 255 bytes or too many groups; EMSGSIZE/ENOMEM from
+ * the buffer; nothing appended then). */
+int fd_psf_put_pub(struct fd_buf *b, unsigned prio, const char *topic,
+		   size_t tlen, const char *data, size_t dlen);
+int fd_psf_put_msg(struct fd_buf *b, unsigned flags, unsigned prio,
+		   const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+		   uint64_t ts, uint64_t total, const char *const *groups,
+		   unsigned ngroups, const char *piece, size_t plen);
+int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t plen);
+
+/* Splits a byte stream into frames. max is the largest frame body accepted.
+ * The reader buffers at most one partial frame. */
+struct fd_psf_reader {
+	size_t max;
+	struct fd_buf part;
+	size_t skip; /* bytes left of an oversized frame */
+};
+void fd_psf_reader_init(struct fd_psf_reader *r, size_t max);
+void fd_psf_reader_release(struct fd_psf_reader *r);
+/* fn gets each complete frame body; it returns 0 to go on, 1 to refuse the
+ * frame for now (the reader keeps it: the next feed, with or without new
+ * data, offers it again), -1 to fail (err filled by fn). A frame over max
+ * is offered as (NULL, its length): fn returns -1 to fail, else the frame is
+ * skipped without being buffered. */
+typedef int (*fd_psf_frame_fn)(void *arg, const char *body, size_t len,
+			       struct fd_err *err);
+/* Feeds data[0..len). Returns the bytes consumed (less than len only when fn
+ * refused a frame), or -1 with err filled (fn failed). */
+ssize_t fd_psf_feed(struct fd_psf_reader *r, const char *data, size_t len,
+		    fd_psf_frame_fn fn, void *arg, struct fd_err *err);
+/* True when the reader holds the start of a frame (the stream ended inside
+ * a frame if no more data comes). */
+int fd_psf_reader_partial(const struct fd_psf_reader *r);
+
+#endif
