@@ -36,18 +36,19 @@ static void add_param(struct reg *r, struct fd_buf *b, const char *key,
 		      const char *val)
 {
 	char *e;
+	int ok;
 
 	if (!val)
 		return;
 	e = fd_client_escape(&r->client, val);
-	if (!e || fd_buf_append(b, strchr(b->data, '?') ? "&" : "?", 1) < 0 ||
-	    fd_buf_append(b, key, strlen(key)) < 0 ||
-	    fd_buf_append(b, "=", 1) < 0 || fd_buf_append(b, e, strlen(e)) < 0) {
-		free(e);
+	ok = e && fd_buf_append(b, strchr(b->data, '?') ? "&" : "?", 1) == 0 &&
+	     fd_buf_append(b, key, strlen(key)) == 0 &&
+	     fd_buf_append(b, "=", 1) == 0 && fd_buf_append(b, e, strlen(e)) == 0;
+	free(e);
+	if (!ok) {
 		fd_buf_release(b);
 		oom(r);
 	}
-	free(e);
 }
 
 char *reg_path(struct reg *r, const char *base, const char *key1,

@@ -66,7 +66,7 @@ enum {
 };
 
 /* The options each subcommand takes, besides -n, -t, -h, -V. */
-static const struct {
+static const struct cmd_def {
 	const char *name;
 	enum reg_cmd cmd;
 	const char *opts; /* option codes as characters; see opt_char() */
@@ -136,8 +136,9 @@ int main(int argc, char **argv)
 {
 	struct reg r = {.timeout_ms = 30000, .timeout_arg = "30s", .wait_ms = -1};
 	char seen[64];
-	size_t nseen = 0;
+	size_t nseen = 0, i;
 	const char *cmd;
+	const struct cmd_def *def = NULL;
 	struct fd_err err;
 	int c, rc, timeout_given = 0;
 
@@ -197,16 +198,16 @@ int main(int argc, char **argv)
 	if (argc == 0)
 		fd_usage_die("no subcommand given");
 	cmd = argv[0];
-	for (size_t i = 0;; i++) {
-		if (i == sizeof(cmds) / sizeof(cmds[0]))
-			fd_usage_die("unknown subcommand '%s'", cmd);
-		if (strcmp(cmd, cmds[i].name) == 0) {
-			r.cmd = cmds[i].cmd;
-			/* From here on, complaints show this subcommand's usage. */
-			fd_usage = cmds[i].usage;
-			check_opts(seen, nseen, cmd, cmds[i].opts);
-			break;
-		}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmd, cmds[i].name) == 0)
+			def = &cmds[i];
+	if (!def) {
+		fd_usage_die("unknown subcommand '%s'", cmd);
+	} else {
+		r.cmd = def->cmd;
+		/* From here on, complaints show this subcommand's usage. */
+		fd_usage = def->usage;
+		check_opts(seen, nseen, cmd, def->opts);
 	}
 	argc--;
 	argv++;

@@ -242,11 +242,9 @@ int reg_list(struct reg *r)
 	l.path = path;
 	reg_print_header(r);
 	rc = fd_client_lines(&r->client, &l, &err);
-	if (rc < 0 && (l.status == 0 || l.timed_out)) {
-		free(path);
-		reg_die_transport(r, &err);
-	}
 	free(path);
+	if (rc < 0 && (l.status == 0 || l.timed_out))
+		reg_die_transport(r, &err);
 	if (rc < 0) {
 		fd_warn("unable to list the registry: %s", err.msg);
 		return FD_EXIT_RUNTIME;
