@@ -60,6 +60,13 @@ const char *fd_buf_str(const struct fd_buf *b)
 	return b->data ? b->data : "";
 }
 
+void fd_buf_clear(struct fd_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
 void fd_buf_release(struct fd_buf *b)
 {
 	free(b->data);

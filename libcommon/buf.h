@@ -33,6 +33,8 @@ void *fd_buf_grow(struct fd_buf *b, size_t n);
 void fd_buf_consume(struct fd_buf *b, size_t n);
 /* The data as a string ("" when empty); borrowed. */
 const char *fd_buf_str(const struct fd_buf *b);
+/* Empties the buffer, keeping its memory for the next appends. */
+void fd_buf_clear(struct fd_buf *b);
 /* Frees the data; the buffer can be used again (same max). */
 void fd_buf_release(struct fd_buf *b);
 

@@ -1,6 +1,7 @@
 #include "client.h"
 #include "buf.h"
 #include "cli.h"
+#include "clock.h"
 #include "jsonl.h"
 
 #include <curl/curl.h>
@@ -114,6 +115,223 @@ int fd_client_call_ok(struct fd_client *c, const char *method, const char *path,
 	if (!msg)
 		fd_err_set(err, "'%s' answered HTTP %ld", c->addr, *status);
 	return -1;
+}
+
+/* Lines */
+
+#define DEFAULT_MAX_LINE (16 * 1024 * 1024)
+#define MAX_ERROR_BODY (64 * 1024)
+#define TICK_MS 200
+
+struct lines_ctx {
+	struct fd_client_lines *l;
+	CURL *h;
+	struct fd_buf part;    /* a line begun in an earlier piece */
+	struct fd_buf errbody; /* the body of a non-2xx answer */
+	int began, ok, too_long;
+	int64_t last_tick;
+};
+
+/* Hands one line to the callback; returns non-zero to stop. */
+static int lines_one(struct lines_ctx *x, const char *line, size_t len)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return 0;
+	x->l->lines++;
+	if (x->l->on_line(line, len, x->l->arg)) {
+		x->l->stopped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static size_t lines_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct lines_ctx *x = userdata;
+	size_t n = size * nmemb, max = x->l->max_line;
+	const char *p = ptr, *end = ptr + n, *nl;
+
+	if (!x->began) {
+		x->began = 1;
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->l->status);
+		x->ok = x->l->status >= 200 && x->l->status < 300;
+	}
+	if (!x->ok) {
+		/* Keep the start of an error body; drop the rest. */
+		if (x->errbody.len < x->errbody.max)
+			fd_buf_append(&x->errbody, p,
+				      n < x->errbody.max - x->errbody.len
+					      ? n
+					      : x->errbody.max - x->errbody.len);
+		return n;
+	}
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl) {
+			if ((size_t)(end - p) > max - x->part.len) {
+				x->too_long = 1;
+				return 0;
+			}
+			if (fd_buf_append(&x->part, p, (size_t)(end - p)) < 0)
+				return 0;
+			break;
+		}
+		if (x->part.len) {
+			if ((size_t)(nl - p) > max - x->part.len) {
+				x->too_long = 1;
+				return 0;
+			}
+			if (fd_buf_append(&x->part, p, (size_t)(nl - p)) < 0)
+				return 0;
+			if (lines_one(x, x->part.data, x->part.len))
+				return 0;
+			fd_buf_clear(&x->part);
+		} else {
+			if ((size_t)(nl - p) > max) {
+				x->too_long = 1;
+				return 0;
+			}
+			if (lines_one(x, p, (size_t)(nl - p)))
+				return 0;
+		}
+		p = nl + 1;
+	}
+	return n;
+}
+
+static int lines_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+			  curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct lines_ctx *x = userdata;
+	int64_t now = fd_mono_ms();
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (now - x->last_tick < TICK_MS)
+		return 0;
+	x->last_tick = now;
+	if (x->l->on_tick(x->l->arg)) {
+		x->l->stopped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int fd_client_lines(struct fd_client *c, struct fd_client_lines *l, struct fd_err *err)
+{
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "", ctype[128];
+	struct lines_ctx x = {
+		.l = l,
+		.h = c->curl,
+		.part = FD_BUF_INIT(l->max_line ? l->max_line : DEFAULT_MAX_LINE),
+		.errbody = FD_BUF_INIT(MAX_ERROR_BODY),
+		.last_tick = fd_mono_ms()};
+	struct curl_slist *headers = NULL;
+	struct json_object *eo;
+	const char *msg;
+	CURLcode rc;
+	CURL *h = c->curl;
+	int ret = -1, saved;
+
+	l->status = 0;
+	l->stopped = l->timed_out = 0;
+	l->lines = 0;
+	if (!l->max_line)
+		l->max_line = DEFAULT_MAX_LINE;
+	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, l->path) >=
+	    sizeof(url))
+		return fd_err_set(err, "path too long");
+	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+		 l->content_type ? l->content_type : "application/json");
+	headers = curl_slist_append(headers, "Expect:");
+	headers = curl_slist_append(headers, ctype);
+	if (!headers)
+		return fd_err_set(err, "out of memory");
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, l->method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, lines_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->timeout_ms > 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	if (l->on_tick) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, lines_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
+	}
+	if (l->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, l->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)l->len);
+	} else if (strcmp(l->method, "GET") == 0) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	}
+	rc = curl_easy_perform(h);
+	if (!x.began) {
+		/* An answer without a body (yet): its status, or 0 for none. */
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &l->status);
+		x.ok = l->status >= 200 && l->status < 300;
+	}
+	if (l->stopped) {
+		ret = 1;
+	} else if (x.too_long) {
+		fd_err_set(err, "a line of the answer from '%s' is longer than %zu bytes",
+			   c->addr, l->max_line);
+		errno = EMSGSIZE;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		l->timed_out = 1;
+		fd_err_set(err, "no answer from '%s' in time", c->addr);
+		errno = ETIMEDOUT;
+	} else if (rc != CURLE_OK) {
+		if (x.began)
+			fd_err_set(err, "connection to '%s' lost: %s", c->addr,
+				   errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		else
+			fd_err_set(err, "unable to reach '%s': %s", c->addr,
+				   errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		errno = rc == CURLE_WRITE_ERROR ? ENOMEM : ECONNREFUSED;
+	} else if (!x.ok) {
+		eo = x.errbody.len
+			     ? fd_json_parse(x.errbody.data, x.errbody.len, NULL)
+			     : NULL;
+		msg = fd_json_get_str(eo, "error");
+		if (msg)
+			fd_err_set(err, "%s", msg);
+		else
+			fd_err_set(err, "'%s' answered HTTP %ld", c->addr, l->status);
+		json_object_put(eo);
+		errno = EPROTO;
+	} else if (x.part.len && lines_one(&x, x.part.data, x.part.len)) {
+		ret = 1;
+	} else {
+		ret = 0;
+	}
+	saved = errno;
+	fd_buf_release(&x.part);
+	fd_buf_release(&x.errbody);
+	curl_slist_free_all(headers);
+	errno = saved;
+	return ret;
+}
+
+char *fd_client_escape(struct fd_client *c, const char *s)
+{
+	char *e = curl_easy_escape(c->curl, s, (int)strlen(s)), *copy;
+
+	if (!e) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	copy = strdup(e);
+	curl_free(e);
+	return copy;
 }
 
 /* Streaming */

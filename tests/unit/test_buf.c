@@ -54,3 +54,22 @@ TEST(random_appends_match_reference)
 		fd_buf_release(&b);
 	}
 }
+
+TEST(clear_keeps_memory)
+{
+	struct fd_buf b = FD_BUF_INIT(8);
+	char *data;
+
+	fd_buf_clear(&b); /* before the first append: nothing to do */
+	CHECK_STR(fd_buf_str(&b), "");
+	REQUIRE(fd_buf_append(&b, "abcdefgh", 8) == 0);
+	data = b.data;
+	fd_buf_clear(&b);
+	CHECK(b.len == 0);
+	CHECK(b.data == data);
+	CHECK_STR(fd_buf_str(&b), "");
+	/* The whole maximum is available again. */
+	CHECK_EQ(fd_buf_append(&b, "12345678", 8), 0);
+	CHECK_STR(fd_buf_str(&b), "12345678");
+	fd_buf_release(&b);
+}
