@@ -998,12 +998,12 @@ static unsigned do_register(struct registry *r, const char *name,
 		size_t mark = line->len;
 
 		/* the entry's closing brace becomes a comma */
+		const char *tail = existed ? ",\"replaced\":true}\n"
+					   : ",\"created\":true}\n";
+
 		if (entry_line(r, line, nm) == 0) {
 			line->len--;
-			fd_buf_append(line,
-				      existed ? ",\"replaced\":true}\n"
-					      : ",\"created\":true}\n",
-				      existed ? 17 : 16);
+			fd_buf_append(line, tail, strlen(tail));
 		} else {
 			line->len = mark;
 		}
