@@ -207,9 +207,33 @@ kill_one() {
 	show_members
 }
 
-# Later: register names (fd-registry), publish and subscribe (fd-pub |
-# fd-sub), partition and heal (fd-partition). Each is one more function
-# called from main().
+# Registry: a name registered on the first node, looked up on the last
+# (replicated as a delta CRDT), a taken name refused, a watcher told.
+registry_demo() {
+	local first=${names[0]} last=${names[${#names[@]} - 1]} w i
+	section "Registry: register on $first, look up on $last"
+	shown "fd-registry -n ${addr[$last]} watch --prefix svc. --count 2 &"
+	fd-registry -n "${addr[$last]}" watch --prefix svc. --count 2 -t 10s &
+	w=$!
+	# the first change must find the watch connected
+	for ((i = 0; i < 100; i++)); do
+		fd-node info -n "${addr[$last]}" |
+			jq -e '.registry.watchers > 0' >/dev/null && break
+		sleep 0.05
+	done
+	run_shown fd-registry -n "${addr[$first]}" register svc.db 10.0.0.5:5432 >/dev/null
+	run_shown fd-registry -n "${addr[$last]}" lookup --wait 5s svc.db |
+		jq -c '{name, value, owner}'
+	shown "fd-registry -n ${addr[$last]} register svc.db 10.0.0.9:5432   # taken: exit 4"
+	if fd-registry -n "${addr[$last]}" register svc.db 10.0.0.9:5432; then
+		die "a taken name was registered twice"
+	fi
+	run_shown fd-registry -n "${addr[$first]}" unregister svc.db >/dev/null
+	wait "$w" || die "the watcher did not see both changes"
+}
+
+# Later: partition and heal (fd-partition): one more function called from
+# main().
 
 # stop_nodes: the first node leaves through the API (fd-node leave), the
 # others get SIGTERM, which is a graceful leave too: peers record "left".
@@ -275,6 +299,7 @@ main() {
 	join_cluster
 	show_members
 	show_info
+	registry_demo
 	pubsub_demo
 	kill_one
 	stop_nodes
