@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define MAX_ARGS 64
+#define POLL_US 10000
 
 static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 		   const char *const *extra)
@@ -265,6 +266,42 @@ int cluster_members(struct cluster *c, int i, int *alive, int *failed,
 			snprintf(state, 16, "%s", st);
 	}
 	json_object_put(resp);
+	return 0;
+}
+
+int cluster_wait_converged(struct cluster *c, int want, int64_t deadline,
+			   struct fd_err *err)
+{
+	char *done = calloc((size_t)c->n, 1);
+	int left = 0;
+
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i].pid > 0)
+			left++;
+		else
+			done[i] = 1;
+	while (left > 0) {
+		for (int i = 0; i < c->n; i++) {
+			int alive, failed;
+
+			if (done[i] ||
+			    cluster_members(c, i, &alive, &failed, NULL, NULL) < 0)
+				continue;
+			if (alive >= want) {
+				done[i] = 1;
+				left--;
+			}
+		}
+		if (left == 0)
+			break;
+		if (fd_mono_ms() > deadline) {
+			free(done);
+			return fd_err_set(err, "%d of %d nodes still saw fewer than %d alive members",
+					  left, c->n, want);
+		}
+		usleep(POLL_US);
+	}
+	free(done);
 	return 0;
 }
 
