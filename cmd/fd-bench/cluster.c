@@ -346,3 +346,27 @@ int proc_mem(pid_t pid, struct proc_mem *m)
 	m->pss = proc_kb(pid, "smaps_rollup", "Pss");
 	return m->rss < 0 || m->private < 0 || m->pss < 0 ? -1 : 0;
 }
+
+long long proc_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After "pid (comm) ": state is field 3, utime and stime 14 and 15. */
+	p = strrchr(buf, ')');
+	if (!p || hz <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &ut, &st) != 2)
+		return -1;
+	return (long long)((ut + st) * 1000000ULL / (unsigned long long)hz);
+}

@@ -56,5 +56,8 @@ struct proc_mem {
 	long long rss, pss, private;
 };
 int proc_mem(pid_t pid, struct proc_mem *m);
+/* CPU time (user + system) a process has used so far, in microseconds;
+ * -1 on error. */
+long long proc_cpu_us(pid_t pid);
 
 #endif

@@ -386,23 +386,32 @@ static int run_bulk(const struct bench_opts *o, int n, double *vals,
 {
 	struct cluster c;
 	struct req q;
-	long long bytes;
+	long long bytes, cpu0, cpu1, rcpu0 = 0, rcpu1 = 0;
 	int64_t t0, t_last, t_done;
 	int rc = -1;
 
 	if (start(o, &c, n, err) < 0)
 		return -1;
-	if (req_init(&q, c.nodes[0].addr, REQ_TIMEOUT_MS, err) == 0) {
-		t0 = fd_mono_us();
-		if (register_all(&q, "bb.", o->entries, &bytes, &t_last, err) == 0 &&
-		    wait_names(&c, o->entries, fd_mono_ms() + o->timeout_ms,
-			       &t_done, err) == 0) {
-			vals[0] = (double)o->entries * 1e6 /
-				  (double)(t_last - t0 > 0 ? t_last - t0 : 1);
-			vals[1] = (double)(t_done - t_last) / 1e6;
-			rc = 0;
-		}
-	}
+	if (req_init(&q, c.nodes[0].addr, REQ_TIMEOUT_MS, err) < 0)
+		goto out;
+	cpu0 = proc_cpu_us(c.nodes[0].pid);
+	if (n > 1)
+		rcpu0 = proc_cpu_us(c.nodes[1].pid);
+	t0 = fd_mono_us();
+	if (register_all(&q, "bb.", o->entries, &bytes, &t_last, err) < 0)
+		goto out;
+	cpu1 = proc_cpu_us(c.nodes[0].pid);
+	if (wait_names(&c, o->entries, fd_mono_ms() + o->timeout_ms, &t_done, err) < 0)
+		goto out;
+	if (n > 1)
+		rcpu1 = proc_cpu_us(c.nodes[1].pid);
+	vals[0] = (double)o->entries * 1e6 /
+		  (double)(t_last - t0 > 0 ? t_last - t0 : 1);
+	vals[1] = (double)(t_done - t_last) / 1e6;
+	vals[2] = (double)(cpu1 - cpu0) / (double)o->entries;
+	vals[3] = (double)(rcpu1 - rcpu0) / (double)o->entries;
+	rc = 0;
+out:
 	req_release(&q);
 	cluster_stop(&c);
 	return rc;
@@ -576,7 +585,9 @@ const struct scenario registry_scenarios[] = {
 		.uses_nodes = 1,
 		.default_nodes = 3,
 		.figures = {{"registry.bulk", "names/s"},
-			    {"registry.bulk.replicated", "s"}},
+			    {"registry.bulk.replicated", "s"},
+			    {"registry.bulk.cpu", "us"},
+			    {"registry.bulk.replica_cpu", "us"}},
 		.run = run_bulk,
 		.default_entries = 100000,
 	},
