@@ -26,6 +26,8 @@ int req_init(struct req *q, const char *addr, int64_t timeout_ms, struct fd_err 
 	/* No "Expect: 100-continue" wait before large bodies. */
 	q->hdrs = curl_slist_append(NULL, "Expect:");
 	if (!q->curl || !q->hdrs) {
+		if (!q->curl)
+			curl_global_cleanup();
 		req_release(q);
 		return fd_err_set(err, "out of memory");
 	}
