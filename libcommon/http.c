@@ -46,6 +46,7 @@ struct fd_http_server {
 	int nroutes;
 	struct fd_http_req *reqs; /* every live request, for shutdown */
 	int stopping;
+	int resumed; /* a connection was resumed since the last MHD_run() */
 };
 
 enum req_state {
@@ -109,8 +110,15 @@ static void server_run(struct fd_http_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG timeout;
 
+	srv->resumed = 0;
 	MHD_run(srv->d);
-	if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
+	/* A connection resumed during that run (a handler that wrote to a
+	 * stream or replied to a deferred request) is only acted on in the
+	 * next run, and MHD's own timeout does not count it: run again now
+	 * rather than at the next unrelated event. */
+	if (srv->resumed)
+		fd_timer_arm(srv->loop, &srv->timer, 0);
+	else if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
 		fd_timer_arm(srv->loop, &srv->timer,
 			     timeout > INT32_MAX ? INT32_MAX : (int64_t)timeout);
 	else
@@ -141,6 +149,7 @@ static void req_resume(struct fd_http_req *req)
 		return;
 	req_unwatch(req);
 	req->suspended = 0;
+	req->srv->resumed = 1;
 	MHD_resume_connection(req->conn);
 	/* In external polling mode MHD only acts on a resume in its next
 	 * MHD_run(); we may be inside one now, so schedule it. */

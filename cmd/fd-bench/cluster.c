@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define MAX_ARGS 64
+#define POLL_US 10000
 
 static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 		   const char *const *extra)
@@ -268,6 +269,42 @@ int cluster_members(struct cluster *c, int i, int *alive, int *failed,
 	return 0;
 }
 
+int cluster_wait_converged(struct cluster *c, int want, int64_t deadline,
+			   struct fd_err *err)
+{
+	char *done = calloc((size_t)c->n, 1);
+	int left = 0;
+
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i].pid > 0)
+			left++;
+		else
+			done[i] = 1;
+	while (left > 0) {
+		for (int i = 0; i < c->n; i++) {
+			int alive, failed;
+
+			if (done[i] ||
+			    cluster_members(c, i, &alive, &failed, NULL, NULL) < 0)
+				continue;
+			if (alive >= want) {
+				done[i] = 1;
+				left--;
+			}
+		}
+		if (left == 0)
+			break;
+		if (fd_mono_ms() > deadline) {
+			free(done);
+			return fd_err_set(err, "%d of %d nodes still saw fewer than %d alive members",
+					  left, c->n, want);
+		}
+		usleep(POLL_US);
+	}
+	free(done);
+	return 0;
+}
+
 struct json_object *cluster_info(struct cluster *c, int i)
 {
 	struct json_object *resp;
@@ -308,4 +345,28 @@ int proc_mem(pid_t pid, struct proc_mem *m)
 	m->private = proc_kb(pid, "status", "RssAnon");
 	m->pss = proc_kb(pid, "smaps_rollup", "Pss");
 	return m->rss < 0 || m->private < 0 || m->pss < 0 ? -1 : 0;
+}
+
+long long proc_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* After "pid (comm) ": state is field 3, utime and stime 14 and 15. */
+	p = strrchr(buf, ')');
+	if (!p || hz <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &ut, &st) != 2)
+		return -1;
+	return (long long)((ut + st) * 1000000ULL / (unsigned long long)hz);
 }

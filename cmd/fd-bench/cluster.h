@@ -42,6 +42,10 @@ void cluster_kill(struct cluster *c, int i);
  * state copied into state (at least 16 bytes). Returns 0 or -1. */
 int cluster_members(struct cluster *c, int i, int *alive, int *failed,
 		    const char *state_of, char *state);
+/* Waits until every live node sees `want` alive members (polling every
+ * 10 ms) or until deadline (fd_mono_ms). Returns 0, or -1 with err. */
+int cluster_wait_converged(struct cluster *c, int want, int64_t deadline,
+			   struct fd_err *err);
 /* Fetches node i's /v1/info (a new object, or NULL). */
 struct json_object *cluster_info(struct cluster *c, int i);
 
@@ -52,5 +56,8 @@ struct proc_mem {
 	long long rss, pss, private;
 };
 int proc_mem(pid_t pid, struct proc_mem *m);
+/* CPU time (user + system) a process has used so far, in microseconds;
+ * -1 on error. */
+long long proc_cpu_us(pid_t pid);
 
 #endif

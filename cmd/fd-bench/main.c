@@ -12,8 +12,8 @@
 
 #define USAGE                                                                           \
 	"fd-bench [-N nodes,...] [-r runs] [-p profile] [--duration t] [--timeout t]\n" \
-	"                [--baseline file [--threshold pct]] [-f json|table|github]\n"  \
-	"                [--fd-node path] scenario...\n"                                \
+	"                [--entries n] [--baseline file [--threshold pct]]\n"           \
+	"                [-f json|table|github] [--fd-node path] scenario...\n"         \
 	"       fd-bench list"
 
 static const char help[] =
@@ -26,6 +26,7 @@ static const char help[] =
 	"  -p, --profile NAME      node profile: local, lan or wan (default local)\n"
 	"      --duration T        length of timed scenarios (default 60s)\n"
 	"      --timeout T         longest wait for a condition in one run (default 60s)\n"
+	"      --entries N         names per run of the registry scenarios (default per scenario)\n"
 	"      --baseline FILE     compare with an earlier result file; exit 6 on a regression\n"
 	"      --threshold PCT     change beyond the measured spread that counts (default 10)\n"
 	"  -f, --format FMT        json (default), table, or github (benchmark-action JSON)\n"
@@ -56,18 +57,16 @@ static void default_fd_node(char *buf, size_t len)
 
 static int list(void)
 {
-	for (int i = 0; i < bench_scenario_count(); i++) {
+	const struct scenario *s;
+
+	for (int i = 0; (s = bench_scenario(i)); i++) {
 		struct json_object *o = fd_json_record("scenario");
 
-		json_object_object_add(
-			o, "name",
-			json_object_new_string(bench_scenario_at(i)->name));
-		json_object_object_add(
-			o, "unit",
-			json_object_new_string(bench_scenario_at(i)->figures[0].unit));
-		json_object_object_add(
-			o, "description",
-			json_object_new_string(bench_scenario_at(i)->description));
+		json_object_object_add(o, "name", json_object_new_string(s->name));
+		json_object_object_add(o, "unit",
+				       json_object_new_string(s->figures[0].unit));
+		json_object_object_add(o, "description",
+				       json_object_new_string(s->description));
 		fd_emit(o);
 		json_object_put(o);
 	}
@@ -81,7 +80,8 @@ int main(int argc, char **argv)
 		OPT_TIMEOUT,
 		OPT_BASELINE,
 		OPT_THRESHOLD,
-		OPT_FD_NODE
+		OPT_FD_NODE,
+		OPT_ENTRIES
 	};
 	static const struct option opts[] = {
 		{"nodes", required_argument, NULL, 'N'},
@@ -93,6 +93,7 @@ int main(int argc, char **argv)
 		{"threshold", required_argument, NULL, OPT_THRESHOLD},
 		{"format", required_argument, NULL, 'f'},
 		{"fd-node", required_argument, NULL, OPT_FD_NODE},
+		{"entries", required_argument, NULL, OPT_ENTRIES},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -153,6 +154,12 @@ int main(int argc, char **argv)
 			run.format = optarg;
 			break;
 		case OPT_FD_NODE: run.opts.fd_node = optarg; break;
+		case OPT_ENTRIES:
+			if (fd_parse_int(optarg, 1, 1000000, &v) < 0)
+				fd_usage_die("invalid --entries '%s' (1 to 1000000)",
+					     optarg);
+			run.opts.entries = (long)v;
+			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
 		default: fd_usage_getopt(c, argv);

@@ -22,43 +22,6 @@ static int start(const struct bench_opts *o, struct cluster *c, int n,
 	return cluster_start(c, n, NULL, 10000 + 200LL * n, err);
 }
 
-/* Waits until every live node sees `want` alive members. */
-static int wait_converged(struct cluster *c, int want, int64_t deadline,
-			  struct fd_err *err)
-{
-	char *done = calloc((size_t)c->n, 1);
-	int left = 0;
-
-	for (int i = 0; i < c->n; i++)
-		if (c->nodes[i].pid > 0)
-			left++;
-		else
-			done[i] = 1;
-	while (left > 0) {
-		for (int i = 0; i < c->n; i++) {
-			int alive, failed;
-
-			if (done[i] ||
-			    cluster_members(c, i, &alive, &failed, NULL, NULL) < 0)
-				continue;
-			if (alive >= want) {
-				done[i] = 1;
-				left--;
-			}
-		}
-		if (left == 0)
-			break;
-		if (fd_mono_ms() > deadline) {
-			free(done);
-			return fd_err_set(err, "%d of %d nodes still saw fewer than %d alive members",
-					  left, c->n, want);
-		}
-		usleep(POLL_US);
-	}
-	free(done);
-	return 0;
-}
-
 static int run_converge(const struct bench_opts *o, int n, double *v,
 			struct fd_err *err)
 {
@@ -68,7 +31,7 @@ static int run_converge(const struct bench_opts *o, int n, double *v,
 
 	if (start(o, &c, n, err) < 0)
 		return -1;
-	rc = wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
+	rc = cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
 	v[0] = (double)(fd_mono_us() - t0) / 1e6;
 	cluster_stop(&c);
 	return rc;
@@ -86,7 +49,7 @@ static int run_detect(const struct bench_opts *o, int n, double *v, struct fd_er
 		return fd_err_set(err, "needs at least 2 nodes");
 	if (start(o, &c, n, err) < 0)
 		return -1;
-	if (wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0) {
+	if (cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0) {
 		cluster_stop(&c);
 		return -1;
 	}
@@ -198,7 +161,7 @@ static int run_false_positives(const struct bench_opts *o, int n, double *v,
 
 	if (start(o, &c, n, err) < 0)
 		return -1;
-	rc = wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
+	rc = cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
 	if (rc == 0) {
 		nb = contention_start(burners, 64);
 		usleep((useconds_t)(o->duration_ms * 1000));
@@ -218,7 +181,7 @@ static int run_rss(const struct bench_opts *o, int n, double *v, struct fd_err *
 
 	if (start(o, &c, n, err) < 0)
 		return -1;
-	rc = wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
+	rc = cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err);
 	if (rc == 0) {
 		usleep(1000000); /* idle: past start-up and the first exchanges */
 		for (int i = 0; i < n && rc == 0; i++) {
@@ -242,27 +205,30 @@ static int run_rss(const struct bench_opts *o, int n, double *v, struct fd_err *
 	return rc;
 }
 
-const struct scenario bench_scenarios[] = {
+const struct scenario membership_scenarios[] = {
 	{"membership.converge",
 	 "N nodes start at once, each joining the first; seconds from the first start "
 	 "until every node sees N alive",
 	 1,
 	 8,
 	 {{"membership.converge", "s"}},
-	 run_converge},
+	 run_converge,
+	 0},
 	{"membership.detect",
 	 "SIGKILL one of N converged nodes; seconds until every other node marks it failed",
 	 1,
 	 8,
 	 {{"membership.detect", "s"}},
-	 run_detect},
+	 run_detect,
+	 0},
 	{"membership.false_positives",
 	 "N nodes under CPU contention (two busy processes per core) for --duration; "
 	 "members ever marked failed though they never stopped",
 	 1,
 	 8,
 	 {{"membership.false_positives", "count"}},
-	 run_false_positives},
+	 run_false_positives,
+	 0},
 	{"membership.rss",
 	 "memory of the largest of N idle, converged nodes: resident set (shared "
 	 "library pages included), proportional set (shared pages divided among the "
@@ -272,6 +238,8 @@ const struct scenario bench_scenarios[] = {
 	 {{"membership.rss", "MiB"},
 	  {"membership.pss", "MiB"},
 	  {"membership.private", "MiB"}},
-	 run_rss},
+	 run_rss,
+	 0},
 };
-const int bench_nscenarios = sizeof(bench_scenarios) / sizeof(bench_scenarios[0]);
+const int membership_nscenarios =
+	sizeof(membership_scenarios) / sizeof(membership_scenarios[0]);

@@ -209,8 +209,14 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 		   struct baseline *base, struct json_object *github)
 {
 	double samples[MAX_FIGURES][1000], vals[MAX_FIGURES];
+	struct bench_opts opts = r->opts;
 	struct fd_err err;
 	int nfig = 0, rc = FD_EXIT_OK;
+
+	if (!s->default_entries)
+		opts.entries = 0;
+	else if (!opts.entries)
+		opts.entries = s->default_entries;
 
 	while (nfig < MAX_FIGURES && s->figures[nfig].name)
 		nfig++;
@@ -219,7 +225,7 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 			fprintf(stderr, "\rfd-bench: %s nodes=%d run %d/%d ",
 				s->name, nodes, k + 1, r->runs);
 		memset(vals, 0, sizeof(vals));
-		if (s->run(&r->opts, nodes, vals, &err) < 0) {
+		if (s->run(&opts, nodes, vals, &err) < 0) {
 			struct json_object *e = fd_json_record("error");
 
 			if (r->opts.progress)
@@ -250,6 +256,9 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 		if (s->uses_nodes)
 			json_object_object_add(params, "nodes",
 					       json_object_new_int(nodes));
+		if (opts.entries)
+			json_object_object_add(params, "entries",
+					       json_object_new_int64(opts.entries));
 		json_object_object_add(params, "profile",
 				       json_object_new_string(r->opts.profile));
 		json_object_object_add(o, "name",
@@ -312,24 +321,15 @@ int bench_run_all(struct bench_run *r, int argc, char **argv)
 	int rc = FD_EXIT_OK, bad_base = 0, regressed = 0;
 
 	for (int i = 0; i < argc; i++) {
-		int found = 0;
-
-		for (int k = 0; k < bench_scenario_count() && !found; k++)
-			found = strcmp(argv[i], bench_scenario_at(k)->name) == 0;
-		if (!found)
+		if (!bench_scenario_find(argv[i]))
 			fd_usage_die("unknown scenario '%s' (fd-bench list shows them)",
 				     argv[i]);
 	}
 	if (r->baseline_path)
 		bad_base = baseline_load(r->baseline_path, &base) < 0;
 	for (int i = 0; i < argc; i++) {
-		const struct scenario *s = NULL;
+		const struct scenario *s = bench_scenario_find(argv[i]);
 
-		for (int k = 0; k < bench_scenario_count(); k++)
-			if (strcmp(argv[i], bench_scenario_at(k)->name) == 0)
-				s = bench_scenario_at(k);
-		if (!s)
-			continue; /* checked above */
 		for (int k = 0;
 		     k < (s->uses_nodes && r->nnodes ? r->nnodes : 1); k++) {
 			int nodes = s->uses_nodes && r->nnodes ? r->nodes[k]

@@ -13,7 +13,8 @@ struct bench_opts {
 	const char *profile;
 	int64_t duration_ms; /* for scenarios that run for a while */
 	int64_t timeout_ms;  /* the longest one run may wait for a condition */
-	int progress;	     /* print progress on stderr */
+	long entries; /* names per run (--entries; 0: the scenario's default) */
+	int progress; /* print progress on stderr */
 };
 
 struct figure {
@@ -30,15 +31,22 @@ struct scenario {
 	/* One run: fills values[i] for each figure. Returns 0, or -1 with err. */
 	int (*run)(const struct bench_opts *o, int nodes, double *values,
 		   struct fd_err *err);
+	/* Takes --entries when not 0: the default number of names per run
+	 * (o->entries is set to it unless --entries was given). */
+	long default_entries;
 };
 
-extern const struct scenario bench_scenarios[]; /* membership.c */
-extern const int bench_nscenarios;
-extern const struct scenario bench_pubsub_scenarios[]; /* pubsub.c */
-extern const int bench_pubsub_nscenarios;
+/* One table per file of scenarios. */
+extern const struct scenario membership_scenarios[];
+extern const int membership_nscenarios;
+extern const struct scenario registry_scenarios[];
+extern const int registry_nscenarios;
+extern const struct scenario pubsub_scenarios[];
+extern const int pubsub_nscenarios;
 
-/* Every scenario, in order: the count, and the i-th. */
-int bench_scenario_count(void);
-const struct scenario *bench_scenario_at(int i);
+/* Every scenario in list order: i from 0; NULL past the last. */
+const struct scenario *bench_scenario(int i);
+/* The scenario of that name, or NULL. */
+const struct scenario *bench_scenario_find(const char *name);
 
 #endif

@@ -2,17 +2,33 @@
 #include "scenario.h"
 
 #include <stddef.h>
+#include <string.h>
 
-int bench_scenario_count(void)
+const struct scenario *bench_scenario(int i)
 {
-	return bench_nscenarios + bench_pubsub_nscenarios;
+	static const struct {
+		const struct scenario *table;
+		const int *n;
+	} tables[] = {
+		{membership_scenarios, &membership_nscenarios},
+		{registry_scenarios, &registry_nscenarios},
+		{pubsub_scenarios, &pubsub_nscenarios},
+	};
+
+	for (size_t t = 0; i >= 0 && t < sizeof(tables) / sizeof(tables[0]); t++) {
+		if (i < *tables[t].n)
+			return &tables[t].table[i];
+		i -= *tables[t].n;
+	}
+	return NULL;
 }
 
-const struct scenario *bench_scenario_at(int i)
+const struct scenario *bench_scenario_find(const char *name)
 {
-	if (i < 0 || i >= bench_scenario_count())
-		return NULL;
-	if (i < bench_nscenarios)
-		return &bench_scenarios[i];
-	return &bench_pubsub_scenarios[i - bench_nscenarios];
+	const struct scenario *s;
+
+	for (int i = 0; (s = bench_scenario(i)); i++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # shellcheck disable=SC2016,SC2154  # bash -c scripts in single quotes; $stderr comes from run
 # fd-bench: command line, the scenario list, small real runs of the
-# membership scenarios, the output formats, baselines and regressions.
+# membership and registry scenarios, the output formats, baselines and
+# regressions.
 #
 # fd-bench starts its nodes itself (children of fd-bench, not of this shell),
 # through a link private to the test ($FD_TMP/bin/fd-node), so that pgrep can
@@ -66,22 +67,26 @@ write_baseline()
 @test "the man page SYNOPSIS names every option of the usage" {
 	local opt synopsis
 	synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$FD_ROOT/man/fd-bench.1")
-	for opt in -N -r -p --duration --timeout --baseline --threshold -f --fd-node list; do
+	for opt in -N -r -p --duration --timeout --entries --baseline --threshold -f --fd-node list; do
 		grep -qF -- "${opt//-/\\-}" <<<"$synopsis" ||
 			fail "the SYNOPSIS of man/fd-bench.1 does not mention $opt"
 	done
 }
 
-@test "list: one scenario record per line, the membership and pub/sub scenarios" {
+@test "list: one scenario record per line: membership, registry and pub/sub scenarios" {
 	run -0 --separate-stderr fd-bench list
 	assert_equal "$stderr" ""
 	fd_assert_jsonl <(printf '%s\n' "$output")
-	assert_equal "${#lines[@]}" 14
+	assert_equal "${#lines[@]}" 18
 	run -0 jq -e -s '
 		map(.type == "scenario" and (.unit | length > 0) and (.description | length > 0)) | all' \
 		<<<"$output"
 	run -0 bash -c 'fd-bench list | jq -r .name | grep ^membership | sort | tr "\n" " "'
 	assert_output 'membership.converge membership.detect membership.false_positives membership.rss '
+	run -0 bash -c 'fd-bench list | jq -r .name | grep ^registry | sort | tr "\n" " "'
+	assert_output 'registry.bulk registry.lookup registry.memory registry.visible '
+	run -0 bash -c 'fd-bench list | jq -r "select(.name | startswith(\"registry.\")) | .unit" | tr "\n" " "'
+	assert_output 'ms names/s lookups/s bytes/entry '
 	run -0 bash -c 'fd-bench list | jq -r .name | grep ^pubsub | sort | tr "\n" " "'
 	assert_output 'pubsub.compression pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.false_positives\") | .unit"'
@@ -110,7 +115,8 @@ write_baseline()
 	local args
 	for args in '-N 0' '-N 1001' '-N x' '-N 3,,x' '--nodes=' '-r 0' '-r 1001' '-r many' \
 		'-p fast' '--profile=' '-f xml' '--format=csv' '--threshold -1' '--threshold 5%' \
-		'--duration soon' '--timeout 0' '--bogus' '-N'; do
+		'--duration soon' '--timeout 0' '--entries 0' '--entries 1000001' '--entries x' \
+		'--bogus' '-N'; do
 		# shellcheck disable=SC2086  # split on purpose
 		run -2 --separate-stderr bench $args membership.converge
 		assert_equal "$output" ""
@@ -181,6 +187,63 @@ write_baseline()
 		     (.value | type == "number") and (.extra | test("smaller is better"))) | all) and
 		.[0].name == "membership.converge (nodes=3, profile=local)" and .[0].unit == "s" and
 		.[1].unit == "MiB"' <<<"$output"
+	assert_clean
+}
+
+## Registry scenarios (small: --entries keeps each run short)
+
+@test "registry.visible -N 3 --entries 30: p50 and p99 ms of watch visibility" {
+	run -0 --separate-stderr bench -N 3 -r 1 --entries 30 registry.visible
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 2
+	run -0 jq -e -s '
+		(map(.type == "result" and .unit == "ms" and .runs == 1 and .value > 0 and
+		     .params == {"nodes": 3, "entries": 30, "profile": "local"}) | all) and
+		(map(.name) == ["registry.visible.p50", "registry.visible.p99"]) and
+		.[0].value <= .[1].value' <<<"$output"
+	assert_clean
+}
+
+@test "registry.visible -N 1: needs 2 nodes, an error record and exit 1" {
+	run -1 --separate-stderr bench -N 1 -r 1 --entries 5 registry.visible
+	run -0 jq -e '.type == "error" and .name == "registry.visible" and .error == "needs at least 2 nodes"' <<<"$output"
+	fd_assert_stderr_match 'needs at least 2 nodes'
+	assert_clean
+}
+
+@test "registry.bulk -N 2 --entries 2500: names/s, replication seconds, CPU per name" {
+	local out
+	run -0 --separate-stderr bench -N 2 -r 1 --entries 2500 registry.bulk
+	assert_equal "${#lines[@]}" 4
+	out=$output
+	run -0 jq -r -s 'map("\(.name) \(.unit)") | join(",")' <<<"$out"
+	assert_output 'registry.bulk names/s,registry.bulk.replicated s,registry.bulk.cpu us,registry.bulk.replica_cpu us'
+	run -0 jq -e -s '
+		(map(.params == {"nodes": 2, "entries": 2500, "profile": "local"}) | all) and
+		.[0].value > 0 and .[1].value >= 0 and .[2].value > 0 and .[3].value >= 0' <<<"$out"
+	assert_clean
+}
+
+@test "registry.lookup -N 2 --entries 1500: lookups/s, p50 and p99 ms of single lookups" {
+	local out
+	run -0 --separate-stderr bench -N 2 -r 1 --entries 1500 registry.lookup
+	assert_equal "${#lines[@]}" 3
+	out=$output
+	run -0 jq -r -s 'map("\(.name) \(.unit)") | join(",")' <<<"$out"
+	assert_output 'registry.lookup lookups/s,registry.lookup.p50 ms,registry.lookup.p99 ms'
+	run -0 jq -e -s '(map(.value > 0) | all) and .[1].value <= .[2].value' <<<"$out"
+	assert_clean
+}
+
+@test "registry.memory -N 2 --entries 3000: bytes per entry, registry and private" {
+	local out
+	run -0 --separate-stderr bench -N 2 -r 1 --entries 3000 registry.memory
+	assert_equal "${#lines[@]}" 3
+	out=$output
+	run -0 jq -r -s 'map("\(.name) \(.unit)") | join(",")' <<<"$out"
+	assert_output 'registry.memory bytes/entry,registry.memory.private bytes/entry,registry.memory.replica bytes/entry'
+	# An entry costs something beyond its name and value, and not absurdly much.
+	run -0 jq -e -s '.[0].value > 0 and .[0].value < 10000' <<<"$out"
 	assert_clean
 }
 
@@ -295,6 +358,12 @@ complete_words()
 	assert_line membership.converge
 	assert_line membership.false_positives
 	assert_line membership.rss
+	assert_line registry.visible
+	assert_line registry.memory
+	run -0 complete_words fd-bench registry.l
+	assert_output 'registry.lookup'
+	run -0 complete_words fd-bench --ent
+	assert_output '--entries'
 	run -0 complete_words fd-bench -p ''
 	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'lan local wan '
 	run -0 complete_words fd-bench --format ''
