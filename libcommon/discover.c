@@ -1,9 +1,13 @@
 #include "discover.h"
 #include "cli.h"
+#include "jsonl.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define DEFAULT_MAX_PEERS 65536
 
@@ -81,6 +85,113 @@ int fd_peer_file_line(const char *line, size_t len, char *out, size_t outlen,
 	if (fd_peer_addr_norm(addr, out, outlen, err) < 0)
 		return -1;
 	return 1;
+}
+
+int fd_peer_line(const char *line, size_t len, char *out, size_t outlen,
+		 struct json_object **obj, struct fd_err *err)
+{
+	struct json_tokener *tok;
+	struct json_object *o, *v;
+	const char *type, *event, *addr;
+	size_t skip = 0;
+
+	if (obj)
+		*obj = NULL;
+	while (skip < len && (line[skip] == ' ' || line[skip] == '\t'))
+		skip++;
+	if (skip == len || line[skip] != '{')
+		return fd_peer_file_line(line, len, out, outlen, err);
+	tok = json_tokener_new();
+	if (!tok) {
+		errno = ENOMEM;
+		return fd_err_set(err, "out of memory");
+	}
+	o = json_tokener_parse_ex(tok, line + skip, (int)(len - skip));
+	if (o && (int)json_tokener_get_parse_end(tok) < (int)(len - skip) &&
+	    strspn(line + skip + (int)json_tokener_get_parse_end(tok), " \t\r\n") !=
+		    len - skip - (size_t)(int)json_tokener_get_parse_end(tok)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	errno = EINVAL;
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return fd_err_set(err, "invalid JSON object");
+	}
+	type = fd_json_get_str(o, "type");
+	event = fd_json_get_str(o, "event");
+	if ((json_object_object_get_ex(o, "type", NULL) && !type) ||
+	    (json_object_object_get_ex(o, "event", NULL) && !event)) {
+		json_object_put(o);
+		return fd_err_set(err, "\"type\" and \"event\" must be strings");
+	}
+	if ((type && strcmp(type, "peer") != 0) ||
+	    (event && strcmp(event, "up") != 0)) {
+		json_object_put(o);
+		return 0;
+	}
+	addr = fd_json_get_str(o, "addr");
+	if (!addr) {
+		json_object_put(o);
+		return fd_err_set(err, "no \"addr\" string");
+	}
+	if ((json_object_object_get_ex(o, "name", &v) &&
+	     !json_object_is_type(v, json_type_string)) ||
+	    (json_object_object_get_ex(o, "meta", &v) &&
+	     !json_object_is_type(v, json_type_object))) {
+		json_object_put(o);
+		return fd_err_set(err, "\"name\" must be a string, \"meta\" an object");
+	}
+	if (fd_peer_addr_norm(addr, out, outlen, err) < 0) {
+		json_object_put(o);
+		return -1;
+	}
+	if (obj)
+		*obj = o;
+	else
+		json_object_put(o);
+	return 1;
+}
+
+int fd_peer_addr_ip(int family, const void *ip, int port, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n;
+
+	if ((family != AF_INET && family != AF_INET6) || port < 1 ||
+	    port > 65535 || !inet_ntop(family, ip, host, sizeof(host))) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = snprintf(out, outlen, family == AF_INET6 ? "[%s]:%d" : "%s:%d",
+		     host, port);
+	if (n < 0 || (size_t)n >= outlen) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static int srv_cmp(const void *a, const void *b)
+{
+	const struct fd_srv *x = a, *y = b;
+	int c;
+
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->weight != y->weight)
+		return x->weight > y->weight ? -1 : 1;
+	c = strcmp(x->target, y->target);
+	if (c)
+		return c;
+	return (int)x->port - (int)y->port;
+}
+
+void fd_srv_sort(struct fd_srv *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), srv_cmp);
 }
 
 int fd_peerset_init(struct fd_peerset *s, unsigned down_after, size_t max)

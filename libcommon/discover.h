@@ -34,6 +34,33 @@ int fd_peer_addr_norm(const char *s, char *out, size_t outlen, struct fd_err *er
 int fd_peer_file_line(const char *line, size_t len, char *out, size_t outlen,
 		      struct fd_err *err);
 
+/* One line of a command's output (exec strategy): a plain address line as
+ * fd_peer_file_line() takes it, or a JSON object (the line starts with '{')
+ * such as fd-discover prints: {"addr":"HOST:PORT"} with optional "type"
+ * ("peer"), "event" ("up"), "name" (a string) and "meta" (an object).
+ * Records of another type and "down" events are skipped.
+ * Returns 1 with the normalized address in out and, when obj is not NULL,
+ * *obj set to the parsed object (a new reference the caller must
+ * json_object_put(), NULL for a plain line); 0 for a line to skip; -1 with
+ * err naming the problem (not the line number). */
+int fd_peer_line(const char *line, size_t len, char *out, size_t outlen,
+		 struct json_object **obj, struct fd_err *err);
+
+/* Formats a binary IPv4 (AF_INET, 4 bytes) or IPv6 (AF_INET6, 16 bytes)
+ * address and a port (1..65535) as a normalized peer address ("a.b.c.d:p",
+ * "[v6]:p"). Returns 0, or -1 with errno = EINVAL. */
+int fd_peer_addr_ip(int family, const void *ip, int port, char *out, size_t outlen);
+
+/* One SRV record of an answer. */
+struct fd_srv {
+	unsigned short priority, weight, port;
+	const char *target; /* borrowed; without the trailing dot */
+};
+
+/* Sorts SRV records into the order peers are reported in: priority
+ * ascending, then weight descending, then target and port. */
+void fd_srv_sort(struct fd_srv *v, size_t n);
+
 struct fd_peerset {
 	unsigned down_after; /* answers without a peer before it is down (>= 1) */
 	size_t max;	     /* most peers kept */

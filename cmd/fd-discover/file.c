@@ -3,6 +3,7 @@
  * --interval in any case (that catches what inotify cannot see, such as a
  * change on a network filesystem, and paces --down-after). */
 #include "cli.h"
+#include "clock.h"
 #include "strategy.h"
 #include "jsonl.h"
 #include "loop.h"
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FILE (8 * 1024 * 1024)
@@ -29,7 +31,8 @@ struct watch {
 	struct fd_loop *loop;
 	struct fd_timer timer;
 	int ino_fd;
-	char *prev; /* content of the last good read, to warn once */
+	int started; /* a read failed now is reported, not fatal */
+	char *prev;  /* content of the last good read, to warn once */
 	size_t prev_len;
 	char last_error[256]; /* the error reported last, to report once */
 	int rc;
@@ -116,7 +119,7 @@ static int read_peers(struct watch *w)
 	int same;
 
 	if (read_all(w->path, &buf, &len, &err) < 0) {
-		if (!w->loop) /* the first read: a wrong path fails at once */
+		if (!w->loop && !w->started) /* the first read: a wrong path fails at once */
 			fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
 		if (strcmp(err.msg, w->last_error) != 0) {
 			out_error(w->path, err.msg);
@@ -252,6 +255,34 @@ static void run_watch(struct watch *w)
 	fd_loop_free(w->loop);
 }
 
+/* One-shot --expect: read again every --interval until enough peers are
+ * listed or --timeout passes. */
+static void expect_file(struct watch *w)
+{
+	int64_t deadline = fd_mono_ms() + w->o->timeout_ms;
+	struct timespec ts;
+
+	w->started = 1;
+	while (fd_peerset_count(&w->set) < w->o->expect) {
+		int64_t left = deadline - fd_mono_ms();
+
+		if (left <= 0)
+			break;
+		if (left > w->o->interval_ms)
+			left = w->o->interval_ms;
+		if (fd_emit_flush() < 0)
+			fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",
+			       strerror(errno));
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		read_peers(w);
+	}
+	if (expect_status(w->o, fd_peerset_count(&w->set)))
+		w->rc = FD_EXIT_TIMEOUT;
+}
+
 int strategy_file(int argc, char **argv, const struct dopts *o)
 {
 	struct watch w = {.o = o, .ino_fd = -1};
@@ -264,6 +295,8 @@ int strategy_file(int argc, char **argv, const struct dopts *o)
 	read_peers(&w);
 	if (o->watch)
 		run_watch(&w);
+	else if (o->expect)
+		expect_file(&w);
 	fd_peerset_release(&w.set);
 	free(w.prev);
 	free(w.dir_copy);

@@ -2,13 +2,20 @@
 #include "strategy.h"
 #include "jsonl.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <string.h>
 
 #define USAGE                                                                      \
 	"fd-discover static [-w] [--format json|table] addr...\n"                  \
 	"       fd-discover file [-w] [-i interval] [--down-after n] [--strict]\n" \
-	"                   [--format json|table] path"
+	"                   [--format json|table] path\n"                          \
+	"       fd-discover exec [-w] [-i interval] [--down-after n] [--strict]\n" \
+	"                   [--exec-timeout t] [--expect n] [--timeout t] cmd\n"   \
+	"       fd-discover dns|dns-srv [-w] [-i interval] [--down-after n]\n"     \
+	"                   [-p port] [--resolver ip:port] [--expect n]\n"         \
+	"                   [--timeout t] [--format json|table] name"
 
 static const char help[] =
 	"\n"
@@ -17,12 +24,24 @@ static const char help[] =
 	"Strategies:\n"
 	"  static ADDR...          the addresses given (HOST[:PORT], default port 4380)\n"
 	"  file PATH               one address per line; '#' starts a comment\n"
+	"  exec CMD                run /bin/sh -c CMD at every poll; it prints addresses\n"
+	"                          or JSON peer lines\n"
+	"  dns NAME                the A and AAAA records of NAME, with --port\n"
+	"  dns-srv NAME            the SRV records of NAME: targets and ports\n"
 	"\n"
 	"Options:\n"
 	"  -w, --watch             keep going and print up/down changes until SIGINT/SIGTERM\n"
 	"  -i, --interval DURATION re-read the source this often with --watch (default 1s)\n"
 	"      --down-after N      a peer is down after N reads without it (default 1)\n"
 	"      --strict            stop at the first bad line (exit 7)\n"
+	"  -e, --expect N          without --watch: poll until N peers are found (exit 5\n"
+	"                          if not within --timeout)\n"
+	"  -t, --timeout DURATION  how long --expect waits (default 30s)\n"
+	"      --exec-timeout DURATION\n"
+	"                          exec: the longest a run may take (default 10s)\n"
+	"  -p, --port PORT         dns: the peers' port (default 4380)\n"
+	"      --resolver IP[:PORT]\n"
+	"                          dns, dns-srv: ask this server (default: the system's)\n"
 	"      --format FORMAT     json (default) or table\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
@@ -31,30 +50,64 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv, const struct dopts *o);
 } strategies[] = {
-	{"static", strategy_static},
-	{"file", strategy_file},
+	{"static", strategy_static},   {"file", strategy_file},
+	{"exec", strategy_exec},       {"dns", strategy_dns},
+	{"dns-srv", strategy_dns_srv},
 };
-#define KNOWN "static, file"
+#define KNOWN "static, file, exec, dns, dns-srv"
+
+/* "IP" or "IP:PORT" (IPv6 in brackets) as c-ares takes it, into out. */
+static const char *resolver_arg(const char *arg, char *out, size_t len)
+{
+	char host[256];
+	unsigned char ip[16];
+	int port, v6;
+
+	if (fd_parse_hostport(arg, host, sizeof(host), 53, &port) < 0 || port == 0)
+		return NULL;
+	v6 = inet_pton(AF_INET6, host, ip) == 1;
+	if (!v6 && inet_pton(AF_INET, host, ip) != 1)
+		return NULL;
+	snprintf(out, len, v6 ? "[%s]:%d" : "%s:%d", host, port);
+	return out;
+}
 
 int main(int argc, char **argv)
 {
-	enum { OPT_DOWN_AFTER = 256, OPT_STRICT, OPT_FORMAT };
+	enum {
+		OPT_DOWN_AFTER = 256,
+		OPT_STRICT,
+		OPT_FORMAT,
+		OPT_EXEC_TIMEOUT,
+		OPT_RESOLVER
+	};
 	static const struct option opts[] = {
 		{"watch", no_argument, NULL, 'w'},
 		{"interval", required_argument, NULL, 'i'},
 		{"down-after", required_argument, NULL, OPT_DOWN_AFTER},
 		{"strict", no_argument, NULL, OPT_STRICT},
 		{"format", required_argument, NULL, OPT_FORMAT},
+		{"expect", required_argument, NULL, 'e'},
+		{"timeout", required_argument, NULL, 't'},
+		{"exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT},
+		{"port", required_argument, NULL, 'p'},
+		{"resolver", required_argument, NULL, OPT_RESOLVER},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
-	struct dopts o = {.interval_ms = 1000, .down_after = 1};
+	struct dopts o = {.interval_ms = 1000,
+			  .down_after = 1,
+			  .timeout_ms = 30000,
+			  .timeout_arg = "30s",
+			  .exec_timeout_ms = 10000,
+			  .port = FD_DEFAULT_PORT};
+	char resolver[300];
 	long long n;
 	int c;
 
 	fd_cli_init("fd-discover", USAGE);
-	while ((c = getopt_long(argc, argv, ":wi:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":wi:e:t:p:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w': o.watch = 1; break;
 		case 'i':
@@ -70,6 +123,35 @@ int main(int argc, char **argv)
 			o.down_after = (unsigned)n;
 			break;
 		case OPT_STRICT: o.strict = 1; break;
+		case 'e':
+			if (fd_parse_int(optarg, 1, 1000000, &n) < 0)
+				fd_usage_die("invalid --expect '%s' (1 to 1000000)",
+					     optarg);
+			o.expect = (unsigned)n;
+			break;
+		case 't':
+			if (fd_parse_duration(optarg, &o.timeout_ms) < 0)
+				fd_usage_die("invalid --timeout '%s'", optarg);
+			o.timeout_arg = optarg;
+			break;
+		case OPT_EXEC_TIMEOUT:
+			if (fd_parse_duration(optarg, &o.exec_timeout_ms) < 0 ||
+			    o.exec_timeout_ms < 1)
+				fd_usage_die("invalid --exec-timeout '%s'", optarg);
+			break;
+		case 'p':
+			if (fd_parse_int(optarg, 1, 65535, &n) < 0)
+				fd_usage_die("invalid --port '%s' (1 to 65535)",
+					     optarg);
+			o.port = (int)n;
+			break;
+		case OPT_RESOLVER:
+			o.resolver =
+				resolver_arg(optarg, resolver, sizeof(resolver));
+			if (!o.resolver)
+				fd_usage_die("invalid --resolver '%s' (expected IP[:PORT])",
+					     optarg);
+			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "json") != 0 &&
 			    strcmp(optarg, "table") != 0)
@@ -84,6 +166,8 @@ int main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (o.expect && o.watch)
+		fd_usage_die("--expect is for one-shot runs, not --watch");
 	if (argc == 0)
 		fd_usage_die("no strategy given (known: " KNOWN ")");
 	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]); i++) {

@@ -74,15 +74,25 @@ static void add_ts(struct json_object *o)
 		json_object_new_string(fd_ts_format(fd_wall_us(), ts, sizeof(ts))));
 }
 
-void out_peer(const char *event, const char *addr)
+void out_peer_meta(const char *event, const char *addr, const char *name,
+		   struct json_object *meta)
 {
 	struct json_object *o = record("peer");
 
 	json_object_object_add(o, "event", json_object_new_string(event));
+	if (name)
+		json_object_object_add(o, "name", json_object_new_string(name));
 	json_object_object_add(o, "addr", json_object_new_string(addr));
 	json_object_object_add(o, "strategy", json_object_new_string(out.strategy));
+	if (meta)
+		json_object_object_add(o, "meta", json_object_get(meta));
 	add_ts(o);
 	emit(o);
+}
+
+void out_peer(const char *event, const char *addr)
+{
+	out_peer_meta(event, addr, NULL, NULL);
 }
 
 void out_error(const char *source, const char *msg)
@@ -105,10 +115,16 @@ void out_down(const char *addr, void *arg)
 
 int peer_add(struct fd_peerset *set, const char *addr)
 {
+	return peer_add_meta(set, addr, NULL, NULL);
+}
+
+int peer_add_meta(struct fd_peerset *set, const char *addr, const char *name,
+		  struct json_object *meta)
+{
 	int rc = fd_peerset_add(set, addr);
 
 	if (rc == 1)
-		out_peer("up", addr);
+		out_peer_meta("up", addr, name, meta);
 	if (rc < 0 && errno == ENOSPC) {
 		fd_warn("too many peers (at most %zu): '%s' ignored", set->max, addr);
 		return -1;
@@ -116,4 +132,12 @@ int peer_add(struct fd_peerset *set, const char *addr)
 	if (rc < 0)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	return 0;
+}
+
+int expect_status(const struct dopts *o, size_t count)
+{
+	if (!o->expect || count >= o->expect)
+		return FD_EXIT_OK;
+	fd_warn("found %zu of %u peers within %s", count, o->expect, o->timeout_arg);
+	return FD_EXIT_TIMEOUT;
 }

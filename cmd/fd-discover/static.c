@@ -48,6 +48,8 @@ int strategy_static(int argc, char **argv, const struct dopts *o)
 			rc = FD_EXIT_DATA;
 	}
 	fd_peerset_end(&set, out_down, NULL);
+	if (rc == FD_EXIT_OK)
+		rc = expect_status(o, fd_peerset_count(&set)); /* cannot change */
 	fd_peerset_release(&set);
 	if (o->watch && fd_emit_flush() < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to write to stdout: %s",

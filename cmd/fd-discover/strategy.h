@@ -12,12 +12,22 @@ struct dopts {
 	unsigned down_after;
 	int strict;
 	int table;
+	unsigned expect;    /* one-shot: at least this many peers (0: any) */
+	int64_t timeout_ms; /* ... found within this long */
+	const char *timeout_arg; /* as given, for messages */
+	int64_t exec_timeout_ms; /* exec: longest run of the command */
+	int port;		 /* dns: the peers' port */
+	const char *resolver; /* dns: "IP:PORT" of the server to ask, or NULL */
 };
 
 /* Output: one record per line, JSON or a table row, from the same record. */
 void out_init(const struct dopts *o, const char *strategy);
 /* A peer event ("up" or "down"). */
 void out_peer(const char *event, const char *addr);
+/* The same with a name (NULL: none) and a meta object (borrowed; NULL:
+ * none) for an "up" event. */
+void out_peer_meta(const char *event, const char *addr, const char *name,
+		   struct json_object *meta);
 /* A source that failed: an "error" record and the message on stderr. */
 void out_error(const char *source, const char *msg);
 /* fd_peerset_end() callback: prints "down" for addr. */
@@ -26,6 +36,33 @@ void out_down(const char *addr, void *arg);
 /* Adds addr to the answer being built and prints "up" when it is new.
  * Returns 0, or -1 after a message when the set is full. */
 int peer_add(struct fd_peerset *set, const char *addr);
+/* The same, with the name and meta printed in the "up" line. */
+int peer_add_meta(struct fd_peerset *set, const char *addr, const char *name,
+		  struct json_object *meta);
+
+/* Polled strategies (exec, dns, dns-srv): poll() builds one answer into set
+ * (between the driver's fd_peerset_begin() and _end()) with peer_add*().
+ * It returns 0, or -1 with err when the source failed: the answer is then
+ * dropped (what it added is up, nothing goes down) and err reported.
+ * bad_lines is set when the answer had lines that were skipped. */
+struct poller {
+	const char *source; /* names the source in error records */
+	int (*poll)(struct poller *p, struct fd_peerset *set, struct fd_err *err);
+	void *ctx;
+	int bad_lines;
+};
+
+/* Runs p as o asks: one answer (retried every --interval until --expect
+ * peers are up or --timeout), or --watch. Returns the exit status. */
+int poll_run(struct poller *p, const struct dopts *o);
+
+/* True when SIGINT or SIGTERM is pending under --watch (a poll in progress
+ * gives up early). */
+int stop_requested(void);
+
+/* With --expect: the exit status for count peers found (5 with a message
+ * when fewer than expected). */
+int expect_status(const struct dopts *o, size_t count);
 
 /* Runs until SIGINT or SIGTERM, doing nothing else (a --watch without a
  * source that can change). Returns 0, or -1 with errno set. */
@@ -34,5 +71,8 @@ int wait_for_signal(void);
 /* Strategies: each returns the exit status. */
 int strategy_static(int argc, char **argv, const struct dopts *o);
 int strategy_file(int argc, char **argv, const struct dopts *o);
+int strategy_exec(int argc, char **argv, const struct dopts *o);
+int strategy_dns(int argc, char **argv, const struct dopts *o);
+int strategy_dns_srv(int argc, char **argv, const struct dopts *o);
 
 #endif
