@@ -1,8 +1,12 @@
 #include "discover.h"
+#include "jsonl.h"
 #include "unit.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 
 TEST(addr_norm)
 {
@@ -76,6 +80,73 @@ static size_t answer(struct fd_peerset *s, const char *const *addrs, int *ups)
 	for (; *addrs; addrs++)
 		*ups += fd_peerset_add(s, *addrs) == 1;
 	return fd_peerset_end(s, on_down, NULL);
+}
+
+TEST(peer_lines)
+{
+	char out[FD_PEER_ADDR_LEN];
+	struct json_object *o;
+	struct fd_err err;
+	const char *l;
+
+	/* A plain line is a file line. */
+	CHECK_EQ(fd_peer_line(" 127.0.0.1 # c", 14, out, sizeof(out), &o, &err), 1);
+	CHECK_STR(out, "127.0.0.1:4380");
+	CHECK(o == NULL);
+	CHECK_EQ(fd_peer_line("", 0, out, sizeof(out), &o, &err), 0);
+	/* A JSON peer, with what fd-discover prints around it. */
+	l = "{\"type\":\"peer\",\"event\":\"up\",\"name\":\"n\",\"addr\":\"[::1]:7\","
+	    "\"meta\":{\"a\":1}}\r";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), 1);
+	CHECK_STR(out, "[::1]:7");
+	CHECK(o != NULL);
+	CHECK_STR(fd_json_get_str(o, "name"), "n");
+	json_object_put(o);
+	l = "{\"addr\":\"h\"}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), NULL, &err), 1);
+	CHECK_STR(out, "h:4380");
+	/* Skipped: other records, down events. */
+	l = "{\"type\":\"error\",\"addr\":\"h\"}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), 0);
+	l = "{\"event\":\"down\",\"addr\":\"h\"}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), 0);
+	/* Errors. */
+	l = "{\"addr\":\"h\"} x";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), -1);
+	CHECK_STR(err.msg, "invalid JSON object");
+	l = "{\"addr\":1}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), -1);
+	CHECK_STR(err.msg, "no \"addr\" string");
+	l = "{\"addr\":\"h:0\"}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), -1);
+	l = "{\"addr\":\"h\",\"meta\":[]}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), -1);
+	l = "{\"type\":5,\"addr\":\"h\"}";
+	CHECK_EQ(fd_peer_line(l, strlen(l), out, sizeof(out), &o, &err), -1);
+	CHECK_EQ(fd_peer_line("{", 1, out, sizeof(out), &o, &err), -1);
+	CHECK(o == NULL);
+}
+
+TEST(addr_ip_and_srv_sort)
+{
+	unsigned char v4[4] = {10, 0, 0, 5}, v6[16];
+	char out[FD_PEER_ADDR_LEN];
+	struct fd_srv v[] = {
+		{20, 0, 1, "c"}, {10, 1, 2, "b"}, {10, 9, 3, "z"}, {10, 1, 1, "b"}};
+
+	CHECK_EQ(fd_peer_addr_ip(AF_INET, v4, 4380, out, sizeof(out)), 0);
+	CHECK_STR(out, "10.0.0.5:4380");
+	inet_pton(AF_INET6, "fe80::1", v6);
+	CHECK_EQ(fd_peer_addr_ip(AF_INET6, v6, 1, out, sizeof(out)), 0);
+	CHECK_STR(out, "[fe80::1]:1");
+	CHECK_EQ(fd_peer_addr_ip(AF_INET, v4, 0, out, sizeof(out)), -1);
+	CHECK_EQ(fd_peer_addr_ip(AF_INET, v4, 1, out, 5), -1);
+	CHECK_EQ(fd_peer_addr_ip(AF_UNIX, v4, 1, out, sizeof(out)), -1);
+	fd_srv_sort(v, 4);
+	CHECK_STR(v[0].target, "z");
+	CHECK_EQ(v[1].port, 1);
+	CHECK_EQ(v[2].port, 2);
+	CHECK_STR(v[3].target, "c");
 }
 
 TEST(peerset_up_down)
