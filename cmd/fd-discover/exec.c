@@ -121,8 +121,12 @@ static int run(struct exec *x, char **out, size_t *len, struct fd_err *err)
 			}
 			cap = cap ? cap * 2 : 4096;
 			nb = realloc(buf, cap);
-			if (!nb)
-				fd_die(FD_EXIT_RUNTIME, "out of memory");
+			if (!nb) {
+				close(p[0]);
+				kill_wait(pid);
+				free(buf);
+				return fd_err_set(err, "'%s': out of memory", x->cmd);
+			}
 			buf = nb;
 		}
 		{
