@@ -131,7 +131,7 @@ static void resolve(void)
 		if (!name)
 			fd_die(FD_EXIT_RUNTIME,
 			       "'%s' is not an fd node: nothing changed", t->addr);
-		snprintf(t->name, sizeof(t->name), "%s", name);
+		snprintf(t->name, sizeof(t->name), "%s", name ? name : "");
 		json_object_put(info);
 		for (int k = 0; k < i; k++)
 			if (strcmp(targets[k].name, t->name) == 0)
@@ -177,10 +177,11 @@ static void check_groups(int argc, char **argv)
 				if (len[k] == l && strncmp(tok[k], p, l) == 0)
 					fd_usage_die("node '%.*s' is named twice",
 						     (int)l, p);
-			if (n == MAX_NODES)
+			if (n >= MAX_NODES)
 				fd_usage_die("too many nodes (at most %d)", MAX_NODES);
-			tok[n] = p;
-			len[n++] = l;
+			tok[n % MAX_NODES] = p;
+			len[n % MAX_NODES] = l;
+			n++;
 			p += l;
 			if (!*p)
 				break;
@@ -209,10 +210,10 @@ static int assign_groups(int argc, char **argv)
 			if (i < 0)
 				fd_usage_die("unknown node '%s' (not among the %d nodes given)",
 					     tok, ntargets);
-			if (targets[i].group >= 0)
+			if (targets[i < 0 ? 0 : i].group >= 0)
 				fd_usage_die("node '%s' is named twice",
 					     targets[i].name);
-			targets[i].group = g;
+			targets[i < 0 ? 0 : i].group = g;
 		}
 		free(copy);
 	}
@@ -401,7 +402,7 @@ int main(int argc, char **argv)
 		case 'n':
 			if (nnodes == MAX_NODES)
 				fd_usage_die("too many nodes (at most %d)", MAX_NODES);
-			nodes[nnodes++] = optarg;
+			nodes[nnodes++ % MAX_NODES] = optarg;
 			break;
 		case 'd':
 			if (fd_parse_duration(optarg, &duration_ms) < 0 ||
