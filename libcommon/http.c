@@ -47,6 +47,8 @@ struct fd_http_server {
 	struct fd_http_req *reqs; /* every live request, for shutdown */
 	int stopping;
 	int resumed; /* a connection was resumed since the last MHD_run() */
+	fd_http_server_gate gate; /* fault injection */
+	void *gate_arg;
 };
 
 enum req_state {
@@ -294,6 +296,8 @@ static void dispatch(struct fd_http_req *req)
 		fd_http_reply_error(req, 500, "out of memory");
 		return;
 	}
+	if (req->srv->gate && req->srv->gate(req, req->srv->gate_arg))
+		return; /* fault gate: it replied */
 	if (r->flags & FD_HTTP_JSON) {
 		if (fd_json_parse_value(fd_buf_str(&req->body), req->body.len,
 					&req->json, &err) < 0) {
@@ -510,6 +514,13 @@ void fd_http_server_free(struct fd_http_server *srv)
 	fd_timer_disarm(srv->loop, &srv->timer);
 	MHD_stop_daemon(srv->d);
 	free(srv);
+}
+
+void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
+			     void *arg)
+{
+	srv->gate = g;
+	srv->gate_arg = arg;
 }
 
 int fd_http_route(struct fd_http_server *srv, const char *method,
@@ -787,6 +798,10 @@ struct creq {
 	void *arg;
 	char errbuf[CURL_ERROR_SIZE];
 	struct creq *prev, *next;
+	/* fault gate: a request held back (delay) or failed (drop) */
+	struct fd_http_client *c;
+	struct fd_timer gate_timer;
+	int gated, gate_drop;
 };
 
 struct fd_http_client {
@@ -797,6 +812,9 @@ struct fd_http_client {
 	uint64_t next_id;
 	struct creq *reqs;
 	size_t n;
+	fd_http_client_gate gate; /* fault injection */
+	void *gate_arg;
+	char *header; /* added to every request */
 };
 
 static void creq_free(struct fd_http_client *c, struct creq *r)
@@ -808,7 +826,9 @@ static void creq_free(struct fd_http_client *c, struct creq *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	c->n--;
-	curl_multi_remove_handle(c->multi, r->easy);
+	fd_timer_disarm(c->loop, &r->gate_timer);
+	if (!r->gated)
+		curl_multi_remove_handle(c->multi, r->easy);
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
@@ -954,7 +974,64 @@ void fd_http_client_free(struct fd_http_client *c)
 	fd_timer_disarm(c->loop, &c->timer);
 	curl_multi_cleanup(c->multi);
 	curl_global_cleanup();
+	free(c->header);
 	free(c);
+}
+
+/* Fault gate: a dropped request fails from the loop as if unreachable; a
+ * delayed one joins the multi handle when its timer fires. */
+static void on_gate_timer(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct creq *r = arg;
+	struct fd_http_client *c = r->c;
+	struct fd_http_resp resp = {0};
+
+	(void)loop;
+	(void)t;
+	if (!r->gate_drop) {
+		r->gated = 0;
+		if (curl_multi_add_handle(c->multi, r->easy) == CURLM_OK)
+			return;
+		r->gated = 1;
+		resp.error = "unable to start the request";
+	} else {
+		resp.error = "connection refused (fault injected)";
+	}
+	resp.body = "";
+	r->cb(&resp, r->arg);
+	creq_free(c, r);
+}
+
+static int gate_request(struct fd_http_client *c, struct creq *r, const char *url)
+{
+	int64_t delay = 0;
+
+	r->gate_drop = c->gate(url, &delay, c->gate_arg) < 0;
+	if (!r->gate_drop && delay <= 0)
+		return 0;
+	r->c = c;
+	r->gated = 1;
+	fd_timer_init(&r->gate_timer, on_gate_timer, r);
+	fd_timer_arm(c->loop, &r->gate_timer, r->gate_drop ? 0 : delay);
+	return 1;
+}
+
+void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
+			     void *arg)
+{
+	c->gate = g;
+	c->gate_arg = arg;
+}
+
+int fd_http_client_set_header(struct fd_http_client *c, const char *header)
+{
+	char *h = strdup(header);
+
+	if (!h)
+		return -1;
+	free(c->header);
+	c->header = h;
+	return 0;
 }
 
 uint64_t fd_http_request(struct fd_http_client *c, const char *method,
@@ -976,6 +1053,8 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 	r->hdrs = curl_slist_append(NULL, "Expect:");
 	for (size_t i = 0; headers && headers[i]; i++)
 		r->hdrs = curl_slist_append(r->hdrs, headers[i]);
+	if (c->header)
+		r->hdrs = curl_slist_append(r->hdrs, c->header);
 	if (body) {
 		r->body = malloc(len ? len : 1);
 		if (!r->body) {
@@ -1010,6 +1089,8 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 		c->reqs->prev = r;
 	c->reqs = r;
 	c->n++;
+	if (c->gate && gate_request(c, r, url))
+		return r->id; /* held back or failed by the fault gate */
 	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK) {
 		creq_free(c, r);
 		fd_err_set(err, "unable to start the request");

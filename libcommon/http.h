@@ -64,6 +64,13 @@ void fd_http_server_free(struct fd_http_server *srv);
 int fd_http_route(struct fd_http_server *srv, const char *method,
 		  const char *path, unsigned flags, fd_http_handler h, void *arg);
 
+/* Fault gate (fd-node's fault injection): called for every request that
+ * matched a route, before its handler. Returning non-zero means the gate
+ * replied (e.g. 503) and the handler does not run. NULL removes it. */
+typedef int (*fd_http_server_gate)(struct fd_http_req *req, void *arg);
+void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
+			     void *arg);
+
 /* Request accessors; strings are borrowed and valid until the request ends. */
 const char *fd_http_method(const struct fd_http_req *req);
 const char *fd_http_path(const struct fd_http_req *req);
@@ -161,6 +168,18 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 void fd_http_cancel(struct fd_http_client *c, uint64_t handle);
 /* Requests started and not yet called back. */
 size_t fd_http_pending(const struct fd_http_client *c);
+
+/* Fault gate (fd-node's fault injection): called by fd_http_request for
+ * every request with its url. Returns 0 to start it (after *delay_ms when
+ * set above 0), or -1 to fail it as unreachable: the callback then runs
+ * from the loop with error "connection refused (fault injected)". NULL
+ * removes it. */
+typedef int (*fd_http_client_gate)(const char *url, int64_t *delay_ms, void *arg);
+void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
+			     void *arg);
+/* A header ("Name: value", copied) added to every request of c from now
+ * on (e.g. "X-FD-From: n1"). Returns 0, or -1 (ENOMEM). */
+int fd_http_client_set_header(struct fd_http_client *c, const char *header);
 
 /* "http://HOST:PORT" + path for a node address "host:port" or "[v6]:port". */
 int fd_http_url(char *buf, size_t len, const char *addr, const char *path);

@@ -12,7 +12,7 @@
 	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
 	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
 	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
-	"               [--log-format text|json] [--max-body size]\n"                      \
+	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"   \
 	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"   \
 	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"   \
 	"               [--channels separate|shared]\n"                                    \
@@ -37,6 +37,7 @@ static const char help[] =
 	"      --log-level LEVEL   debug, info, warn, error or off (default info)\n"
 	"      --log-format FMT    text or json (default text)\n"
 	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
+	"      --max-duration T    longest life of a fault rule, and its default (10m)\n"
 	"\n"
 	"Pub/sub options:\n"
 	"      --max-payload SIZE  largest message payload (default 8MiB)\n"
@@ -85,6 +86,7 @@ int main(int argc, char **argv)
 		OPT_RETRY_JOIN,
 		OPT_READY_QUORUM,
 		OPT_READY_EXPECT,
+		OPT_MAX_DURATION,   /* faults */
 		OPT_PS_MAX_PAYLOAD, /* pub/sub */
 		OPT_PS_SUB_QUEUE,
 		OPT_PS_SUB_QUEUE_BYTES,
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 		{"max-body", required_argument, NULL, OPT_MAX_BODY},
+		{"max-duration", required_argument, NULL, OPT_MAX_DURATION},
 		{"max-payload", required_argument, NULL, OPT_PS_MAX_PAYLOAD},
 		{"sub-queue", required_argument, NULL, OPT_PS_SUB_QUEUE},
 		{"sub-queue-bytes", required_argument, NULL, OPT_PS_SUB_QUEUE_BYTES},
@@ -121,6 +124,7 @@ int main(int argc, char **argv)
 	};
 	struct node_opts o = {.listen = "127.0.0.1:4380",
 			      .max_body = 1024 * 1024,
+			      .fault_max_ms = 600000,
 			      .profile = "lan"};
 	struct pubsub_opts ps;
 	uint64_t size;
@@ -188,6 +192,12 @@ int main(int argc, char **argv)
 				fd_usage_die("invalid --max-body '%s' (1 byte to 1GiB)",
 					     optarg);
 			o.max_body = (size_t)size;
+			break;
+		case OPT_MAX_DURATION:
+			if (fd_parse_duration(optarg, &o.fault_max_ms) < 0 ||
+			    o.fault_max_ms < 1000 || o.fault_max_ms > 7 * 86400000LL)
+				fd_usage_die("invalid --max-duration '%s' (1s to 168h)",
+					     optarg);
 			break;
 		case OPT_PS_MAX_PAYLOAD:
 			if (fd_parse_size(optarg, &size) < 0 || size == 0 ||

@@ -268,6 +268,8 @@ static void pump(struct members *ms)
 			struct sockaddr_storage ss;
 			socklen_t sl;
 
+			if (faults_udp_out(ms->n, out->addr, out->buf, out->len))
+				continue; /* faults.c: dropped or delayed */
 			if (to_sockaddr(out->addr, &ss, &sl) < 0 ||
 			    sendto(ms->n->udp_fd, out->buf, out->len, 0,
 				   (struct sockaddr *)&ss, sl) < 0)
@@ -351,6 +353,8 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 			snprintf(from, sizeof(from), "%s:%d", host,
 				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
+		if (faults_udp_in(ms->n, from, buf, (size_t)len))
+			continue; /* faults.c: dropped or delayed */
 		/* Oversized datagrams arrive truncated to MTU + 1: the core
 		 * rejects them by length. */
 		fd_member_recv(ms->m, fd_loop_now(loop), from, buf, (size_t)len);
@@ -358,6 +362,17 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 	}
 	if (got)
 		pump(ms);
+}
+
+/* A datagram the fault gate held back (faults.c). */
+void members_udp_deliver(struct node *n, const char *from, const void *buf, size_t len)
+{
+	struct members *ms = n->members;
+
+	if (!ms)
+		return;
+	fd_member_recv(ms->m, fd_loop_now(n->loop), from, buf, len);
+	pump(ms);
 }
 
 /* Push-pull and join */

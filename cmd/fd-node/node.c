@@ -158,6 +158,7 @@ static struct json_object *node_info(struct node *n)
 	members_add_info(n, o);
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
+	faults_add_info(n, o); /* faults.c */
 	return o;
 }
 
@@ -413,7 +414,8 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
 		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
-	if (!n.client || members_init(&n) < 0 || registry_init(&n) < 0) {
+	if (!n.client || faults_init(&n) < 0 || members_init(&n) < 0 ||
+	    registry_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
@@ -430,6 +432,7 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
+	faults_add_routes(&n); /* faults.c: /v1/faults and the server-side gate */
 	members_add_routes(&n);
 	registry_add_routes(&n);
 	if (pubsub_init(&n) < 0)
@@ -451,6 +454,7 @@ int node_main(const struct node_opts *opts)
 	registry_free(&n);
 	pubsub_free(&n);
 	members_free(&n);
+	faults_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);
 	if (opts->pid_file)

@@ -25,6 +25,7 @@ struct node_opts {
 	int ready_expect;
 	int detach;
 	size_t max_body;
+	int64_t fault_max_ms; /* --max-duration: longest fault rule (faults.c) */
 	const struct pubsub_opts *pubsub; /* pub/sub options (pubsub.h) */
 };
 
@@ -32,6 +33,7 @@ struct members;
 struct registry;
 struct pubsub;
 struct pubsub_opts;
+struct faults;
 
 struct node {
 	struct fd_loop *loop;
@@ -47,6 +49,7 @@ struct node {
 	struct members *members;
 	struct registry *registry;
 	struct pubsub *pubsub; /* pubsub.c */
+	struct faults *faults; /* faults.c */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
@@ -93,6 +96,21 @@ void registry_free(struct node *n);
 void registry_add_routes(struct node *n);
 void registry_add_info(struct node *n, struct json_object *info);
 void registry_member_changed(struct node *n, const struct fd_member_event *ev);
+
+/* Fault gate (faults.c): rules from /v1/faults applied to node-to-node
+ * traffic. faults_init sets the HTTP client's gate and X-FD-From header;
+ * faults_add_routes the admin routes and the server's gate (/v1/cluster/).
+ * faults_udp_out / faults_udp_in return 1 when they took the datagram
+ * (dropped, or queued for later), 0 to send / deliver it now. */
+int faults_init(struct node *n);
+void faults_free(struct node *n);
+void faults_add_routes(struct node *n);
+void faults_add_info(struct node *n, struct json_object *info);
+int faults_udp_out(struct node *n, const char *addr, const void *buf, size_t len);
+int faults_udp_in(struct node *n, const char *from, const void *buf, size_t len);
+/* Delivers a datagram faults_udp_in held back (members.c). */
+void members_udp_deliver(struct node *n, const char *from, const void *buf,
+			 size_t len);
 
 /* Client subcommands; argv[0] is the subcommand. */
 int cmd_info(int argc, char **argv);
