@@ -264,7 +264,8 @@ static int value(struct scan *s, int depth, fd_json_member_fn fn, void *arg)
 
 	if (s->p >= s->end)
 		return fail(s, "expected a value");
-	if (depth > FD_JSON_MAX_DEPTH && (*s->p == '{' || *s->p == '['))
+	/* json-c's tokener of depth FD_JSON_MAX_DEPTH takes one level less */
+	if (depth >= FD_JSON_MAX_DEPTH && (*s->p == '{' || *s->p == '['))
 		return fail(s, "nested too deep");
 	switch (*s->p) {
 	case '{': return object(s, depth, fn, arg);

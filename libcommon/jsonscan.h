@@ -6,8 +6,8 @@
  *
  * Accepts exactly RFC 8259 JSON text: one value with optional whitespace
  * around it, valid UTF-8 (no surrogates, no overlongs), strings without
- * control characters, numbers in the strict grammar, nesting at most
- * FD_JSON_MAX_DEPTH. Pure, no allocation; reads nothing outside s[0..len).
+ * control characters, numbers in the strict grammar, fewer than
+ * FD_JSON_MAX_DEPTH nested containers (as json-c with that depth). Pure, no allocation; reads nothing outside s[0..len).
  */
 #ifndef FD_JSONSCAN_H
 #define FD_JSONSCAN_H

@@ -1,6 +1,7 @@
 #include "psframe.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t put_varint(unsigned char *p, uint64_t v)
@@ -359,4 +360,110 @@ again:
 		used = len;
 	}
 	return (ssize_t)used;
+}
+
+int fd_psf_put_chunks(struct fd_buf *b, unsigned flags, unsigned prio,
+		      const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+		      uint64_t ts, const char *const *groups, unsigned ngroups,
+		      const char *payload, size_t plen, size_t chunk)
+{
+	size_t old = b->len, first;
+
+	if (chunk == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	first = plen < chunk ? plen : chunk;
+	if (fd_psf_put_msg(b, flags, prio, topic, tlen, stream, seq, ts, plen,
+			   groups, ngroups, payload, first) < 0)
+		return -1;
+	for (size_t off = first; off < plen; off += chunk) {
+		size_t k = plen - off < chunk ? plen - off : chunk;
+
+		if (fd_psf_put_more(b, prio, payload + off, k) < 0) {
+			b->len = old;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	r->buf = (struct fd_buf)FD_BUF_INIT(max);
+}
+
+void fd_psf_reasm_reset(struct fd_psf_reasm *r)
+{
+	r->active = 0;
+	r->buf.len = 0;
+}
+
+void fd_psf_reasm_release(struct fd_psf_reasm *r)
+{
+	r->active = 0;
+	fd_buf_release(&r->buf);
+	free(r->groups);
+	r->groups = NULL;
+	r->gcap = 0;
+}
+
+int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *lost)
+{
+	*lost = 0;
+	if (f->type == FD_PSF_MSG) {
+		if (r->active) {
+			(*lost)++;
+			fd_psf_reasm_reset(r);
+		}
+		r->head = *f;
+		if (f->len == f->total)
+			return 1; /* whole: no copy */
+		if (f->total > r->buf.max) {
+			(*lost)++;
+			return 0;
+		}
+		memcpy(r->topic, f->topic, f->topic_len);
+		r->head.topic = r->topic;
+		if (f->groups_len > r->gcap) {
+			char *g = realloc(r->groups, f->groups_len);
+
+			if (!g) {
+				(*lost)++;
+				return -1;
+			}
+			r->groups = g;
+			r->gcap = f->groups_len;
+		}
+		if (f->groups_len)
+			memcpy(r->groups, f->groups, f->groups_len);
+		r->head.groups = r->groups;
+		r->active = 1;
+		r->buf.len = 0;
+	} else if (f->type == FD_PSF_MORE) {
+		if (!r->active)
+			return 0; /* the start was lost */
+	} else {
+		return 0;
+	}
+	if (r->buf.len + f->len > r->head.total ||
+	    fd_buf_append(&r->buf, f->data, f->len) < 0) {
+		int oom = errno == ENOMEM && r->buf.len + f->len <= r->head.total;
+
+		(*lost)++;
+		fd_psf_reasm_reset(r);
+		if (oom) {
+			errno = ENOMEM;
+			return -1;
+		}
+		return 0;
+	}
+	if (r->buf.len < r->head.total)
+		return 0;
+	r->active = 0;
+	r->head.type = FD_PSF_MSG;
+	r->head.data = r->buf.data;
+	r->head.len = r->buf.len;
+	return 1;
 }

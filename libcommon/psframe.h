@@ -87,6 +87,39 @@ int fd_psf_put_msg(struct fd_buf *b, unsigned flags, unsigned prio,
 		   uint64_t ts, uint64_t total, const char *const *groups,
 		   unsigned ngroups, const char *piece, size_t plen);
 int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t plen);
+/* Appends a whole message as a MSG frame carrying its first chunk bytes of
+ * payload and MORE frames carrying chunk bytes each (chunk > 0). Returns 0,
+ * or -1 as the encoders above (nothing appended then). */
+int fd_psf_put_chunks(struct fd_buf *b, unsigned flags, unsigned prio,
+		      const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+		      uint64_t ts, const char *const *groups, unsigned ngroups,
+		      const char *payload, size_t plen, size_t chunk);
+
+/* Reassembles the messages of one priority from their MSG and MORE frames.
+ * A message that never completes is lost when the next MSG starts, and so
+ * is one whose pieces run past its total or past max. */
+struct fd_psf_reasm {
+	int active;
+	/* the message's header: topic and groups point into the storage
+	 * below; data and len are the whole payload once complete */
+	struct fd_psf head;
+	char topic[256];
+	char *groups; /* malloc'd, gcap bytes */
+	size_t gcap;
+	struct fd_buf buf;
+};
+/* max: the largest payload accepted. */
+void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max);
+/* Forgets a message in progress; keeps the memory. */
+void fd_psf_reasm_reset(struct fd_psf_reasm *r);
+void fd_psf_reasm_release(struct fd_psf_reasm *r);
+/* Takes one decoded MSG or MORE frame f (of r's priority). Returns 1 when a
+ * message is complete: r->head holds it, its payload in r->head.data and
+ * r->head.len, valid until the next call; 0 when more is to come (or f was
+ * a MORE without a start, ignored). *lost is set to the number of messages
+ * given up (0 or 1, or 2: the one interrupted and the new one). Returns -1
+ * with errno ENOMEM only when out of memory (the message is lost). */
+int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *lost);
 
 /* Splits a byte stream into frames. max is the largest frame body accepted.
  * The reader buffers at most one partial frame. */

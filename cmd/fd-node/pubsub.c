@@ -72,18 +72,6 @@ struct ps_chan {
 	size_t inflight_msgs;
 };
 
-struct ps_reasm {
-	int active;
-	unsigned flags;
-	char topic[FD_TOPIC_MAX_LEN + 1];
-	size_t tlen;
-	uint64_t stream, seq, ts, total;
-	char *groups;
-	size_t groups_len;
-	unsigned ngroups;
-	struct fd_buf buf;
-};
-
 struct ps_delta {
 	enum fd_topic_op op;
 	char *pattern;
@@ -109,7 +97,7 @@ struct ps_peer {
 	uint64_t rvers;
 	int rhave;
 	size_t rcount;
-	struct ps_reasm rx[FD_PSF_NPRIO];
+	struct fd_psf_reasm rx[FD_PSF_NPRIO];
 	uint64_t tx_bytes, rx_bytes, tx_msgs, rx_msgs, lost;
 	struct ps_peer *next;
 };
@@ -539,7 +527,7 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 			     ps->o.max_payload / 64 + 65536));
 		p->ch[i].peer = p;
 		p->ch[i].idx = i;
-		p->rx[i].buf = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + 64);
+		fd_psf_reasm_init(&p->rx[i], ps->o.max_payload + 64);
 	}
 	fd_timer_init(&p->iretry, on_iretry, p);
 	p->next = ps->peers;
@@ -557,14 +545,6 @@ static void deltas_clear(struct ps_peer *p)
 	free(p->deltas);
 	p->deltas = NULL;
 	p->ndeltas = 0;
-}
-
-static void reasm_reset(struct ps_reasm *r)
-{
-	r->active = 0;
-	free(r->groups);
-	r->groups = NULL;
-	r->buf.len = 0;
 }
 
 /* The peer is gone (failed, left, restarted): forget what it wanted and
@@ -588,8 +568,7 @@ static void peer_reset(struct ps_peer *p)
 		c->msgs = c->inflight_msgs = 0;
 		fd_buf_release(&c->q);
 		c->head = 0;
-		reasm_reset(&p->rx[i]);
-		fd_buf_release(&p->rx[i].buf);
+		fd_psf_reasm_release(&p->rx[i]);
 	}
 	if (p->iinflight)
 		fd_http_cancel(ps->n->client, p->iinflight);
@@ -813,7 +792,7 @@ static struct ps_peer *peer_from_req(struct pubsub *ps, struct fd_http_req *req)
 			p->rhave = 0;
 			p->rcount = 0;
 			for (int i = 0; i < FD_PSF_NPRIO; i++)
-				reasm_reset(&p->rx[i]);
+				fd_psf_reasm_reset(&p->rx[i]);
 		}
 		snprintf(p->id, sizeof(p->id), "%s", id);
 	}
@@ -950,8 +929,6 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 	struct pubsub *ps = p->ps;
 	int ch = ps->o.shared_channel ? 0 : (int)prio;
 	struct ps_chan *c = &p->ch[ch];
-	size_t first = plen < ps->o.chunk ? plen : ps->o.chunk, off;
-	size_t old;
 
 	/* room: drop the bytes already sent (only when they are at least half
 	 * of the buffer, so that compaction stays linear overall) */
@@ -962,26 +939,16 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 		fd_buf_consume(&c->q, c->head);
 		c->head = 0;
 	}
-	old = c->q.len;
-
-	if (fd_psf_put_msg(&c->q, flags, prio, topic, tlen, stream, seq, ts,
-			   plen, groups, ngroups, payload, first) < 0)
-		goto fail;
-	for (off = first; off < plen; off += ps->o.chunk) {
-		size_t k = plen - off < ps->o.chunk ? plen - off : ps->o.chunk;
-
-		if (fd_psf_put_more(&c->q, prio, payload + off, k) < 0)
-			goto fail;
+	if (fd_psf_put_chunks(&c->q, flags, prio, topic, tlen, stream, seq, ts,
+			      groups, ngroups, payload, plen, ps->o.chunk) < 0) {
+		p->lost++;
+		ps->lost++;
+		return -1;
 	}
 	c->msgs++;
 	ps->forwarded++;
 	peer_kick(p, ch);
 	return 0;
-fail:
-	c->q.len = old;
-	p->lost++;
-	ps->lost++;
-	return -1;
 }
 
 /* ---- publishing and delivery ---- */
@@ -1576,13 +1543,14 @@ struct ps_rx {
 
 static void rx_closed(struct fd_http_req *req, void *arg);
 
-static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm *r)
+/* A whole message from peer p: decompressed when need be, then delivered. */
+static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
+			  const struct fd_psf *f)
 {
-	const char *data = r->buf.data;
-	size_t dlen = r->buf.len;
-	struct fd_psf f = {0};
+	const char *data = f->data;
+	size_t dlen = f->len;
 
-	if (r->flags & FD_PSF_ZSTD) {
+	if (f->flags & FD_PSF_ZSTD) {
 		unsigned long long size = ZSTD_getFrameContentSize(data, dlen);
 
 		ps->zbuf.len = 0;
@@ -1598,11 +1566,8 @@ static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm 
 		data = ps->zbuf.data;
 		dlen = (size_t)size;
 	}
-	f.groups = r->groups;
-	f.groups_len = r->groups_len;
-	f.ngroups = r->ngroups;
-	deliver_remote(ps, p, r->ngroups ? &f : NULL, r->topic, r->tlen,
-		       r->stream, r->seq, r->ts, data, dlen);
+	deliver_remote(ps, p, f->ngroups ? f : NULL, f->topic, f->topic_len,
+		       f->stream, f->seq, f->ts, data, dlen);
 }
 
 static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
@@ -1611,69 +1576,24 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	struct pubsub *ps = rx->ps;
 	struct ps_peer *p = rx->p;
 	struct fd_psf f;
-	struct ps_reasm *r;
+	unsigned lost;
+	int rc;
 
 	if (!body)
 		return fd_err_set(err, "frame of %zu bytes, over the limit", len);
 	if (fd_psf_parse(body, len, &f, err) < 0)
 		return -1;
-	r = &p->rx[f.prio];
+	if (f.type != FD_PSF_MSG && f.type != FD_PSF_MORE)
+		return fd_err_set(err, "unexpected frame type %d", f.type);
 	if (f.type == FD_PSF_MSG) {
-		if (r->active) {
-			p->lost++;
-			ps->lost++;
-			reasm_reset(r);
-		}
 		p->rx_msgs++;
 		ps->received++;
-		if (f.len == f.total && !(f.flags & FD_PSF_ZSTD)) {
-			deliver_remote(ps, p, f.ngroups ? &f : NULL, f.topic,
-				       f.topic_len, f.stream, f.seq, f.ts,
-				       f.data, f.len);
-			return 0;
-		}
-		if (f.total > ps->o.max_payload + 64) {
-			p->lost++;
-			ps->lost++;
-			return 0;
-		}
-		r->active = 1;
-		r->flags = f.flags;
-		memcpy(r->topic, f.topic, f.topic_len);
-		r->tlen = f.topic_len;
-		r->stream = f.stream;
-		r->seq = f.seq;
-		r->ts = f.ts;
-		r->total = f.total;
-		r->ngroups = f.ngroups;
-		r->groups_len = f.groups_len;
-		r->groups = NULL;
-		if (f.ngroups) {
-			r->groups = malloc(f.groups_len);
-			if (!r->groups) {
-				reasm_reset(r);
-				return 0;
-			}
-			memcpy(r->groups, f.groups, f.groups_len);
-		}
-		r->buf.len = 0;
-	} else if (f.type == FD_PSF_MORE) {
-		if (!r->active)
-			return 0; /* the start was lost */
-	} else {
-		return fd_err_set(err, "unexpected frame type %d", f.type);
 	}
-	if (r->buf.len + f.len > r->total ||
-	    fd_buf_append(&r->buf, f.data, f.len) < 0) {
-		p->lost++;
-		ps->lost++;
-		reasm_reset(r);
-		return 0;
-	}
-	if (r->buf.len == r->total) {
-		deliver_reasm(ps, p, r);
-		reasm_reset(r);
-	}
+	rc = fd_psf_reasm_add(&p->rx[f.prio], &f, &lost);
+	p->lost += lost;
+	ps->lost += lost;
+	if (rc == 1)
+		deliver_whole(ps, p, &p->rx[f.prio].head);
 	return 0;
 }
 
@@ -1976,8 +1896,7 @@ void pubsub_free(struct node *n)
 		ps->peers = p->next;
 		for (int i = 0; i < FD_PSF_NPRIO; i++) {
 			fd_buf_release(&p->ch[i].q);
-			reasm_reset(&p->rx[i]);
-			fd_buf_release(&p->rx[i].buf);
+			fd_psf_reasm_release(&p->rx[i]);
 		}
 		fd_timer_disarm(n->loop, &p->iretry);
 		deltas_clear(p);
