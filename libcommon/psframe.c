@@ -248,11 +248,33 @@ int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t p
 	return 0;
 }
 
+static size_t get_len(const char *p);
+
 void fd_psf_reader_init(struct fd_psf_reader *r, size_t max)
 {
 	r->max = max;
 	r->part = (struct fd_buf)FD_BUF_INIT(max + 4);
 	r->skip = 0;
+	r->part_fn = NULL;
+	r->part_arg = NULL;
+}
+
+void fd_psf_reader_on_part(struct fd_psf_reader *r, fd_psf_part_fn fn, void *arg)
+{
+	r->part_fn = fn;
+	r->part_arg = arg;
+}
+
+/* The partial frame grew: tell part_fn. */
+static void grew(struct fd_psf_reader *r, size_t old)
+{
+	size_t flen;
+
+	if (!r->part_fn || r->part.len <= 4 || r->part.len == old)
+		return;
+	flen = get_len(r->part.data);
+	if (flen <= r->max)
+		r->part_fn(r->part_arg, r->part.data + 4, r->part.len - 4, flen);
 }
 
 void fd_psf_reader_release(struct fd_psf_reader *r)
@@ -319,13 +341,14 @@ again:
 			goto again;
 		}
 		if (r->part.len < 4 + flen) {
-			size_t k = 4 + flen - r->part.len;
+			size_t k = 4 + flen - r->part.len, old = r->part.len;
 
 			if (k > len - used)
 				k = len - used;
 			if (fd_buf_append(&r->part, data + used, k) < 0)
 				return fd_err_set(err, "out of memory");
 			used += k;
+			grew(r, old);
 			if (r->part.len < 4 + flen)
 				return (ssize_t)used;
 		}
@@ -358,6 +381,7 @@ again:
 		if (fd_buf_append(&r->part, data + used, len - used) < 0)
 			return fd_err_set(err, "out of memory");
 		used = len;
+		grew(r, 0);
 	}
 	return (ssize_t)used;
 }

@@ -123,12 +123,21 @@ int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *l
 
 /* Splits a byte stream into frames. max is the largest frame body accepted.
  * The reader buffers at most one partial frame. */
+typedef void (*fd_psf_part_fn)(void *arg, const char *body, size_t have, size_t flen);
 struct fd_psf_reader {
 	size_t max;
 	struct fd_buf part;
 	size_t skip; /* bytes left of an oversized frame */
+	fd_psf_part_fn part_fn;
+	void *part_arg;
 };
 void fd_psf_reader_init(struct fd_psf_reader *r, size_t max);
+/* Optional: fn sees a frame that comes in several pieces grow: its body so
+ * far (have bytes of flen) after each piece, the last time (have == flen)
+ * just before the frame is offered. So a caller can work on a large frame a
+ * piece at a time instead of all at once when it is complete. A frame that
+ * comes whole in one feed is only offered. */
+void fd_psf_reader_on_part(struct fd_psf_reader *r, fd_psf_part_fn fn, void *arg);
 void fd_psf_reader_release(struct fd_psf_reader *r);
 /* fn gets each complete frame body; it returns 0 to go on, 1 to refuse the
  * frame for now (the reader keeps it: the next feed, with or without new

@@ -139,6 +139,11 @@ struct ps_pub {
 	uint64_t published, rejected, items;
 	struct json_object *errors;
 	struct fd_psf_reader reader;
+	/* the payload of the PUB frame coming in pieces, validated as it
+	 * comes (js_done bytes so far) */
+	struct fd_json_stream js;
+	size_t js_done;
+	int js_active;
 	struct fd_buf line;
 	int skipping;	/* inside a line too long */
 	int line_ready; /* line holds a whole line not yet published */
@@ -1145,10 +1150,46 @@ static const char *one_line(struct pubsub *ps, const char *data, size_t *len)
 	return NULL;
 }
 
-/* One PUB frame from the client. */
-static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err)
+/* A PUB frame growing in the reader: validate its payload as it comes. */
+static void pub_part(void *arg, const char *body, size_t have, size_t flen)
 {
 	struct ps_pub *pub = arg;
+	size_t hdr;
+
+	(void)flen;
+	if (have < 3 || body[0] != FD_PSF_PUB)
+		return;
+	hdr = 3 + (unsigned char)body[2];
+	if (have < hdr)
+		return;
+	if (!pub->js_active) {
+		fd_json_stream_init(&pub->js);
+		pub->js_done = 0;
+		pub->js_active = 1;
+	}
+	if (have - hdr > pub->js_done) {
+		fd_json_stream_feed(&pub->js, body + hdr + pub->js_done,
+				    have - hdr - pub->js_done, NULL);
+		pub->js_done = have - hdr;
+	}
+}
+
+/* Checks a PUB frame's payload: 0, or -1 with e filled. Uses what pub_part
+ * found when the frame came in pieces. *nl: may the payload hold newlines. */
+static int pub_check_data(struct ps_pub *pub, const struct fd_psf *f, int *nl,
+			  struct fd_err *e)
+{
+	if (pub->js_active && pub->js_done == f->len) {
+		*nl = pub->js.newlines > 0;
+		return fd_json_stream_end(&pub->js, e);
+	}
+	*nl = 1;
+	return fd_json_scan(f->data, f->len, NULL, NULL, e);
+}
+
+/* pub_frame's work: 0 done (published or rejected), 1 blocked. */
+static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *nl)
+{
 	struct pubsub *ps = pub->ps;
 	struct fd_psf f;
 	struct fd_err e;
@@ -1156,7 +1197,6 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	size_t dlen;
 	int rc;
 
-	(void)err;
 	pub->items++;
 	if (!body) {
 		pub_error(pub, "frame", pub->items,
@@ -1179,12 +1219,12 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 			  ps->o.max_payload);
 		return 0;
 	}
-	if (fd_json_scan(f.data, f.len, NULL, NULL, &e) < 0) {
+	if (pub_check_data(pub, &f, nl, &e) < 0) {
 		pub_error(pub, "frame", pub->items, "data: %s", e.msg);
 		return 0;
 	}
 	dlen = f.len;
-	data = one_line(ps, f.data, &dlen);
+	data = *nl ? one_line(ps, f.data, &dlen) : f.data;
 	if (!data)
 		return 0;
 	rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen);
@@ -1196,6 +1236,19 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	if (rc == 0)
 		pub->published++;
 	return 0;
+}
+
+/* One PUB frame from the client. */
+static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err)
+{
+	struct ps_pub *pub = arg;
+	int rc, nl = 1;
+
+	(void)err;
+	rc = pub_frame_do(pub, body, len, &nl);
+	if (rc != 1)
+		pub->js_active = 0; /* done with this frame */
+	return rc;
 }
 
 struct line_fields {
@@ -1526,6 +1579,7 @@ static void h_publish(struct fd_http_req *req, void *arg)
 	}
 	pub->first_seq = pub->seq;
 	fd_psf_reader_init(&pub->reader, ps->o.max_payload + 4 + 3 + 256);
+	fd_psf_reader_on_part(&pub->reader, pub_part, pub);
 	pub->line = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + LINE_EXTRA);
 	fd_http_on_body(req, on_pub_body, pub);
 	fd_http_on_close(req, pub_closed, pub);

@@ -410,6 +410,121 @@ TEST(examples)
 	}
 }
 
+/* ---- a piece at a time ---- */
+
+/* The stream validator, fed in random pieces (each its own allocation),
+ * gives fd_json_scan's verdict and error. */
+static int stream_ok(const char *s, size_t len, char *why, size_t cap)
+{
+	struct fd_json_stream st;
+	struct fd_err err;
+	size_t off = 0;
+	int rc = 0;
+
+	fd_json_stream_init(&st);
+	while (off < len) {
+		size_t k = 1 + unit_rand_below(unit_rand_below(2) ? 4 : len - off);
+		char *e;
+
+		if (k > len - off)
+			k = len - off;
+		e = exact(s + off, k);
+		if (fd_json_stream_feed(&st, e, k, &err) < 0)
+			rc = -1;
+		free(e);
+		off += k;
+	}
+	if (fd_json_stream_end(&st, &err) < 0) {
+		rc = -1;
+		snprintf(why, cap, "%s", err.msg);
+	}
+	return rc == 0;
+}
+
+static size_t newlines_outside_strings(const char *s, size_t len)
+{
+	size_t n = 0;
+	int in_str = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (in_str && s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			in_str = !in_str;
+		else if (!in_str && (s[i] == '\n' || s[i] == '\r'))
+			n++;
+	}
+	return n;
+}
+
+TEST(stream_agrees_with_scan)
+{
+	struct fd_buf b = FD_BUF_INIT(1 << 20);
+
+	for (int i = 0; i < 60000 && !unit_failed; i++) {
+		char why[256] = "";
+		struct fd_err err;
+		char *e;
+		int a, st;
+
+		gen_text(&b);
+		if (i % 4)
+			mutate(&b);
+		e = exact(b.data, b.len);
+		a = fd_json_scan(e, b.len, NULL, NULL, &err) == 0;
+		free(e);
+		st = stream_ok(b.data, b.len, why, sizeof(why));
+		if (a != st)
+			show(a ? "the stream refused what fd_json_scan accepts"
+			       : "the stream accepted what fd_json_scan refuses",
+			     b.data, b.len);
+		else if (!a && strcmp(why, err.msg) != 0)
+			unit_fail(__FILE__, __LINE__, "'%s' vs '%s'", why, err.msg);
+		if (a && i % 4 == 0) {
+			struct fd_json_stream s;
+
+			fd_json_stream_init(&s);
+			fd_json_stream_feed(&s, b.data, b.len, NULL);
+			CHECK_EQ(s.newlines, newlines_outside_strings(b.data, b.len));
+		}
+	}
+	fd_buf_release(&b);
+}
+
+TEST(stream_limits)
+{
+	struct fd_json_stream s;
+	struct fd_err err;
+	size_t n = 8 << 20;
+	char *big = malloc(n);
+
+	/* depth as fd_json_scan */
+	for (int depth = 1; depth <= FD_JSON_MAX_DEPTH + 1; depth++) {
+		fd_json_stream_init(&s);
+		for (int i = 0; i < depth; i++)
+			fd_json_stream_feed(&s, "[", 1, NULL);
+		for (int i = 0; i < depth; i++)
+			fd_json_stream_feed(&s, "]", 1, NULL);
+		CHECK_EQ(fd_json_stream_end(&s, NULL) == 0, depth < FD_JSON_MAX_DEPTH);
+	}
+	/* 8 MiB in 64 KiB pieces; a failure sticks */
+	memset(big, 'x', n);
+	big[0] = '"';
+	big[n - 1] = '"';
+	fd_json_stream_init(&s);
+	for (size_t off = 0; off < n; off += 65536)
+		CHECK_EQ(fd_json_stream_feed(&s, big + off, 65536, NULL), 0);
+	CHECK_EQ(fd_json_stream_end(&s, NULL), 0);
+	CHECK_EQ(fd_json_stream_feed(&s, "x", 1, &err), -1);
+	CHECK_STR(err.msg, "invalid JSON: trailing characters at byte 8388609");
+	CHECK_EQ(fd_json_stream_feed(&s, "", 0, &err), -1);
+	CHECK_EQ(fd_json_stream_end(&s, &err), -1);
+	fd_json_stream_init(&s);
+	CHECK_EQ(fd_json_stream_end(&s, &err), -1);
+	CHECK_STR(err.msg, "invalid JSON: expected a value at byte 1");
+	free(big);
+}
+
 /* ---- limits ---- */
 
 TEST(depth_limit_as_jsonc)
