@@ -412,15 +412,31 @@ int fd_psf_put_chunks(struct fd_buf *b, unsigned flags, unsigned prio,
 	return 0;
 }
 
-void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max)
+void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max, size_t headroom,
+		       size_t tailroom)
 {
 	memset(r, 0, sizeof(*r));
-	r->buf = (struct fd_buf)FD_BUF_INIT(max);
+	r->headroom = headroom;
+	r->tailroom = tailroom;
+	r->buf = (struct fd_buf)FD_BUF_INIT(headroom + max + tailroom);
+}
+
+char *fd_psf_reasm_detach(struct fd_psf_reasm *r)
+{
+	char *d = r->copied ? r->buf.data : NULL;
+
+	if (d) {
+		r->buf.data = NULL;
+		r->buf.len = r->buf.cap = 0;
+		r->copied = 0;
+	}
+	return d;
 }
 
 void fd_psf_reasm_reset(struct fd_psf_reasm *r)
 {
 	r->active = 0;
+	r->copied = 0;
 	r->buf.len = 0;
 }
 
@@ -435,6 +451,8 @@ void fd_psf_reasm_release(struct fd_psf_reasm *r)
 
 int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *lost)
 {
+	size_t have, need;
+
 	*lost = 0;
 	if (f->type == FD_PSF_MSG) {
 		if (r->active) {
@@ -442,9 +460,10 @@ int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *l
 			fd_psf_reasm_reset(r);
 		}
 		r->head = *f;
+		r->copied = 0;
 		if (f->len == f->total)
 			return 1; /* whole: no copy */
-		if (f->total > r->buf.max) {
+		if (f->total > r->buf.max - r->headroom - r->tailroom) {
 			(*lost)++;
 			return 0;
 		}
@@ -463,31 +482,42 @@ int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *l
 		if (f->groups_len)
 			memcpy(r->groups, f->groups, f->groups_len);
 		r->head.groups = r->groups;
+		/* the whole buffer at once, of the size needed: no copy as
+		 * it fills, no room wasted while a caller keeps it */
+		need = r->headroom + f->total + r->tailroom;
+		if (need > r->buf.cap || need < r->buf.cap / 4) {
+			char *d = realloc(r->buf.data, need);
+
+			if (!d) {
+				(*lost)++;
+				return -1;
+			}
+			r->buf.data = d;
+			r->buf.cap = need;
+		}
+		r->buf.len = r->headroom;
 		r->active = 1;
-		r->buf.len = 0;
 	} else if (f->type == FD_PSF_MORE) {
 		if (!r->active)
 			return 0; /* the start was lost */
 	} else {
 		return 0;
 	}
-	if (r->buf.len + f->len > r->head.total ||
-	    fd_buf_append(&r->buf, f->data, f->len) < 0) {
-		int oom = errno == ENOMEM && r->buf.len + f->len <= r->head.total;
-
+	have = r->buf.len - r->headroom;
+	if (have + f->len > r->head.total) {
 		(*lost)++;
 		fd_psf_reasm_reset(r);
-		if (oom) {
-			errno = ENOMEM;
-			return -1;
-		}
 		return 0;
 	}
-	if (r->buf.len < r->head.total)
+	if (f->len)
+		memcpy(r->buf.data + r->buf.len, f->data, f->len);
+	r->buf.len += f->len;
+	if (have + f->len < r->head.total)
 		return 0;
 	r->active = 0;
+	r->copied = 1;
 	r->head.type = FD_PSF_MSG;
-	r->head.data = r->buf.data;
-	r->head.len = r->buf.len;
+	r->head.data = r->buf.data + r->headroom;
+	r->head.len = r->head.total;
 	return 1;
 }

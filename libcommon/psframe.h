@@ -106,10 +106,16 @@ struct fd_psf_reasm {
 	char topic[256];
 	char *groups; /* malloc'd, gcap bytes */
 	size_t gcap;
+	size_t headroom, tailroom;
+	int copied; /* the last message is in buf (not in its one frame) */
 	struct fd_buf buf;
 };
-/* max: the largest payload accepted. */
-void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max);
+/* max: the largest payload accepted. A message's payload is copied into a
+ * buffer with headroom bytes free before it and tailroom after it, which
+ * the caller can take (fd_psf_reasm_detach) to build a record around the
+ * payload without copying it. */
+void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max, size_t headroom,
+		       size_t tailroom);
 /* Forgets a message in progress; keeps the memory. */
 void fd_psf_reasm_reset(struct fd_psf_reasm *r);
 void fd_psf_reasm_release(struct fd_psf_reasm *r);
@@ -120,6 +126,11 @@ void fd_psf_reasm_release(struct fd_psf_reasm *r);
  * given up (0 or 1, or 2: the one interrupted and the new one). Returns -1
  * with errno ENOMEM only when out of memory (the message is lost). */
 int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *lost);
+/* After fd_psf_reasm_add returned 1: the buffer holding the message, which
+ * the caller must free(): headroom bytes, the payload (r->head.len bytes),
+ * tailroom bytes. NULL when the message came whole in one frame (r->head
+ * points into that frame). The next message gets a new buffer. */
+char *fd_psf_reasm_detach(struct fd_psf_reasm *r);
 
 /* Splits a byte stream into frames. max is the largest frame body accepted.
  * The reader buffers at most one partial frame. */

@@ -39,9 +39,16 @@ enum { FMT_JSONL, FMT_SSE };
 struct ps_msg {
 	unsigned refs;
 	unsigned is_gap;
-	size_t len; /* line bytes, '\n' included */
-	char line[];
+	size_t len;  /* line bytes, '\n' included */
+	char *line;  /* in inl, or in block */
+	char *block; /* a reassembly buffer holding the line (freed with it) */
+	char inl[];
 };
+
+/* A line's bytes besides its data, at most (topic and node name escaped). */
+#define MSG_HEAD_MAX(tlen, flen) (100 + 2 * (tlen) + 2 * (flen) + 48)
+/* Room reassembly keeps before a payload for the line's start. */
+#define REASM_HEAD MSG_HEAD_MAX(FD_TOPIC_MAX_LEN, 255)
 
 struct ps_sub {
 	int kind;
@@ -54,6 +61,9 @@ struct ps_sub {
 	size_t max_msgs, max_bytes;
 	struct ps_msg **ring;
 	size_t rcap, head, count, bytes;
+	/* the record being written to the stream, a piece at a time */
+	struct ps_msg *cur;
+	size_t cur_off;
 	/* loss not yet reported */
 	uint64_t missed;
 	char gap_topic[FD_TOPIC_MAX_LEN + 1];
@@ -194,8 +204,10 @@ static int parse_prio(const char *s)
 
 static void msg_unref(struct ps_msg *m)
 {
-	if (m && --m->refs == 0)
+	if (m && --m->refs == 0) {
+		free(m->block);
 		free(m);
+	}
 }
 
 /* "2026-11-26T17:06:31.123456Z" */
@@ -235,21 +247,14 @@ static size_t put_u64(char *p, uint64_t v)
 		p += sizeof(lit) - 1;            \
 	} while (0)
 
-/* Builds the message line. from is a node name. */
-static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
-			      const char *from, uint64_t stream, uint64_t seq,
-			      uint64_t ts, const char *data, size_t dlen)
+/* Writes the line's start, up to its data, to p: MSG_HEAD_MAX bytes at
+ * most. Returns its length. */
+static size_t msg_head(struct pubsub *ps, char *p, const char *topic, size_t tlen,
+		       const char *from, uint64_t stream, uint64_t seq, uint64_t ts)
 {
 	size_t flen = strlen(from);
-	size_t cap = 100 + 2 * tlen + 2 * flen + 48 + dlen + 8;
-	struct ps_msg *m = malloc(sizeof(*m) + cap);
-	char *p;
+	char *start = p;
 
-	if (!m)
-		return NULL;
-	m->refs = 1;
-	m->is_gap = 0;
-	p = m->line;
 	APPEND("{\"type\":\"message\",\"topic\":");
 	p += fd_json_quote(p, 2 * tlen + 2, topic, tlen);
 	APPEND(",\"seq\":");
@@ -261,10 +266,52 @@ static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
 	APPEND(",\"ts\":\"");
 	p += format_ts(ps, ts, p);
 	APPEND("\",\"data\":");
+	return (size_t)(p - start);
+}
+
+/* Builds the message line. from is a node name. */
+static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
+			      const char *from, uint64_t stream, uint64_t seq,
+			      uint64_t ts, const char *data, size_t dlen)
+{
+	size_t cap = MSG_HEAD_MAX(tlen, strlen(from)) + dlen + 8;
+	struct ps_msg *m = malloc(sizeof(*m) + cap);
+	char *p;
+
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = NULL;
+	m->line = p = m->inl;
+	p += msg_head(ps, p, topic, tlen, from, stream, seq, ts);
 	memcpy(p, data, dlen);
 	p += dlen;
 	APPEND("}\n");
 	m->len = (size_t)(p - m->line);
+	return m;
+}
+
+/* The same around a payload already in a reassembly buffer (REASM_HEAD
+ * bytes in, 2 free after it), which the message takes: no copy. */
+static struct ps_msg *msg_wrap(struct pubsub *ps, char *block, const char *topic,
+			       size_t tlen, const char *from, uint64_t stream,
+			       uint64_t seq, uint64_t ts, size_t dlen)
+{
+	struct ps_msg *m = malloc(sizeof(*m));
+	char head[REASM_HEAD];
+	size_t h;
+
+	if (!m)
+		return NULL;
+	h = msg_head(ps, head, topic, tlen, from, stream, seq, ts);
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = block;
+	m->line = block + REASM_HEAD - h;
+	memcpy(m->line, head, h);
+	memcpy(block + REASM_HEAD + dlen, "}\n", 2);
+	m->len = h + dlen + 2;
 	return m;
 }
 
@@ -279,7 +326,8 @@ static struct ps_msg *gap_new(const char *topic, uint64_t missed, const char *re
 		return NULL;
 	m->refs = 1;
 	m->is_gap = 1;
-	p = m->line;
+	m->block = NULL;
+	m->line = p = m->inl;
 	APPEND("{\"type\":\"gap\",\"topic\":");
 	p += fd_json_quote(p, 2 * tlen + 2, topic, tlen);
 	APPEND(",\"missed\":");
@@ -445,47 +493,83 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 	sub_pump(s);
 }
 
-static int sub_write(struct ps_sub *s, const char *line, size_t len)
+/* Writes record m on from *off, at most max bytes (the stream's format
+ * around the line: SSE's "data: " and blank line). Returns 1 when all of it
+ * is written, 0 when not yet, -1 when the stream refused it. */
+static int sub_put(struct ps_sub *s, struct ps_msg *m, size_t *off, size_t max)
 {
-	if (s->format == FMT_SSE) {
-		if (fd_http_stream_write(s->req, "data: ", 6) < 0 ||
-		    fd_http_stream_write(s->req, line, len) < 0 ||
-		    fd_http_stream_write(s->req, "\n", 1) < 0)
+	int sse = s->format == FMT_SSE;
+	size_t pre = sse ? 6 : 0, total = pre + m->len + (sse ? 1 : 0);
+
+	while (*off < total && max > 0) {
+		const char *src;
+		size_t k;
+
+		if (*off < pre) {
+			src = "data: " + *off;
+			k = pre - *off;
+		} else if (*off < pre + m->len) {
+			src = m->line + (*off - pre);
+			k = pre + m->len - *off;
+		} else {
+			src = "\n";
+			k = 1;
+		}
+		if (k > max)
+			k = max;
+		if (fd_http_stream_write(s->req, src, k) < 0)
 			return -1;
-		return 0;
+		*off += k;
+		max -= k;
 	}
-	return fd_http_stream_write(s->req, line, len);
+	return *off == total;
 }
 
+/* Moves queued records to the stream while it holds less than STREAM_FILL
+ * bytes. A large record goes a piece at a time (as the stream drains), so
+ * that no loop turn copies all of it. */
 static void sub_pump(struct ps_sub *s)
 {
 	if (s->ended)
 		return;
-	/* drop-oldest: the loss comes before what is left in the queue */
-	if (s->missed && s->overflow == PS_DROP_OLDEST &&
-	    fd_http_stream_queued(s->req) < STREAM_FILL) {
-		struct ps_msg *g = gap_new(s->gap_topic, s->missed, NULL);
+	for (;;) {
+		size_t q = fd_http_stream_queued(s->req);
+		int rc;
 
-		if (g && sub_write(s, g->line, g->len) == 0) {
+		if (q >= STREAM_FILL)
+			break;
+		if (s->cur) {
+			rc = sub_put(s, s->cur, &s->cur_off, STREAM_FILL - q);
+			if (rc < 0)
+				break;
+			if (rc == 0)
+				continue;
+			if (!s->cur->is_gap) {
+				s->delivered++;
+				s->ps->delivered++;
+			}
+			msg_unref(s->cur);
+			s->cur = NULL;
+			continue;
+		}
+		/* drop-oldest: the loss comes before what is left in the queue */
+		if (s->missed && s->overflow == PS_DROP_OLDEST) {
+			s->cur = gap_new(s->gap_topic, s->missed, NULL);
+			if (!s->cur)
+				break;
+			s->cur_off = 0;
 			s->ps->gaps++;
 			s->missed = 0;
+			continue;
 		}
-		free(g);
-	}
-	while (s->count && fd_http_stream_queued(s->req) < STREAM_FILL) {
-		struct ps_msg *m = s->ring[s->head];
-
-		if (sub_write(s, m->line, m->len) < 0)
+		if (!s->count)
 			break;
-		if (!m->is_gap) {
-			s->delivered++;
-			s->ps->delivered++;
-		}
-		msg_unref(ring_pop(s));
+		s->cur = ring_pop(s);
+		s->cur_off = 0;
 	}
 	if (s->overflow == PS_DROP_NEW)
 		flush_gap_tail(s);
-	if (s->overflow == -1 && s->count == 0)
+	if (s->overflow == -1 && s->count == 0 && !s->cur)
 		sub_end(s);
 }
 
@@ -532,7 +616,7 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 			     ps->o.max_payload / 64 + 65536));
 		p->ch[i].peer = p;
 		p->ch[i].idx = i;
-		fd_psf_reasm_init(&p->rx[i], ps->o.max_payload + 64);
+		fd_psf_reasm_init(&p->rx[i], ps->o.max_payload + 64, REASM_HEAD, 2);
 	}
 	fd_timer_init(&p->iretry, on_iretry, p);
 	p->next = ps->peers;
@@ -999,16 +1083,20 @@ static int group_listed(const struct fd_psf *f, const char *group)
 /* Delivers a message that came from peer `from` to the local subscribers:
  * the ungrouped ones and one member of each group the sender picked us
  * for (f: the MSG header, for its group list; NULL: none). */
+/* block: NULL, or a reassembly buffer holding data (REASM_HEAD bytes in),
+ * which this takes. */
 static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
-			   const struct fd_psf *f, const char *topic,
-			   size_t tlen, uint64_t stream, uint64_t seq,
-			   uint64_t ts, const char *data, size_t dlen)
+			   const struct fd_psf *f, const char *topic, size_t tlen,
+			   uint64_t stream, uint64_t seq, uint64_t ts,
+			   const char *data, size_t dlen, char *block)
 {
 	struct ps_msg *m = NULL;
 	size_t n = 0, k;
 
-	if (match_into(ps, ps->local, topic, tlen, 0, &n) < 0 || n == 0)
+	if (match_into(ps, ps->local, topic, tlen, 0, &n) < 0 || n == 0) {
+		free(block);
 		return;
+	}
 	k = fd_topic_select(ps->mbuf, n, ps->pick++, FD_TOPIC_ONCE_PER_VALUE);
 	for (size_t i = 0; i < k; i++) {
 		struct ps_sub *s = ps->mbuf[i].value;
@@ -1016,13 +1104,17 @@ static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
 		if (ps->mbuf[i].group && (!f || !group_listed(f, ps->mbuf[i].group)))
 			continue;
 		if (!m) {
-			m = msg_new(ps, topic, tlen, from->name, stream, seq,
-				    ts, data, dlen);
+			m = block ? msg_wrap(ps, block, topic, tlen, from->name,
+					     stream, seq, ts, dlen)
+				  : msg_new(ps, topic, tlen, from->name, stream,
+					    seq, ts, data, dlen);
 			if (!m)
-				return;
+				break;
+			block = NULL;
 		}
 		sub_deliver(s, m, topic, tlen);
 	}
+	free(block);
 	msg_unref(m);
 }
 
@@ -1599,12 +1691,16 @@ static void rx_closed(struct fd_http_req *req, void *arg);
 
 /* A whole message from peer p: decompressed when need be, then delivered. */
 static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
-			  const struct fd_psf *f)
+			  struct fd_psf_reasm *r)
 {
+	const struct fd_psf *f = &r->head;
 	const char *data = f->data;
 	size_t dlen = f->len;
+	char *block = NULL;
 
-	if (f->flags & FD_PSF_ZSTD) {
+	if (!(f->flags & FD_PSF_ZSTD)) {
+		block = fd_psf_reasm_detach(r); /* the line is built around it */
+	} else {
 		unsigned long long size = ZSTD_getFrameContentSize(data, dlen);
 
 		ps->zbuf.len = 0;
@@ -1621,7 +1717,7 @@ static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
 		dlen = (size_t)size;
 	}
 	deliver_remote(ps, p, f->ngroups ? f : NULL, f->topic, f->topic_len,
-		       f->stream, f->seq, f->ts, data, dlen);
+		       f->stream, f->seq, f->ts, data, dlen, block);
 }
 
 static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
@@ -1647,7 +1743,7 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	p->lost += lost;
 	ps->lost += lost;
 	if (rc == 1)
-		deliver_whole(ps, p, &p->rx[f.prio].head);
+		deliver_whole(ps, p, &p->rx[f.prio]);
 	return 0;
 }
 
@@ -1728,6 +1824,7 @@ static void sub_free(struct ps_sub *s)
 	ps->nsubs--;
 	while (s->count)
 		msg_unref(ring_pop(s));
+	msg_unref(s->cur);
 	free(s->ring);
 	for (int i = 0; i < s->npatterns; i++)
 		free(s->patterns[i]);

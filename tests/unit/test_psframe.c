@@ -451,6 +451,21 @@ static int on_chunk_frame(void *arg, const char *body, size_t len, struct fd_err
 		CHECK_EQ(h->flags & FD_PSF_ZSTD, m->flags);
 		check_groups(h, m);
 		c->done++;
+		/* a copied message can be taken with its room around it */
+		if (unit_rand_below(2)) {
+			const struct fd_psf_reasm *r = &c->rx[f.prio];
+			size_t head = r->headroom, tail = r->tailroom;
+			char *d = fd_psf_reasm_detach(&c->rx[f.prio]);
+
+			if (d) {
+				CHECK(h->data == d + head);
+				memset(d, 0, head);
+				memset(d + head + m->len, 0, tail);
+				free(d);
+			} else {
+				CHECK(h->data >= body && h->data <= body + len);
+			}
+		}
 	}
 	return 0;
 }
@@ -473,7 +488,8 @@ TEST(chunks_reassemble)
 
 		for (int i = 0; i < FD_PSF_NPRIO; i++) {
 			q[i] = (struct fd_buf)FD_BUF_INIT(1 << 26);
-			fd_psf_reasm_init(&c.rx[i], 1 << 20);
+			fd_psf_reasm_init(&c.rx[i], 1 << 20, unit_rand_below(3) * 100,
+					  unit_rand_below(3));
 		}
 		for (size_t i = 0; i < nmsgs; i++) {
 			struct msg *m = &msgs[i];
@@ -556,7 +572,7 @@ TEST(reassembly_losses_counted)
 	char data[100];
 
 	memset(data, 'x', sizeof(data));
-	fd_psf_reasm_init(&r, 50);
+	fd_psf_reasm_init(&r, 50, 0, 0);
 	/* a MORE out of nowhere: ignored */
 	fd_psf_put_more(&b, 0, data, 10);
 	REQUIRE(fd_psf_parse(b.data + 4, b.len - 4, &f, NULL) == 0);
@@ -589,6 +605,7 @@ TEST(reassembly_losses_counted)
 	REQUIRE(fd_psf_parse(b.data + 4, b.len - 4, &f, NULL) == 0);
 	CHECK_EQ(fd_psf_reasm_add(&r, &f, &lost), 1);
 	CHECK(r.head.data == f.data);
+	CHECK(fd_psf_reasm_detach(&r) == NULL);
 	fd_psf_reasm_release(&r);
 	fd_buf_release(&b);
 }
