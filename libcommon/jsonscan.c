@@ -1,7 +1,11 @@
 #include "jsonscan.h"
 #include "jsonl.h"
 
+#include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct scan {
 	const unsigned char *p, *end, *start;
@@ -20,6 +24,47 @@ static void ws(struct scan *s)
 	while (s->p < s->end &&
 	       (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
+}
+
+/* Skips the bytes a string can hold as they are (printable ASCII but for
+ * '"' and '\\'), eight at a time: a payload is mostly those. */
+static const unsigned char *skip_plain(const unsigned char *p,
+				       const unsigned char *end)
+{
+	const uint64_t ones = 0x0101010101010101ULL;
+	const uint64_t highs = 0x8080808080808080ULL;
+
+#ifdef __SSE2__
+	while (end - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* signed: bytes >= 0x80 are below 0x20 too */
+		__m128i m = _mm_or_si128(
+			_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+			_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+				     _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+		int bits = _mm_movemask_epi8(m);
+
+		if (bits)
+			return p + __builtin_ctz((unsigned)bits);
+		p += 16;
+	}
+#endif
+	while (end - p >= 8) {
+		uint64_t x, q, b;
+
+		memcpy(&x, p, 8);
+		q = x ^ (ones * '"');
+		b = x ^ (ones * '\\');
+		/* any byte < 0x20, >= 0x80, '"' or '\\' */
+		if ((((x - ones * 0x20) & ~x) | x | ((q - ones) & ~q) |
+		     ((b - ones) & ~b)) &
+		    highs)
+			break;
+		p += 8;
+	}
+	while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+		p++;
+	return p;
 }
 
 static int hex(int c)
@@ -42,9 +87,7 @@ static int string(struct scan *s, int *escaped)
 	for (;;) {
 		unsigned c;
 
-		/* fast path over plain ASCII */
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-			p++;
+		p = skip_plain(p, end);
 		if (p >= end) {
 			s->p = p;
 			return fail(s, "unterminated string");
@@ -392,9 +435,7 @@ int fd_json_stream_feed(struct fd_json_stream *s, const char *str, size_t len,
 
 		switch (s->state) {
 		case JS_STR:
-			while (p < end && *p >= 0x20 && *p < 0x80 &&
-			       *p != '"' && *p != '\\')
-				p++;
+			p = skip_plain(p, end);
 			if (p == end)
 				continue;
 			c = *p;

@@ -525,6 +525,33 @@ TEST(stream_limits)
 	free(big);
 }
 
+/* Every byte value at every place in a long plain string (the scanners
+ * skip plain bytes eight at a time): the same verdict from fd_json_scan,
+ * the stream and json-c (but where json-c is lax). */
+TEST(special_bytes_in_long_strings)
+{
+	char s[48];
+
+	for (int c = 0; c < 256 && !unit_failed; c++) {
+		for (size_t at = 1; at < sizeof(s) - 1; at++) {
+			char why[256];
+			int a, j;
+
+			memset(s, 'a', sizeof(s));
+			s[0] = '"';
+			s[sizeof(s) - 1] = '"';
+			s[at] = (char)c;
+			a = scan_ok(s, sizeof(s));
+			j = jsonc_ok(s, sizeof(s));
+			CHECK_EQ(a, stream_ok(s, sizeof(s), why, sizeof(why)));
+			CHECK_EQ(a, (c >= 0x20 && c < 0x80 && c != '"' && c != '\\'));
+			if (a != j && !(c < 0x20 && j))
+				unit_fail(__FILE__, __LINE__,
+					  "byte 0x%02x at %zu", c, at);
+		}
+	}
+}
+
 /* ---- limits ---- */
 
 TEST(depth_limit_as_jsonc)
