@@ -13,6 +13,7 @@
 #include "topic.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -76,9 +77,10 @@ struct ps_chan {
 	struct ps_peer *peer;
 	int idx;
 	struct fd_buf q;
-	size_t head;	   /* bytes of q already sent */
-	size_t msgs;	   /* messages queued */
-	uint64_t inflight; /* request handle, 0 when idle */
+	size_t head; /* bytes of q already sent (or being sent) */
+	size_t fly, fly_len, fly_pos; /* the batch in flight: q[fly..+fly_len) */
+	size_t msgs;		      /* messages queued */
+	uint64_t inflight;	      /* request handle, 0 when idle */
 	size_t inflight_msgs;
 };
 
@@ -933,6 +935,35 @@ static struct ps_chan *chan_of(struct ps_peer *p, int ch)
 	return &p->ch[ch];
 }
 
+/* Bytes of c->q that may be dropped: sent, and not in flight. */
+static size_t chan_done(const struct ps_chan *c)
+{
+	return c->inflight ? c->fly : c->head;
+}
+
+static void chan_compact(struct ps_chan *c)
+{
+	size_t n = chan_done(c);
+
+	fd_buf_consume(&c->q, n);
+	c->head -= n;
+	c->fly -= n;
+}
+
+/* curl reads the batch in flight from the queue as it sends it: no copy of
+ * it up front, and the queue may grow (move) meanwhile. */
+static size_t batch_read(char *buf, size_t max, void *arg)
+{
+	struct ps_chan *c = arg;
+	size_t k = c->fly_len - c->fly_pos;
+
+	if (k > max)
+		k = max;
+	memcpy(buf, c->q.data + c->fly + c->fly_pos, k);
+	c->fly_pos += k;
+	return k;
+}
+
 /* Sends the next batch of channel ch when none is in flight. */
 static void peer_kick(struct ps_peer *p, int ch)
 {
@@ -946,6 +977,12 @@ static void peer_kick(struct ps_peer *p, int ch)
 
 	if (c->inflight || avail == 0 || !p->alive || !p->addr[0])
 		return;
+	/* what was sent before is done with */
+	if (c->head == c->q.len) {
+		c->q.len = c->head = 0;
+	} else if (c->head > (1u << 20) && c->head >= c->q.len / 2) {
+		chan_compact(c);
+	}
 	/* whole frames, up to BATCH_MAX (at least one) */
 	while (take < avail) {
 		const unsigned char *f =
@@ -962,8 +999,12 @@ static void peer_kick(struct ps_peer *p, int ch)
 	snprintf(extra, sizeof(extra), "&ch=%d", ch);
 	if (peer_url(p, "/v1/cluster/pubsub", extra, url, sizeof(url)) < 0)
 		return;
-	c->inflight = fd_http_request(ps->n->client, "POST", url, c->q.data + c->head,
-				      take, hdrs, 30000, on_batch_done, c, &err);
+	c->fly = c->head;
+	c->fly_len = take;
+	c->fly_pos = 0;
+	c->inflight = fd_http_request_read(ps->n->client, "POST", url, take,
+					   batch_read, c, hdrs, 30000,
+					   on_batch_done, c, &err);
 	if (!c->inflight) {
 		fd_warn("pubsub: unable to send to %s: %s", p->name, err.msg);
 		return;
@@ -972,12 +1013,6 @@ static void peer_kick(struct ps_peer *p, int ch)
 	c->head += take;
 	c->msgs -= msgs < c->msgs ? msgs : c->msgs;
 	c->inflight_msgs = msgs;
-	if (c->head == c->q.len) {
-		c->q.len = c->head = 0;
-	} else if (c->head > (1u << 20) && c->head >= c->q.len / 2) {
-		fd_buf_consume(&c->q, c->head);
-		c->head = 0;
-	}
 }
 
 static void on_batch_done(const struct fd_http_resp *resp, void *arg)
@@ -1021,13 +1056,11 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 
 	/* room: drop the bytes already sent (only when they are at least half
 	 * of the buffer, so that compaction stays linear overall) */
-	if (c->head > 0 && c->head >= c->q.len / 2 &&
+	if (chan_done(c) > 0 && chan_done(c) >= c->q.len / 2 &&
 	    c->q.len + plen + FD_PSF_MSG_OVERHEAD + tlen +
 			    (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
-		    c->q.max) {
-		fd_buf_consume(&c->q, c->head);
-		c->head = 0;
-	}
+		    c->q.max)
+		chan_compact(c);
 	if (fd_psf_put_chunks(&c->q, flags, prio, topic, tlen, stream, seq, ts,
 			      groups, ngroups, payload, plen, ps->o.chunk) < 0) {
 		p->lost++;
@@ -2008,6 +2041,11 @@ int pubsub_init(struct node *n)
 	if (!ps)
 		return -1;
 	ps->n = n;
+	/* Payloads of megabytes come and go: keep freed memory for the next
+	 * ones (up to 64 MiB) instead of handing it back to the kernel and
+	 * faulting it in again, page by page, for every message. */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	if (n->opts->pubsub)
 		ps->o = *n->opts->pubsub;
 	else
