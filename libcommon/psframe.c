@@ -343,6 +343,10 @@ again:
 		if (r->part.len < 4 + flen) {
 			size_t k = 4 + flen - r->part.len, old = r->part.len;
 
+			/* the whole frame's room at once: a large frame is
+			 * not moved again and again as it grows */
+			if (fd_buf_reserve(&r->part, k) < 0)
+				return fd_err_set(err, "out of memory");
 			if (k > len - used)
 				k = len - used;
 			if (fd_buf_append(&r->part, data + used, k) < 0)
