@@ -525,3 +525,84 @@ int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *l
 	r->head.len = r->head.total;
 	return 1;
 }
+
+int fd_psf_chunker_init(struct fd_psf_chunker *c, unsigned flags, unsigned prio,
+			const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+			uint64_t ts, const char *const *groups, unsigned ngroups,
+			const char *payload, size_t plen, size_t chunk)
+{
+	struct fd_buf b = FD_BUF_INIT((size_t)1 << 20);
+	size_t more;
+
+	memset(c, 0, sizeof(*c));
+	if (chunk == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	c->first = plen < chunk ? plen : chunk;
+	/* the header as put_msg writes it, with the length of the piece to
+	 * come */
+	if (fd_psf_put_msg(&b, flags, prio, topic, tlen, stream, seq, ts, plen,
+			   groups, ngroups, NULL, 0) < 0) {
+		fd_buf_release(&b);
+		return -1;
+	}
+	put_len((unsigned char *)b.data, b.len - 4 + c->first);
+	c->head = b.data;
+	c->hlen = b.len;
+	c->payload = payload;
+	c->plen = plen;
+	c->chunk = chunk;
+	c->prio = prio;
+	more = (plen - c->first + chunk - 1) / chunk;
+	c->size = c->hlen + plen + 6 * more;
+	return 0;
+}
+
+void fd_psf_chunker_release(struct fd_psf_chunker *c)
+{
+	free(c->head);
+	c->head = NULL;
+}
+
+size_t fd_psf_chunker_read(const struct fd_psf_chunker *c, size_t off,
+			   char *out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && off < c->size) {
+		const char *src;
+		size_t k;
+		unsigned char mh[6];
+
+		if (off < c->hlen) {
+			src = c->head + off;
+			k = c->hlen - off;
+		} else if (off < c->hlen + c->first) {
+			src = c->payload + (off - c->hlen);
+			k = c->hlen + c->first - off;
+		} else {
+			size_t j = off - c->hlen - c->first;
+			size_t i = j / (6 + c->chunk), w = j % (6 + c->chunk);
+			size_t at = c->first + i * c->chunk;
+			size_t pl = c->plen - at < c->chunk ? c->plen - at : c->chunk;
+
+			if (w < 6) {
+				put_len(mh, 2 + pl);
+				mh[4] = FD_PSF_MORE;
+				mh[5] = (unsigned char)c->prio;
+				src = (const char *)mh + w;
+				k = 6 - w;
+			} else {
+				src = c->payload + at + (w - 6);
+				k = pl - (w - 6);
+			}
+		}
+		if (k > max - n)
+			k = max - n;
+		memcpy(out + n, src, k);
+		n += k;
+		off += k;
+	}
+	return n;
+}

@@ -95,6 +95,29 @@ int fd_psf_put_chunks(struct fd_buf *b, unsigned flags, unsigned prio,
 		      uint64_t ts, const char *const *groups, unsigned ngroups,
 		      const char *payload, size_t plen, size_t chunk);
 
+/* The frames fd_psf_put_chunks would append, read a piece at a time from
+ * anywhere, the payload copied only as it is read (a sender can queue a
+ * large message without copying it, and frame it as it sends). Borrows
+ * topic, groups and payload: they must outlive it. */
+struct fd_psf_chunker {
+	char *head; /* the MSG frame up to its piece (malloc'd) */
+	size_t hlen;
+	const char *payload;
+	size_t plen, chunk, first;
+	unsigned prio;
+	size_t size; /* the frames' bytes in all */
+};
+/* Returns 0, or -1 as fd_psf_put_chunks (errno EINVAL, ENOMEM). */
+int fd_psf_chunker_init(struct fd_psf_chunker *c, unsigned flags, unsigned prio,
+			const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+			uint64_t ts, const char *const *groups, unsigned ngroups,
+			const char *payload, size_t plen, size_t chunk);
+void fd_psf_chunker_release(struct fd_psf_chunker *c);
+/* Copies the frames' bytes [off, off + max) (fewer at the end) to out.
+ * Returns how many. */
+size_t fd_psf_chunker_read(const struct fd_psf_chunker *c, size_t off,
+			   char *out, size_t max);
+
 /* Reassembles the messages of one priority from their MSG and MORE frames.
  * A message that never completes is lost when the next MSG starts, and so
  * is one whose pieces run past its total or past max. */

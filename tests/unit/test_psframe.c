@@ -561,6 +561,63 @@ TEST(chunks_reassemble)
 	}
 }
 
+/* A chunker reads, in pieces of any size from any place, exactly the bytes
+ * fd_psf_put_chunks appends. */
+TEST(chunker_reads_what_put_chunks_writes)
+{
+	for (int iter = 0; iter < 300 && !unit_failed; iter++) {
+		struct fd_buf b = FD_BUF_INIT(1 << 26);
+		struct fd_psf_chunker ck;
+		size_t chunk = 1 + unit_rand_below(unit_rand_below(2) ? 50 : 3000);
+		struct msg m;
+		char *out;
+		size_t off = 0;
+
+		rand_msg(&m, 0);
+		free(m.data);
+		m.len = unit_rand_below(2)
+				? chunk * unit_rand_below(4) + unit_rand_below(3)
+				: unit_rand_below(10000);
+		m.data = malloc(m.len + 1);
+		rand_bytes(m.data, m.len);
+		REQUIRE(fd_psf_put_chunks(&b, m.flags, m.prio, m.topic, m.tlen,
+					  m.stream, m.seq, m.ts, m.groups,
+					  m.ngroups, m.data, m.len, chunk) == 0);
+		REQUIRE(fd_psf_chunker_init(&ck, m.flags, m.prio, m.topic, m.tlen,
+					    m.stream, m.seq, m.ts, m.groups,
+					    m.ngroups, m.data, m.len, chunk) == 0);
+		CHECK_EQ(ck.size, b.len);
+		out = malloc(ck.size + 10);
+		while (off < ck.size) {
+			size_t k = 1 + unit_rand_below(unit_rand_below(2)
+							       ? 9
+							       : 2 * chunk + 20);
+			size_t got = fd_psf_chunker_read(&ck, off, out + off, k);
+
+			CHECK(got > 0 && got <= k);
+			CHECK(off + got <= ck.size);
+			if (got == 0)
+				break;
+			off += got;
+		}
+		CHECK_EQ(fd_psf_chunker_read(&ck, ck.size, out, 5), 0);
+		CHECK(memcmp(out, b.data, b.len) == 0);
+		/* and from random places */
+		for (int i = 0; i < 20; i++) {
+			size_t at = unit_rand_below(ck.size + 1);
+			size_t k = unit_rand_below(ck.size - at + 1);
+			size_t got = fd_psf_chunker_read(&ck, at, out, k);
+
+			CHECK_EQ(got, k);
+			CHECK(memcmp(out, b.data + at, k) == 0);
+		}
+		fd_psf_chunker_release(&ck);
+		free(out);
+		free(m.data);
+		fd_buf_release(&b);
+	}
+}
+
 /* What reassembly gives up on, it counts: a message cut short by the next
  * one, a MORE without its MSG, pieces running past the total or the limit. */
 TEST(reassembly_losses_counted)
