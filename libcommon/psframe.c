@@ -282,6 +282,15 @@ void fd_psf_reader_release(struct fd_psf_reader *r)
 	fd_buf_release(&r->part);
 }
 
+char *fd_psf_reader_detach(struct fd_psf_reader *r)
+{
+	char *d = r->part.data;
+
+	r->part.data = NULL;
+	r->part.len = r->part.cap = 0;
+	return d;
+}
+
 int fd_psf_reader_partial(const struct fd_psf_reader *r)
 {
 	return r->part.len > 0;

@@ -184,6 +184,11 @@ typedef int (*fd_psf_frame_fn)(void *arg, const char *body, size_t len,
  * refused a frame), or -1 with err filled (fn failed). */
 ssize_t fd_psf_feed(struct fd_psf_reader *r, const char *data, size_t len,
 		    fd_psf_frame_fn fn, void *arg, struct fd_err *err);
+/* Only inside fn, for the frame offered when it came in pieces (body ==
+ * r->part.data + 4): takes the buffer holding it (its 4-byte length, then
+ * the body), which the caller must free(); the frame counts as consumed
+ * whatever fn returns, and the reader goes on with a new buffer. */
+char *fd_psf_reader_detach(struct fd_psf_reader *r);
 /* True when the reader holds the start of a frame (the stream ended inside
  * a frame if no more data comes). */
 int fd_psf_reader_partial(const struct fd_psf_reader *r);

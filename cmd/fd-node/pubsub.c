@@ -72,15 +72,40 @@ struct ps_sub {
 	struct ps_sub *prev, *next;
 };
 
+/* A large published payload, shared by the peer queues that send it: the
+ * frame it came in, taken from the publisher's reader (no copy). */
+struct ps_blob {
+	unsigned refs;
+	char *mem;
+};
+
+/* Where publish may take a large payload from without copying it. */
+struct ps_src {
+	struct fd_psf_reader *reader;
+	struct ps_blob *blob; /* taken, once a queue wanted it */
+};
+
+/* A large message in a peer queue by reference: a frame of type FRAME_REF
+ * holding a pointer to this; its frames are made as they are sent. */
+struct ps_ref {
+	struct ps_blob *blob;
+	struct fd_psf_chunker ck;
+};
+#define FRAME_REF 0xff
+
 struct ps_peer;
 struct ps_chan {
 	struct ps_peer *peer;
 	int idx;
 	struct fd_buf q;
 	size_t head; /* bytes of q already sent (or being sent) */
-	size_t fly, fly_len, fly_pos; /* the batch in flight: q[fly..+fly_len) */
-	size_t msgs;		      /* messages queued */
-	uint64_t inflight;	      /* request handle, 0 when idle */
+	/* the batch in flight: q[fly, fly + fly_q), fly_len bytes once framed
+	 * (references expanded); read up to q[fly + rd_q] and rd_v bytes of
+	 * the frame there */
+	size_t fly, fly_q, fly_len, rd_q, rd_v;
+	size_t vbytes;	   /* bytes queued, not yet in a batch, once framed */
+	size_t msgs;	   /* messages queued */
+	uint64_t inflight; /* request handle, 0 when idle */
 	size_t inflight_msgs;
 };
 
@@ -168,6 +193,8 @@ static void pub_free(struct ps_pub *pub);
 static void peer_kick(struct ps_peer *p, int ch);
 static void interest_kick(struct ps_peer *p);
 static void resume_publishers(struct pubsub *ps);
+static size_t chan_done(const struct ps_chan *c);
+static void chan_unref(struct ps_chan *c, size_t from, size_t to);
 
 void pubsub_opts_default(struct pubsub_opts *o)
 {
@@ -651,9 +678,11 @@ static void peer_reset(struct ps_peer *p)
 	for (int i = 0; i < FD_PSF_NPRIO; i++) {
 		struct ps_chan *c = &p->ch[i];
 
+		chan_unref(c, chan_done(c), c->q.len);
 		if (c->inflight)
 			fd_http_cancel(ps->n->client, c->inflight);
 		c->inflight = 0;
+		c->vbytes = 0;
 		p->lost += c->msgs + c->inflight_msgs;
 		ps->lost += c->msgs + c->inflight_msgs;
 		c->msgs = c->inflight_msgs = 0;
@@ -935,6 +964,56 @@ static struct ps_chan *chan_of(struct ps_peer *p, int ch)
 	return &p->ch[ch];
 }
 
+static size_t frame_len_at(const char *p)
+{
+	const unsigned char *f = (const unsigned char *)p;
+
+	return (size_t)f[0] | (size_t)f[1] << 8 | (size_t)f[2] << 16 |
+	       (size_t)f[3] << 24;
+}
+
+static struct ps_ref *ref_at(const char *frame)
+{
+	struct ps_ref *r;
+
+	memcpy(&r, frame + 5, sizeof(r));
+	return r;
+}
+
+static void blob_unref(struct ps_blob *b)
+{
+	if (b && --b->refs == 0) {
+		free(b->mem);
+		free(b);
+	}
+}
+
+/* The bytes the frame at q[off] is on the wire. */
+static size_t frame_wire_len(const struct ps_chan *c, size_t off)
+{
+	const char *f = c->q.data + off;
+
+	return (unsigned char)f[4] == FRAME_REF ? ref_at(f)->ck.size
+						: 4 + frame_len_at(f);
+}
+
+/* Lets go of the references in q[from, to). */
+static void chan_unref(struct ps_chan *c, size_t from, size_t to)
+{
+	while (from < to) {
+		const char *f = c->q.data + from;
+
+		if ((unsigned char)f[4] == FRAME_REF) {
+			struct ps_ref *r = ref_at(f);
+
+			fd_psf_chunker_release(&r->ck);
+			blob_unref(r->blob);
+			free(r);
+		}
+		from += 4 + frame_len_at(f);
+	}
+}
+
 /* Bytes of c->q that may be dropped: sent, and not in flight. */
 static size_t chan_done(const struct ps_chan *c)
 {
@@ -955,13 +1034,29 @@ static void chan_compact(struct ps_chan *c)
 static size_t batch_read(char *buf, size_t max, void *arg)
 {
 	struct ps_chan *c = arg;
-	size_t k = c->fly_len - c->fly_pos;
+	size_t n = 0;
 
-	if (k > max)
-		k = max;
-	memcpy(buf, c->q.data + c->fly + c->fly_pos, k);
-	c->fly_pos += k;
-	return k;
+	while (n < max && c->rd_q < c->fly_q) {
+		const char *f = c->q.data + c->fly + c->rd_q;
+		size_t flen = 4 + frame_len_at(f), k;
+
+		if ((unsigned char)f[4] == FRAME_REF) {
+			struct ps_ref *r = ref_at(f);
+
+			k = fd_psf_chunker_read(&r->ck, c->rd_v, buf + n, max - n);
+			flen = r->ck.size;
+		} else {
+			k = flen - c->rd_v < max - n ? flen - c->rd_v : max - n;
+			memcpy(buf + n, f + c->rd_v, k);
+		}
+		n += k;
+		c->rd_v += k;
+		if (c->rd_v == flen) {
+			c->rd_q += 4 + frame_len_at(f);
+			c->rd_v = 0;
+		}
+	}
+	return n;
 }
 
 /* Sends the next batch of channel ch when none is in flight. */
@@ -969,7 +1064,7 @@ static void peer_kick(struct ps_peer *p, int ch)
 {
 	struct pubsub *ps = p->ps;
 	struct ps_chan *c = chan_of(p, ch);
-	size_t avail = c->q.len - c->head, take = 0, msgs = 0;
+	size_t avail = c->q.len - c->head, take = 0, vtake = 0, msgs = 0;
 	char url[1024], extra[16];
 	struct fd_err err;
 	static const char *const hdrs[] = {"Content-Type: application/x-fd-frames",
@@ -987,30 +1082,32 @@ static void peer_kick(struct ps_peer *p, int ch)
 	while (take < avail) {
 		const unsigned char *f =
 			(const unsigned char *)c->q.data + c->head + take;
-		size_t flen = (size_t)f[0] | (size_t)f[1] << 8 |
-			      (size_t)f[2] << 16 | (size_t)f[3] << 24;
+		size_t wire = frame_wire_len(c, c->head + take);
 
-		if (take > 0 && take + 4 + flen > BATCH_MAX)
+		if (take > 0 && vtake + wire > BATCH_MAX)
 			break;
-		if (f[4] == FD_PSF_MSG)
+		if (f[4] == FD_PSF_MSG || f[4] == FRAME_REF)
 			msgs++;
-		take += 4 + flen;
+		take += 4 + frame_len_at((const char *)f);
+		vtake += wire;
 	}
 	snprintf(extra, sizeof(extra), "&ch=%d", ch);
 	if (peer_url(p, "/v1/cluster/pubsub", extra, url, sizeof(url)) < 0)
 		return;
 	c->fly = c->head;
-	c->fly_len = take;
-	c->fly_pos = 0;
-	c->inflight = fd_http_request_read(ps->n->client, "POST", url, take,
+	c->fly_q = take;
+	c->fly_len = vtake;
+	c->rd_q = c->rd_v = 0;
+	c->inflight = fd_http_request_read(ps->n->client, "POST", url, vtake,
 					   batch_read, c, hdrs, 30000,
 					   on_batch_done, c, &err);
 	if (!c->inflight) {
 		fd_warn("pubsub: unable to send to %s: %s", p->name, err.msg);
 		return;
 	}
-	p->tx_bytes += take;
+	p->tx_bytes += vtake;
 	c->head += take;
+	c->vbytes -= vtake < c->vbytes ? vtake : c->vbytes;
 	c->msgs -= msgs < c->msgs ? msgs : c->msgs;
 	c->inflight_msgs = msgs;
 }
@@ -1022,6 +1119,7 @@ static void on_batch_done(const struct fd_http_resp *resp, void *arg)
 	struct ps_peer *p = c->peer;
 	struct pubsub *ps = p->ps;
 
+	chan_unref(c, c->fly, c->fly + c->fly_q);
 	c->inflight = 0;
 	if (resp->status != 200) {
 		fd_debug("pubsub: batch to %s failed: %s", p->name,
@@ -1040,19 +1138,63 @@ static int chan_full(struct ps_peer *p, int ch)
 {
 	struct ps_chan *c = &p->ch[ch];
 
-	return c->q.len - c->head >= p->ps->o.peer_queue;
+	return c->vbytes >= p->ps->o.peer_queue;
 }
 
 /* Queues one message for p on its channel. payload is what travels (maybe
  * compressed: flags). */
+/* Queues a large payload that src can give by reference. Returns 0, or -1
+ * (then copy it). */
+static int enqueue_ref(struct ps_chan *c, struct ps_src *src, unsigned prio,
+		       unsigned flags, const char *topic, size_t tlen,
+		       uint64_t stream, uint64_t seq, uint64_t ts,
+		       const char *payload, size_t plen,
+		       const char *const *groups, unsigned ngroups, size_t chunk)
+{
+	struct ps_ref *r;
+	unsigned char *f;
+
+	if (!src->blob) {
+		src->blob = calloc(1, sizeof(*src->blob));
+		if (!src->blob)
+			return -1;
+		src->blob->refs = 1; /* src's, dropped after publishing */
+		src->blob->mem = fd_psf_reader_detach(src->reader);
+	}
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -1;
+	if (fd_psf_chunker_init(&r->ck, flags, prio, topic, tlen, stream, seq,
+				ts, groups, ngroups, payload, plen, chunk) < 0) {
+		free(r);
+		return -1;
+	}
+	f = fd_buf_grow(&c->q, 5 + sizeof(r));
+	if (!f) {
+		fd_psf_chunker_release(&r->ck);
+		free(r);
+		return -1;
+	}
+	f[0] = 1 + sizeof(r);
+	f[1] = f[2] = f[3] = 0;
+	f[4] = FRAME_REF;
+	memcpy(f + 5, &r, sizeof(r));
+	r->blob = src->blob;
+	src->blob->refs++;
+	c->vbytes += r->ck.size;
+	return 0;
+}
+
 static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 			const char *topic, size_t tlen, uint64_t stream,
 			uint64_t seq, uint64_t ts, const char *payload,
-			size_t plen, const char *const *groups, unsigned ngroups)
+			size_t plen, const char *const *groups,
+			unsigned ngroups, struct ps_src *src)
 {
 	struct pubsub *ps = p->ps;
 	int ch = ps->o.shared_channel ? 0 : (int)prio;
 	struct ps_chan *c = &p->ch[ch];
+	size_t old = c->q.len;
 
 	/* room: drop the bytes already sent (only when they are at least half
 	 * of the buffer, so that compaction stays linear overall) */
@@ -1061,11 +1203,18 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 			    (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
 		    c->q.max)
 		chan_compact(c);
-	if (fd_psf_put_chunks(&c->q, flags, prio, topic, tlen, stream, seq, ts,
-			      groups, ngroups, payload, plen, ps->o.chunk) < 0) {
+	if (src && plen > ps->o.chunk &&
+	    enqueue_ref(c, src, prio, flags, topic, tlen, stream, seq, ts,
+			payload, plen, groups, ngroups, ps->o.chunk) == 0) {
+		/* queued by reference */
+	} else if (fd_psf_put_chunks(&c->q, flags, prio, topic, tlen, stream,
+				     seq, ts, groups, ngroups, payload, plen,
+				     ps->o.chunk) < 0) {
 		p->lost++;
 		ps->lost++;
 		return -1;
+	} else {
+		c->vbytes += c->q.len - old;
 	}
 	c->msgs++;
 	ps->forwarded++;
@@ -1153,8 +1302,9 @@ static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
 
 /* Publishes from a local client. Returns 0, 1 when a peer queue is full (try
  * again later; nothing done), -1 on a failure (err filled). */
+/* src: NULL, or where data can be taken from without a copy. */
 static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
-		   size_t tlen, const char *data, size_t dlen)
+		   size_t tlen, const char *data, size_t dlen, struct ps_src *src)
 {
 	struct pubsub *ps = pub->ps;
 	struct ps_msg *m = NULL;
@@ -1223,7 +1373,8 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 			}
 		}
 		peer_enqueue(p, prio, flags, topic, tlen, pub->stream, seq, ts,
-			     payload, plen, groups, ng);
+			     payload, plen, groups, ng,
+			     payload == data ? src : NULL);
 	}
 	msg_unref(m);
 	return 0;
@@ -1352,7 +1503,17 @@ static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *n
 	data = *nl ? one_line(ps, f.data, &dlen) : f.data;
 	if (!data)
 		return 0;
-	rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen);
+	/* a frame that came in pieces sits alone in the reader's buffer,
+	 * which the peer queues may take */
+	if (data == f.data && pub->reader.part.data &&
+	    body == pub->reader.part.data + 4) {
+		struct ps_src src = {&pub->reader, NULL};
+
+		rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen, &src);
+		blob_unref(src.blob);
+	} else {
+		rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen, NULL);
+	}
 	if (rc == 1) {
 		pub->items--;
 		pub->blocked = 1;
@@ -1472,7 +1633,7 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 			  ps->o.max_payload);
 		return 0;
 	}
-	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen);
+	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen, NULL);
 	if (rc == 1) {
 		pub->items--;
 		pub->blocked = 1;
@@ -2084,6 +2245,7 @@ void pubsub_free(struct node *n)
 
 		ps->peers = p->next;
 		for (int i = 0; i < FD_PSF_NPRIO; i++) {
+			chan_unref(&p->ch[i], chan_done(&p->ch[i]), p->ch[i].q.len);
 			fd_buf_release(&p->ch[i].q);
 			fd_psf_reasm_release(&p->rx[i]);
 		}
@@ -2152,7 +2314,7 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 		size_t queued = 0;
 
 		for (int i = 0; i < FD_PSF_NPRIO; i++)
-			queued += p->ch[i].q.len - p->ch[i].head;
+			queued += p->ch[i].vbytes;
 		json_object_object_add(po, "alive",
 				       json_object_new_boolean(p->alive));
 		add_u64(po, "interest", p->rcount);

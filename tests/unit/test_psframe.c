@@ -618,6 +618,74 @@ TEST(chunker_reads_what_put_chunks_writes)
 	}
 }
 
+struct taker {
+	struct fd_psf_reader *r;
+	int frames, taken;
+	struct fd_buf got;
+};
+
+static int take_frame(void *arg, const char *body, size_t len, struct fd_err *err)
+{
+	struct taker *t = arg;
+
+	(void)err;
+	t->frames++;
+	fd_buf_append(&t->got, body, len);
+	if (t->r->part.data && body == t->r->part.data + 4 && unit_rand_below(2)) {
+		char *d = fd_psf_reader_detach(t->r);
+
+		CHECK_EQ(frame_len(d), len);
+		CHECK(d + 4 == body);
+		free(d);
+		t->taken++;
+	}
+	return 0;
+}
+
+/* A frame that came in pieces can be taken with its buffer; the reader
+ * goes on with the next frames as if it had been consumed. */
+TEST(reader_detach)
+{
+	for (int iter = 0; iter < 200 && !unit_failed; iter++) {
+		struct fd_buf in = FD_BUF_INIT(1 << 24), want = FD_BUF_INIT(1 << 24);
+		struct fd_psf_reader r;
+		struct taker t = {&r, 0, 0, FD_BUF_INIT(1 << 24)};
+		int n = 1 + (int)unit_rand_below(10);
+		size_t off = 0;
+
+		for (int i = 0; i < n; i++) {
+			struct msg m;
+
+			rand_msg(&m, 3000);
+			fd_psf_put_pub(&in, m.prio, m.topic, m.tlen, m.data, m.len);
+			fd_buf_append(&want, in.data + in.len - (3 + m.tlen + m.len),
+				      3 + m.tlen + m.len);
+			free(m.data);
+		}
+		fd_psf_reader_init(&r, 1 << 20);
+		while (off < in.len) {
+			size_t k = 1 + unit_rand_below(500);
+			char *e;
+
+			if (k > in.len - off)
+				k = in.len - off;
+			e = exact(in.data + off, k);
+			CHECK_EQ(fd_psf_feed(&r, e, k, take_frame, &t, NULL),
+				 (ssize_t)k);
+			free(e);
+			off += k;
+		}
+		CHECK_EQ(t.frames, n);
+		CHECK_EQ(t.got.len, want.len);
+		CHECK(memcmp(t.got.data, want.data, want.len) == 0);
+		CHECK(!fd_psf_reader_partial(&r));
+		fd_psf_reader_release(&r);
+		fd_buf_release(&in);
+		fd_buf_release(&want);
+		fd_buf_release(&t.got);
+	}
+}
+
 /* What reassembly gives up on, it counts: a message cut short by the next
  * one, a MORE without its MSG, pieces running past the total or the limit. */
 TEST(reassembly_losses_counted)
