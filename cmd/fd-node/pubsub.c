@@ -35,6 +35,40 @@
 enum { KIND_SUB = 1, KIND_PEER = 2 };
 enum { FMT_JSONL, FMT_SSE };
 
+/* A large published payload, shared by the peer queues and
+ * local subscribers that send it: the frame it came in, taken from the publisher's reader (no copy). */
+struct ps_blob {
+	unsigned refs;
+	char *mem;
+};
+
+/* Where publish may take a large payload from without copying it. */
+struct ps_src {
+	struct fd_psf_reader *reader;
+	struct ps_blob *blob; /* taken, once a queue wanted it */
+};
+
+static void blob_unref(struct ps_blob *b)
+{
+	if (b && --b->refs == 0) {
+		free(b->mem);
+		free(b);
+	}
+}
+
+/* The payload src holds, taken from its reader: NULL when out of memory. */
+static struct ps_blob *src_blob(struct ps_src *src)
+{
+	if (!src->blob) {
+		src->blob = calloc(1, sizeof(*src->blob));
+		if (!src->blob)
+			return NULL;
+		src->blob->refs = 1; /* src's, dropped after publishing */
+		src->blob->mem = fd_psf_reader_detach(src->reader);
+	}
+	return src->blob;
+}
+
 /* A message as local subscribers get it: one JSON line, shared. A gap marker
  * is a message too (is_gap). */
 struct ps_msg {
@@ -43,6 +77,11 @@ struct ps_msg {
 	size_t len;  /* line bytes, '\n' included */
 	char *line;  /* in inl, or in block */
 	char *block; /* a reassembly buffer holding the line (freed with it) */
+	/* or: line is the start (hlen bytes), then data from a shared blob,
+	 * then "}\n" */
+	struct ps_blob *blob;
+	const char *data;
+	size_t hlen;
 	char inl[];
 };
 
@@ -70,19 +109,6 @@ struct ps_sub {
 	char gap_topic[FD_TOPIC_MAX_LEN + 1];
 	uint64_t delivered, missed_total;
 	struct ps_sub *prev, *next;
-};
-
-/* A large published payload, shared by the peer queues that send it: the
- * frame it came in, taken from the publisher's reader (no copy). */
-struct ps_blob {
-	unsigned refs;
-	char *mem;
-};
-
-/* Where publish may take a large payload from without copying it. */
-struct ps_src {
-	struct fd_psf_reader *reader;
-	struct ps_blob *blob; /* taken, once a queue wanted it */
 };
 
 /* A large message in a peer queue by reference: a frame of type FRAME_REF
@@ -235,6 +261,7 @@ static void msg_unref(struct ps_msg *m)
 {
 	if (m && --m->refs == 0) {
 		free(m->block);
+		blob_unref(m->blob);
 		free(m);
 	}
 }
@@ -312,6 +339,7 @@ static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
 	m->refs = 1;
 	m->is_gap = 0;
 	m->block = NULL;
+	m->blob = NULL;
 	m->line = p = m->inl;
 	p += msg_head(ps, p, topic, tlen, from, stream, seq, ts);
 	memcpy(p, data, dlen);
@@ -337,6 +365,7 @@ static struct ps_msg *msg_wrap(struct pubsub *ps, char *block, const char *topic
 	m->refs = 1;
 	m->is_gap = 0;
 	m->block = block;
+	m->blob = NULL;
 	m->line = block + REASM_HEAD - h;
 	memcpy(m->line, head, h);
 	memcpy(block + REASM_HEAD + dlen, "}\n", 2);
@@ -356,6 +385,7 @@ static struct ps_msg *gap_new(const char *topic, uint64_t missed, const char *re
 	m->refs = 1;
 	m->is_gap = 1;
 	m->block = NULL;
+	m->blob = NULL;
 	m->line = p = m->inl;
 	APPEND("{\"type\":\"gap\",\"topic\":");
 	p += fd_json_quote(p, 2 * tlen + 2, topic, tlen);
@@ -522,31 +552,70 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 	sub_pump(s);
 }
 
+/* The same around a payload in a shared blob: the line's start only is
+ * written here, the payload is referred to. */
+static struct ps_msg *msg_share(struct pubsub *ps, struct ps_blob *blob,
+				const char *topic, size_t tlen,
+				const char *from, uint64_t stream, uint64_t seq,
+				uint64_t ts, const char *data, size_t dlen)
+{
+	struct ps_msg *m = malloc(sizeof(*m) + MSG_HEAD_MAX(tlen, strlen(from)));
+
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = NULL;
+	m->line = m->inl;
+	m->hlen = msg_head(ps, m->line, topic, tlen, from, stream, seq, ts);
+	m->blob = blob;
+	blob->refs++;
+	m->data = data;
+	m->len = m->hlen + dlen + 2;
+	return m;
+}
+
 /* Writes record m on from *off, at most max bytes (the stream's format
  * around the line: SSE's "data: " and blank line). Returns 1 when all of it
  * is written, 0 when not yet, -1 when the stream refused it. */
 static int sub_put(struct ps_sub *s, struct ps_msg *m, size_t *off, size_t max)
 {
-	int sse = s->format == FMT_SSE;
-	size_t pre = sse ? 6 : 0, total = pre + m->len + (sse ? 1 : 0);
+	struct {
+		const char *p;
+		size_t len;
+	} part[5];
+	size_t np = 0, at = 0, total = 0;
 
-	while (*off < total && max > 0) {
-		const char *src;
+	if (s->format == FMT_SSE) {
+		part[np].p = "data: ";
+		part[np++].len = 6;
+	}
+	if (m->blob) {
+		part[np].p = m->line;
+		part[np++].len = m->hlen;
+		part[np].p = m->data;
+		part[np++].len = m->len - m->hlen - 2;
+		part[np].p = "}\n";
+		part[np++].len = 2;
+	} else {
+		part[np].p = m->line;
+		part[np++].len = m->len;
+	}
+	if (s->format == FMT_SSE) {
+		part[np].p = "\n";
+		part[np++].len = 1;
+	}
+	for (size_t i = 0; i < np; i++)
+		total += part[i].len;
+	for (size_t i = 0; i < np && max > 0; at += part[i++].len) {
 		size_t k;
 
-		if (*off < pre) {
-			src = "data: " + *off;
-			k = pre - *off;
-		} else if (*off < pre + m->len) {
-			src = m->line + (*off - pre);
-			k = pre + m->len - *off;
-		} else {
-			src = "\n";
-			k = 1;
-		}
+		if (*off >= at + part[i].len)
+			continue;
+		k = at + part[i].len - *off;
 		if (k > max)
 			k = max;
-		if (fd_http_stream_write(s->req, src, k) < 0)
+		if (fd_http_stream_write(s->req, part[i].p + (*off - at), k) < 0)
 			return -1;
 		*off += k;
 		max -= k;
@@ -980,14 +1049,6 @@ static struct ps_ref *ref_at(const char *frame)
 	return r;
 }
 
-static void blob_unref(struct ps_blob *b)
-{
-	if (b && --b->refs == 0) {
-		free(b->mem);
-		free(b);
-	}
-}
-
 /* The bytes the frame at q[off] is on the wire. */
 static size_t frame_wire_len(const struct ps_chan *c, size_t off)
 {
@@ -1154,13 +1215,8 @@ static int enqueue_ref(struct ps_chan *c, struct ps_src *src, unsigned prio,
 	struct ps_ref *r;
 	unsigned char *f;
 
-	if (!src->blob) {
-		src->blob = calloc(1, sizeof(*src->blob));
-		if (!src->blob)
-			return -1;
-		src->blob->refs = 1; /* src's, dropped after publishing */
-		src->blob->mem = fd_psf_reader_detach(src->reader);
-	}
+	if (!src_blob(src))
+		return -1;
 	r = malloc(sizeof(*r));
 	if (!r)
 		return -1;
@@ -1338,8 +1394,14 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 
 		if (s->kind == KIND_SUB) {
 			if (!m) {
-				m = msg_new(ps, topic, tlen, ps->n->name,
-					    pub->stream, seq, ts, data, dlen);
+				struct ps_blob *b = src && dlen > ps->o.chunk
+							    ? src_blob(src)
+							    : NULL;
+
+				m = b ? msg_share(ps, b, topic, tlen, ps->n->name,
+						  pub->stream, seq, ts, data, dlen)
+				      : msg_new(ps, topic, tlen, ps->n->name,
+						pub->stream, seq, ts, data, dlen);
 				if (!m)
 					continue;
 			}
