@@ -468,10 +468,6 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 		NULL, MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
-		/* room to read streamed bodies in large pieces (the pool's
-		 * pages are only touched as a connection uses them) */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-		MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)16 * 1024,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		opts->idle_timeout ? opts->idle_timeout : 60,
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
