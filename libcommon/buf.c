@@ -73,3 +73,25 @@ void fd_buf_release(struct fd_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 }
+
+int fd_buf_reserve(struct fd_buf *b, size_t n)
+{
+	char *p;
+
+	if (n > b->max - b->len) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (b->len + n + 1 <= b->cap)
+		return 0;
+	p = realloc(b->data, b->len + n + 1);
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (!b->data)
+		p[0] = '\0';
+	b->data = p;
+	b->cap = b->len + n + 1;
+	return 0;
+}

@@ -29,6 +29,9 @@ int fd_buf_append(struct fd_buf *b, const void *data, size_t n);
  * or NULL with errno as fd_buf_append (nothing appended). The pointer is
  * valid until the next change to b. */
 void *fd_buf_grow(struct fd_buf *b, size_t n);
+/* Makes room for n more bytes at once (len unchanged), so that appending
+ * them later moves nothing. Returns 0, or -1 as fd_buf_append. */
+int fd_buf_reserve(struct fd_buf *b, size_t n);
 /* Drops the first n bytes (all of them when n >= len); keeps the memory. */
 void fd_buf_consume(struct fd_buf *b, size_t n);
 /* The data as a string ("" when empty); borrowed. */

@@ -796,6 +796,8 @@ struct creq {
 	int overflow;
 	fd_http_done_cb cb;
 	void *arg;
+	fd_http_read_cb rd;
+	void *rarg;
 	char errbuf[CURL_ERROR_SIZE];
 	struct creq *prev, *next;
 	/* fault gate: a request held back (delay) or failed (drop) */
@@ -1034,10 +1036,18 @@ int fd_http_client_set_header(struct fd_http_client *c, const char *header)
 	return 0;
 }
 
-uint64_t fd_http_request(struct fd_http_client *c, const char *method,
-			 const char *url, const char *body, size_t len,
-			 const char *const *headers, int64_t timeout_ms,
-			 fd_http_done_cb cb, void *arg, struct fd_err *err)
+static size_t on_curl_read(char *buf, size_t size, size_t nmemb, void *userdata)
+{
+	struct creq *r = userdata;
+
+	return r->rd(buf, size * nmemb, r->rarg);
+}
+
+static uint64_t request(struct fd_http_client *c, const char *method,
+			const char *url, const char *body, size_t len,
+			fd_http_read_cb rd, void *rarg,
+			const char *const *headers, int64_t timeout_ms,
+			fd_http_done_cb cb, void *arg, struct fd_err *err)
 {
 	struct creq *r = calloc(1, sizeof(*r));
 
@@ -1068,6 +1078,16 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
 		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)len);
+	} else if (rd) {
+		r->rd = rd;
+		r->rarg = rarg;
+		curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(r->easy, CURLOPT_READFUNCTION, on_curl_read);
+		curl_easy_setopt(r->easy, CURLOPT_READDATA, r);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
+		/* fewer, larger sends */
+		curl_easy_setopt(r->easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
 	}
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
@@ -1097,6 +1117,25 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 		return 0;
 	}
 	return r->id;
+}
+
+uint64_t fd_http_request(struct fd_http_client *c, const char *method,
+			 const char *url, const char *body, size_t len,
+			 const char *const *headers, int64_t timeout_ms,
+			 fd_http_done_cb cb, void *arg, struct fd_err *err)
+{
+	return request(c, method, url, body, len, NULL, NULL, headers,
+		       timeout_ms, cb, arg, err);
+}
+
+uint64_t fd_http_request_read(struct fd_http_client *c, const char *method,
+			      const char *url, size_t len, fd_http_read_cb rd,
+			      void *rarg, const char *const *headers,
+			      int64_t timeout_ms, fd_http_done_cb cb, void *arg,
+			      struct fd_err *err)
+{
+	return request(c, method, url, NULL, len, rd, rarg, headers, timeout_ms,
+		       cb, arg, err);
 }
 
 void fd_http_cancel(struct fd_http_client *c, uint64_t handle)

@@ -164,6 +164,16 @@ uint64_t fd_http_request(struct fd_http_client *c, const char *method,
 			 const char *url, const char *body, size_t len,
 			 const char *const *headers, int64_t timeout_ms,
 			 fd_http_done_cb cb, void *arg, struct fd_err *err);
+/* The same with a body of len bytes that is not copied but read as it is
+ * sent: rd(buf, max, rarg) fills buf with the next bytes (at most max, at
+ * least 1 while any are left) and returns how many. So a large body costs
+ * no copy up front, and whoever holds it may move it between reads. */
+typedef size_t (*fd_http_read_cb)(char *buf, size_t max, void *rarg);
+uint64_t fd_http_request_read(struct fd_http_client *c, const char *method,
+			      const char *url, size_t len, fd_http_read_cb rd,
+			      void *rarg, const char *const *headers,
+			      int64_t timeout_ms, fd_http_done_cb cb, void *arg,
+			      struct fd_err *err);
 /* Cancels a pending request; cb is not called. Unknown handles are ignored. */
 void fd_http_cancel(struct fd_http_client *c, uint64_t handle);
 /* Requests started and not yet called back. */

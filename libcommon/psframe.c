@@ -1,6 +1,7 @@
 #include "psframe.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t put_varint(unsigned char *p, uint64_t v)
@@ -247,16 +248,47 @@ int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t p
 	return 0;
 }
 
+static size_t get_len(const char *p);
+
 void fd_psf_reader_init(struct fd_psf_reader *r, size_t max)
 {
 	r->max = max;
 	r->part = (struct fd_buf)FD_BUF_INIT(max + 4);
 	r->skip = 0;
+	r->part_fn = NULL;
+	r->part_arg = NULL;
+}
+
+void fd_psf_reader_on_part(struct fd_psf_reader *r, fd_psf_part_fn fn, void *arg)
+{
+	r->part_fn = fn;
+	r->part_arg = arg;
+}
+
+/* The partial frame grew: tell part_fn. */
+static void grew(struct fd_psf_reader *r, size_t old)
+{
+	size_t flen;
+
+	if (!r->part_fn || r->part.len <= 4 || r->part.len == old)
+		return;
+	flen = get_len(r->part.data);
+	if (flen <= r->max)
+		r->part_fn(r->part_arg, r->part.data + 4, r->part.len - 4, flen);
 }
 
 void fd_psf_reader_release(struct fd_psf_reader *r)
 {
 	fd_buf_release(&r->part);
+}
+
+char *fd_psf_reader_detach(struct fd_psf_reader *r)
+{
+	char *d = r->part.data;
+
+	r->part.data = NULL;
+	r->part.len = r->part.cap = 0;
+	return d;
 }
 
 int fd_psf_reader_partial(const struct fd_psf_reader *r)
@@ -318,13 +350,18 @@ again:
 			goto again;
 		}
 		if (r->part.len < 4 + flen) {
-			size_t k = 4 + flen - r->part.len;
+			size_t k = 4 + flen - r->part.len, old = r->part.len;
 
+			/* the whole frame's room at once: a large frame is
+			 * not moved again and again as it grows */
+			if (fd_buf_reserve(&r->part, k) < 0)
+				return fd_err_set(err, "out of memory");
 			if (k > len - used)
 				k = len - used;
 			if (fd_buf_append(&r->part, data + used, k) < 0)
 				return fd_err_set(err, "out of memory");
 			used += k;
+			grew(r, old);
 			if (r->part.len < 4 + flen)
 				return (ssize_t)used;
 		}
@@ -357,6 +394,224 @@ again:
 		if (fd_buf_append(&r->part, data + used, len - used) < 0)
 			return fd_err_set(err, "out of memory");
 		used = len;
+		grew(r, 0);
 	}
 	return (ssize_t)used;
+}
+
+int fd_psf_put_chunks(struct fd_buf *b, unsigned flags, unsigned prio,
+		      const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+		      uint64_t ts, const char *const *groups, unsigned ngroups,
+		      const char *payload, size_t plen, size_t chunk)
+{
+	size_t old = b->len, first;
+
+	if (chunk == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	first = plen < chunk ? plen : chunk;
+	if (fd_psf_put_msg(b, flags, prio, topic, tlen, stream, seq, ts, plen,
+			   groups, ngroups, payload, first) < 0)
+		return -1;
+	for (size_t off = first; off < plen; off += chunk) {
+		size_t k = plen - off < chunk ? plen - off : chunk;
+
+		if (fd_psf_put_more(b, prio, payload + off, k) < 0) {
+			b->len = old;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void fd_psf_reasm_init(struct fd_psf_reasm *r, size_t max, size_t headroom,
+		       size_t tailroom)
+{
+	memset(r, 0, sizeof(*r));
+	r->headroom = headroom;
+	r->tailroom = tailroom;
+	r->buf = (struct fd_buf)FD_BUF_INIT(headroom + max + tailroom);
+}
+
+char *fd_psf_reasm_detach(struct fd_psf_reasm *r)
+{
+	char *d = r->copied ? r->buf.data : NULL;
+
+	if (d) {
+		r->buf.data = NULL;
+		r->buf.len = r->buf.cap = 0;
+		r->copied = 0;
+	}
+	return d;
+}
+
+void fd_psf_reasm_reset(struct fd_psf_reasm *r)
+{
+	r->active = 0;
+	r->copied = 0;
+	r->buf.len = 0;
+}
+
+void fd_psf_reasm_release(struct fd_psf_reasm *r)
+{
+	r->active = 0;
+	fd_buf_release(&r->buf);
+	free(r->groups);
+	r->groups = NULL;
+	r->gcap = 0;
+}
+
+int fd_psf_reasm_add(struct fd_psf_reasm *r, const struct fd_psf *f, unsigned *lost)
+{
+	size_t have, need;
+
+	*lost = 0;
+	if (f->type == FD_PSF_MSG) {
+		if (r->active) {
+			(*lost)++;
+			fd_psf_reasm_reset(r);
+		}
+		r->head = *f;
+		r->copied = 0;
+		if (f->len == f->total)
+			return 1; /* whole: no copy */
+		if (f->total > r->buf.max - r->headroom - r->tailroom) {
+			(*lost)++;
+			return 0;
+		}
+		memcpy(r->topic, f->topic, f->topic_len);
+		r->head.topic = r->topic;
+		if (f->groups_len > r->gcap) {
+			char *g = realloc(r->groups, f->groups_len);
+
+			if (!g) {
+				(*lost)++;
+				return -1;
+			}
+			r->groups = g;
+			r->gcap = f->groups_len;
+		}
+		if (f->groups_len)
+			memcpy(r->groups, f->groups, f->groups_len);
+		r->head.groups = r->groups;
+		/* the whole buffer at once, of the size needed: no copy as
+		 * it fills, no room wasted while a caller keeps it */
+		need = r->headroom + f->total + r->tailroom;
+		if (need > r->buf.cap || need < r->buf.cap / 4) {
+			char *d = realloc(r->buf.data, need);
+
+			if (!d) {
+				(*lost)++;
+				return -1;
+			}
+			r->buf.data = d;
+			r->buf.cap = need;
+		}
+		r->buf.len = r->headroom;
+		r->active = 1;
+	} else if (f->type == FD_PSF_MORE) {
+		if (!r->active)
+			return 0; /* the start was lost */
+	} else {
+		return 0;
+	}
+	have = r->buf.len - r->headroom;
+	if (have + f->len > r->head.total) {
+		(*lost)++;
+		fd_psf_reasm_reset(r);
+		return 0;
+	}
+	if (f->len)
+		memcpy(r->buf.data + r->buf.len, f->data, f->len);
+	r->buf.len += f->len;
+	if (have + f->len < r->head.total)
+		return 0;
+	r->active = 0;
+	r->copied = 1;
+	r->head.type = FD_PSF_MSG;
+	r->head.data = r->buf.data + r->headroom;
+	r->head.len = r->head.total;
+	return 1;
+}
+
+int fd_psf_chunker_init(struct fd_psf_chunker *c, unsigned flags, unsigned prio,
+			const char *topic, size_t tlen, uint64_t stream, uint64_t seq,
+			uint64_t ts, const char *const *groups, unsigned ngroups,
+			const char *payload, size_t plen, size_t chunk)
+{
+	struct fd_buf b = FD_BUF_INIT((size_t)1 << 20);
+	size_t more;
+
+	memset(c, 0, sizeof(*c));
+	if (chunk == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	c->first = plen < chunk ? plen : chunk;
+	/* the header as put_msg writes it, with the length of the piece to
+	 * come */
+	if (fd_psf_put_msg(&b, flags, prio, topic, tlen, stream, seq, ts, plen,
+			   groups, ngroups, NULL, 0) < 0) {
+		fd_buf_release(&b);
+		return -1;
+	}
+	put_len((unsigned char *)b.data, b.len - 4 + c->first);
+	c->head = b.data;
+	c->hlen = b.len;
+	c->payload = payload;
+	c->plen = plen;
+	c->chunk = chunk;
+	c->prio = prio;
+	more = (plen - c->first + chunk - 1) / chunk;
+	c->size = c->hlen + plen + 6 * more;
+	return 0;
+}
+
+void fd_psf_chunker_release(struct fd_psf_chunker *c)
+{
+	free(c->head);
+	c->head = NULL;
+}
+
+size_t fd_psf_chunker_read(const struct fd_psf_chunker *c, size_t off,
+			   char *out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && off < c->size) {
+		const char *src;
+		size_t k;
+		unsigned char mh[6];
+
+		if (off < c->hlen) {
+			src = c->head + off;
+			k = c->hlen - off;
+		} else if (off < c->hlen + c->first) {
+			src = c->payload + (off - c->hlen);
+			k = c->hlen + c->first - off;
+		} else {
+			size_t j = off - c->hlen - c->first;
+			size_t i = j / (6 + c->chunk), w = j % (6 + c->chunk);
+			size_t at = c->first + i * c->chunk;
+			size_t pl = c->plen - at < c->chunk ? c->plen - at : c->chunk;
+
+			if (w < 6) {
+				put_len(mh, 2 + pl);
+				mh[4] = FD_PSF_MORE;
+				mh[5] = (unsigned char)c->prio;
+				src = (const char *)mh + w;
+				k = 6 - w;
+			} else {
+				src = c->payload + at + (w - 6);
+				k = pl - (w - 6);
+			}
+		}
+		if (k > max - n)
+			k = max - n;
+		memcpy(out + n, src, k);
+		n += k;
+		off += k;
+	}
+	return n;
 }

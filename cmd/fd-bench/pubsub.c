@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #define MSG_PREFIX "{\"type\":\"message\","
 
@@ -284,9 +286,22 @@ static void *pub_main(void *arg)
 	return NULL;
 }
 
+static int pub_start_with(struct publisher *p, const char *addr, const char *topic,
+			  unsigned prio, size_t size, long long count,
+			  double rate, int timestamps, char *payload);
+
 static int pub_start(struct publisher *p, const char *addr, const char *topic,
 		     unsigned prio, size_t size, long long count, double rate,
 		     int timestamps)
+{
+	return pub_start_with(p, addr, topic, prio, size, count, rate,
+			      timestamps, NULL);
+}
+
+/* payload: NULL, or size bytes of JSON text the publisher takes. */
+static int pub_start_with(struct publisher *p, const char *addr, const char *topic,
+			  unsigned prio, size_t size, long long count,
+			  double rate, int timestamps, char *payload)
 {
 	memset(p, 0, sizeof(*p));
 	p->addr = addr;
@@ -297,7 +312,9 @@ static int pub_start(struct publisher *p, const char *addr, const char *topic,
 	p->rate = rate;
 	p->timestamps = timestamps;
 	p->out = (struct fd_buf)FD_BUF_INIT((size_t)1 << 40);
-	if (!timestamps) {
+	if (payload) {
+		p->payload = payload;
+	} else if (!timestamps) {
 		p->payload = malloc(p->size);
 		memset(p->payload, 'x', p->size);
 		p->payload[0] = '"';
@@ -589,8 +606,85 @@ static int run_hol(const struct bench_opts *o, int n, double *v, struct fd_err *
 
 /* ---- compression ---- */
 
-static int compress_once(const struct bench_opts *o, int on, double *mbs,
-			 double *ratio, struct fd_err *err)
+enum { PL_JSON, PL_TEXT, PL_RANDOM };
+
+static uint64_t rng(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 0x2545F4914F6CDD1DULL;
+}
+
+/* size bytes of JSON text (size >= 64), the same for a kind every time:
+ *   PL_JSON    an array of event records, as services publish them;
+ *   PL_TEXT    a string of log-like prose from a small vocabulary;
+ *   PL_RANDOM  a string of base64 random bytes (a binary blob in JSON). */
+static char *make_payload(int kind, size_t size)
+{
+	static const char *const words[] = {
+		"the",	      "request", "failed",  "after", "retrying",
+		"connection", "to",	 "node",    "timed", "out",
+		"user",	      "session", "started", "cache", "miss",
+		"for",	      "key",	 "queue",   "is",    "full",
+		"dropping",   "oldest",	 "message", "ok"};
+	static const char *const events[] = {"click", "view",	"purchase",
+					     "login", "logout", "search"};
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *p = malloc(size + 1);
+	uint64_t st = 0x9e3779b97f4a7c15ULL + (uint64_t)kind;
+	size_t n = 0;
+
+	if (kind == PL_JSON) {
+		p[n++] = '[';
+		while (size - n > 400) {
+			n += (size_t)snprintf(
+				p + n, size - n,
+				"{\"id\":%llu,\"user\":\"u%05llu\",\"event\":\"%s\","
+				"\"ts\":\"2026-11-26T18:%02llu:%02llu.%06lluZ\","
+				"\"value\":%llu.%02llu,\"tags\":[\"web\",\"%s\"],"
+				"\"ok\":%s},",
+				(unsigned long long)(rng(&st) % 100000000),
+				(unsigned long long)(rng(&st) % 100000),
+				events[rng(&st) % 6],
+				(unsigned long long)(rng(&st) % 60),
+				(unsigned long long)(rng(&st) % 60),
+				(unsigned long long)(rng(&st) % 1000000),
+				(unsigned long long)(rng(&st) % 10000),
+				(unsigned long long)(rng(&st) % 100),
+				rng(&st) % 2 ? "eu" : "us",
+				rng(&st) % 5 ? "true" : "false");
+		}
+		p[n++] = '"'; /* the rest: one string, to the exact size */
+		while (n < size - 2)
+			p[n++] = words[rng(&st) % 24][0];
+		p[n++] = '"';
+		p[n++] = ']';
+	} else {
+		p[n++] = '"';
+		while (n < size - 1) {
+			if (kind == PL_RANDOM) {
+				p[n++] = b64[rng(&st) % 64];
+				continue;
+			}
+			{
+				const char *w = words[rng(&st) % 24];
+
+				while (*w && n < size - 1)
+					p[n++] = *w++;
+				if (n < size - 1)
+					p[n++] = ' ';
+			}
+		}
+		p[n++] = '"';
+	}
+	p[n] = '\0';
+	return p;
+}
+
+static int compress_once(const struct bench_opts *o, int kind, int on,
+			 double *mbs, double *ratio, struct fd_err *err)
 {
 	struct cluster c;
 	struct subscriber s;
@@ -613,8 +707,8 @@ static int compress_once(const struct bench_opts *o, int on, double *mbs,
 		return -1;
 	}
 	t0 = now_ns();
-	/* a compressible payload: JSON-ish text */
-	pub_start(&pub, c.nodes[0].addr, "cmp.x", FD_PSF_NORMAL, size, count, 0, 0);
+	pub_start_with(&pub, c.nodes[0].addr, "cmp.x", FD_PSF_NORMAL, size,
+		       count, 0, 0, make_payload(kind, size));
 	pub_finish(&pub);
 	sub_finish(&s);
 	if (pub.failed || s.failed) {
@@ -636,15 +730,94 @@ static int compress_once(const struct bench_opts *o, int on, double *mbs,
 	return rc;
 }
 
-static int run_compression(const struct bench_opts *o, int n, double *v,
-			   struct fd_err *err)
+static int compression(const struct bench_opts *o, int kind, double *v,
+		       struct fd_err *err)
 {
-	(void)n;
-	if (compress_once(o, 1, &v[0], &v[2], err) < 0 ||
-	    compress_once(o, 0, &v[1], &v[3], err) < 0)
+	if (compress_once(o, kind, 1, &v[0], &v[2], err) < 0 ||
+	    compress_once(o, kind, 0, &v[1], &v[3], err) < 0)
 		return -1;
 	return 0;
 }
+
+#define CMP(name, kind)                                               \
+	static int name(const struct bench_opts *o, int n, double *v, \
+			struct fd_err *err)                           \
+	{                                                             \
+		(void)n;                                              \
+		return compression(o, kind, v, err);                  \
+	}
+CMP(run_compression, PL_JSON)
+CMP(run_compression_text, PL_TEXT)
+CMP(run_compression_random, PL_RANDOM)
+
+/* The codecs alone, in this process: zstd and zlib at level 1 (the fast
+ * end, where a node compresses), on 64 KiB payloads of one kind. The
+ * ratio is compressed / original bytes; the speed is payload bytes per
+ * second through compression and decompression (a sender compresses once,
+ * each receiving node decompresses once). */
+static int codec(const struct bench_opts *o, int kind, double *v, struct fd_err *err)
+{
+	size_t size = 65536, bound = ZSTD_compressBound(size);
+	char *pl = make_payload(kind, size), *z = malloc(bound + 1024),
+	     *back = malloc(size);
+	ZSTD_CCtx *zc = ZSTD_createCCtx();
+	ZSTD_DCtx *zd = ZSTD_createDCtx();
+	int64_t budget = o->duration_ms < 1000 ? o->duration_ms : 1000;
+	int rc = 0;
+
+	for (int lib = 0; lib < 2 && rc == 0; lib++) {
+		size_t zlen = 0;
+		long long rounds = 0;
+		int64_t t0 = now_ns(), t1;
+
+		do {
+			if (lib == 0) {
+				zlen = ZSTD_compressCCtx(zc, z, bound, pl, size, 1);
+				if (ZSTD_isError(zlen) ||
+				    ZSTD_decompressDCtx(zd, back, size, z, zlen) != size)
+					rc = -1;
+			} else {
+				uLongf zl = (uLongf)(bound + 1024), bl = size;
+
+				if (compress2((Bytef *)z, &zl, (const Bytef *)pl,
+					      size, 1) != Z_OK ||
+				    uncompress((Bytef *)back, &bl, (Bytef *)z,
+					       zl) != Z_OK ||
+				    bl != size)
+					rc = -1;
+				zlen = zl;
+			}
+			if (rc == 0 && memcmp(back, pl, size) != 0)
+				rc = -1;
+			rounds++;
+			t1 = now_ns();
+		} while (rc == 0 && t1 - t0 < budget * 1000000 / 2);
+		if (rc < 0) {
+			fd_err_set(err, "%s round trip failed", lib ? "zlib" : "zstd");
+			break;
+		}
+		v[lib] = (double)zlen / (double)size;
+		v[2 + lib] = (double)rounds * (double)size /
+			     ((double)(t1 - t0) / 1e9) / 1e6;
+	}
+	ZSTD_freeCCtx(zc);
+	ZSTD_freeDCtx(zd);
+	free(pl);
+	free(z);
+	free(back);
+	return rc;
+}
+
+#define CODEC(name, kind)                                             \
+	static int name(const struct bench_opts *o, int n, double *v, \
+			struct fd_err *err)                           \
+	{                                                             \
+		(void)n;                                              \
+		return codec(o, kind, v, err);                        \
+	}
+CODEC(run_codec_json, PL_JSON)
+CODEC(run_codec_text, PL_TEXT)
+CODEC(run_codec_random, PL_RANDOM)
 
 const struct scenario pubsub_scenarios[] = {
 	{"pubsub.throughput.16",
@@ -732,15 +905,60 @@ const struct scenario pubsub_scenarios[] = {
 	 run_hol,
 	 0},
 	{"pubsub.compression",
-	 "2048 messages of 64 KiB (compressible) A -> B with zstd on, then off: MB/s "
-	 "and bytes on the wire per payload byte",
+	 "2048 messages of 64 KiB of JSON records A -> B with zstd on, then off: "
+	 "MB/s and bytes on the wire per payload byte",
 	 0,
 	 2,
 	 {{"pubsub.compression.on", "MB/s"},
 	  {"pubsub.compression.off", "MB/s"},
 	  {"pubsub.compression.on.ratio", "ratio"},
 	  {"pubsub.compression.off.ratio", "ratio"}},
-	 run_compression,
-	 0},
+	 run_compression, 0},
+	{"pubsub.compression.text",
+	 "the same with repetitive text (a JSON string of log-like words)",
+	 0,
+	 2,
+	 {{"pubsub.compression.text.on", "MB/s"},
+	  {"pubsub.compression.text.off", "MB/s"},
+	  {"pubsub.compression.text.on.ratio", "ratio"},
+	  {"pubsub.compression.text.off.ratio", "ratio"}},
+	 run_compression_text, 0},
+	{"pubsub.compression.random",
+	 "the same with random bytes (a JSON string of base64)",
+	 0,
+	 2,
+	 {{"pubsub.compression.random.on", "MB/s"},
+	  {"pubsub.compression.random.off", "MB/s"},
+	  {"pubsub.compression.random.on.ratio", "ratio"},
+	  {"pubsub.compression.random.off.ratio", "ratio"}},
+	 run_compression_random, 0},
+	{"pubsub.codec.json",
+	 "zstd and zlib at level 1 in process on 64 KiB of JSON records: "
+	 "compressed size per byte, MB/s through compression and decompression",
+	 0,
+	 0,
+	 {{"pubsub.codec.json.zstd.ratio", "ratio"},
+	  {"pubsub.codec.json.zlib.ratio", "ratio"},
+	  {"pubsub.codec.json.zstd", "MB/s"},
+	  {"pubsub.codec.json.zlib", "MB/s"}},
+	 run_codec_json, 0},
+	{"pubsub.codec.text",
+	 "the same on 64 KiB of repetitive text",
+	 0,
+	 0,
+	 {{"pubsub.codec.text.zstd.ratio", "ratio"},
+	  {"pubsub.codec.text.zlib.ratio", "ratio"},
+	  {"pubsub.codec.text.zstd", "MB/s"},
+	  {"pubsub.codec.text.zlib", "MB/s"}},
+	 run_codec_text, 0},
+	{"pubsub.codec.random",
+	 "the same on 64 KiB of base64 random bytes",
+	 0,
+	 0,
+	 {{"pubsub.codec.random.zstd.ratio", "ratio"},
+	  {"pubsub.codec.random.zlib.ratio", "ratio"},
+	  {"pubsub.codec.random.zstd", "MB/s"},
+	  {"pubsub.codec.random.zlib", "MB/s"}},
+	 run_codec_random, 0},
 };
 const int pubsub_nscenarios = sizeof(pubsub_scenarios) / sizeof(pubsub_scenarios[0]);

@@ -13,6 +13,7 @@
 #include "topic.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -34,14 +35,60 @@
 enum { KIND_SUB = 1, KIND_PEER = 2 };
 enum { FMT_JSONL, FMT_SSE };
 
+/* A large published payload, shared by the peer queues and
+ * local subscribers that send it: the frame it came in, taken from the publisher's reader (no copy). */
+struct ps_blob {
+	unsigned refs;
+	char *mem;
+};
+
+/* Where publish may take a large payload from without copying it. */
+struct ps_src {
+	struct fd_psf_reader *reader;
+	struct ps_blob *blob; /* taken, once a queue wanted it */
+};
+
+static void blob_unref(struct ps_blob *b)
+{
+	if (b && --b->refs == 0) {
+		free(b->mem);
+		free(b);
+	}
+}
+
+/* The payload src holds, taken from its reader: NULL when out of memory. */
+static struct ps_blob *src_blob(struct ps_src *src)
+{
+	if (!src->blob) {
+		src->blob = calloc(1, sizeof(*src->blob));
+		if (!src->blob)
+			return NULL;
+		src->blob->refs = 1; /* src's, dropped after publishing */
+		src->blob->mem = fd_psf_reader_detach(src->reader);
+	}
+	return src->blob;
+}
+
 /* A message as local subscribers get it: one JSON line, shared. A gap marker
  * is a message too (is_gap). */
 struct ps_msg {
 	unsigned refs;
 	unsigned is_gap;
-	size_t len; /* line bytes, '\n' included */
-	char line[];
+	size_t len;  /* line bytes, '\n' included */
+	char *line;  /* in inl, or in block */
+	char *block; /* a reassembly buffer holding the line (freed with it) */
+	/* or: line is the start (hlen bytes), then data from a shared blob,
+	 * then "}\n" */
+	struct ps_blob *blob;
+	const char *data;
+	size_t hlen;
+	char inl[];
 };
+
+/* A line's bytes besides its data, at most (topic and node name escaped). */
+#define MSG_HEAD_MAX(tlen, flen) (100 + 2 * (tlen) + 2 * (flen) + 48)
+/* Room reassembly keeps before a payload for the line's start. */
+#define REASM_HEAD MSG_HEAD_MAX(FD_TOPIC_MAX_LEN, 255)
 
 struct ps_sub {
 	int kind;
@@ -54,6 +101,9 @@ struct ps_sub {
 	size_t max_msgs, max_bytes;
 	struct ps_msg **ring;
 	size_t rcap, head, count, bytes;
+	/* the record being written to the stream, a piece at a time */
+	struct ps_msg *cur;
+	size_t cur_off;
 	/* loss not yet reported */
 	uint64_t missed;
 	char gap_topic[FD_TOPIC_MAX_LEN + 1];
@@ -61,27 +111,28 @@ struct ps_sub {
 	struct ps_sub *prev, *next;
 };
 
+/* A large message in a peer queue by reference: a frame of type FRAME_REF
+ * holding a pointer to this; its frames are made as they are sent. */
+struct ps_ref {
+	struct ps_blob *blob;
+	struct fd_psf_chunker ck;
+};
+#define FRAME_REF 0xff
+
 struct ps_peer;
 struct ps_chan {
 	struct ps_peer *peer;
 	int idx;
 	struct fd_buf q;
-	size_t head;	   /* bytes of q already sent */
+	size_t head; /* bytes of q already sent (or being sent) */
+	/* the batch in flight: q[fly, fly + fly_q), fly_len bytes once framed
+	 * (references expanded); read up to q[fly + rd_q] and rd_v bytes of
+	 * the frame there */
+	size_t fly, fly_q, fly_len, rd_q, rd_v;
+	size_t vbytes;	   /* bytes queued, not yet in a batch, once framed */
 	size_t msgs;	   /* messages queued */
 	uint64_t inflight; /* request handle, 0 when idle */
 	size_t inflight_msgs;
-};
-
-struct ps_reasm {
-	int active;
-	unsigned flags;
-	char topic[FD_TOPIC_MAX_LEN + 1];
-	size_t tlen;
-	uint64_t stream, seq, ts, total;
-	char *groups;
-	size_t groups_len;
-	unsigned ngroups;
-	struct fd_buf buf;
 };
 
 struct ps_delta {
@@ -109,7 +160,7 @@ struct ps_peer {
 	uint64_t rvers;
 	int rhave;
 	size_t rcount;
-	struct ps_reasm rx[FD_PSF_NPRIO];
+	struct fd_psf_reasm rx[FD_PSF_NPRIO];
 	uint64_t tx_bytes, rx_bytes, tx_msgs, rx_msgs, lost;
 	struct ps_peer *next;
 };
@@ -151,6 +202,11 @@ struct ps_pub {
 	uint64_t published, rejected, items;
 	struct json_object *errors;
 	struct fd_psf_reader reader;
+	/* the payload of the PUB frame coming in pieces, validated as it
+	 * comes (js_done bytes so far) */
+	struct fd_json_stream js;
+	size_t js_done;
+	int js_active;
 	struct fd_buf line;
 	int skipping;	/* inside a line too long */
 	int line_ready; /* line holds a whole line not yet published */
@@ -163,6 +219,8 @@ static void pub_free(struct ps_pub *pub);
 static void peer_kick(struct ps_peer *p, int ch);
 static void interest_kick(struct ps_peer *p);
 static void resume_publishers(struct pubsub *ps);
+static size_t chan_done(const struct ps_chan *c);
+static void chan_unref(struct ps_chan *c, size_t from, size_t to);
 
 void pubsub_opts_default(struct pubsub_opts *o)
 {
@@ -201,8 +259,11 @@ static int parse_prio(const char *s)
 
 static void msg_unref(struct ps_msg *m)
 {
-	if (m && --m->refs == 0)
+	if (m && --m->refs == 0) {
+		free(m->block);
+		blob_unref(m->blob);
 		free(m);
+	}
 }
 
 /* "2026-11-26T17:06:31.123456Z" */
@@ -242,21 +303,14 @@ static size_t put_u64(char *p, uint64_t v)
 		p += sizeof(lit) - 1;            \
 	} while (0)
 
-/* Builds the message line. from is a node name. */
-static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
-			      const char *from, uint64_t stream, uint64_t seq,
-			      uint64_t ts, const char *data, size_t dlen)
+/* Writes the line's start, up to its data, to p: MSG_HEAD_MAX bytes at
+ * most. Returns its length. */
+static size_t msg_head(struct pubsub *ps, char *p, const char *topic, size_t tlen,
+		       const char *from, uint64_t stream, uint64_t seq, uint64_t ts)
 {
 	size_t flen = strlen(from);
-	size_t cap = 100 + 2 * tlen + 2 * flen + 48 + dlen + 8;
-	struct ps_msg *m = malloc(sizeof(*m) + cap);
-	char *p;
+	char *start = p;
 
-	if (!m)
-		return NULL;
-	m->refs = 1;
-	m->is_gap = 0;
-	p = m->line;
 	APPEND("{\"type\":\"message\",\"topic\":");
 	p += fd_json_quote(p, 2 * tlen + 2, topic, tlen);
 	APPEND(",\"seq\":");
@@ -268,10 +322,54 @@ static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
 	APPEND(",\"ts\":\"");
 	p += format_ts(ps, ts, p);
 	APPEND("\",\"data\":");
+	return (size_t)(p - start);
+}
+
+/* Builds the message line. from is a node name. */
+static struct ps_msg *msg_new(struct pubsub *ps, const char *topic, size_t tlen,
+			      const char *from, uint64_t stream, uint64_t seq,
+			      uint64_t ts, const char *data, size_t dlen)
+{
+	size_t cap = MSG_HEAD_MAX(tlen, strlen(from)) + dlen + 8;
+	struct ps_msg *m = malloc(sizeof(*m) + cap);
+	char *p;
+
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = NULL;
+	m->blob = NULL;
+	m->line = p = m->inl;
+	p += msg_head(ps, p, topic, tlen, from, stream, seq, ts);
 	memcpy(p, data, dlen);
 	p += dlen;
 	APPEND("}\n");
 	m->len = (size_t)(p - m->line);
+	return m;
+}
+
+/* The same around a payload already in a reassembly buffer (REASM_HEAD
+ * bytes in, 2 free after it), which the message takes: no copy. */
+static struct ps_msg *msg_wrap(struct pubsub *ps, char *block, const char *topic,
+			       size_t tlen, const char *from, uint64_t stream,
+			       uint64_t seq, uint64_t ts, size_t dlen)
+{
+	struct ps_msg *m = malloc(sizeof(*m));
+	char head[REASM_HEAD];
+	size_t h;
+
+	if (!m)
+		return NULL;
+	h = msg_head(ps, head, topic, tlen, from, stream, seq, ts);
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = block;
+	m->blob = NULL;
+	m->line = block + REASM_HEAD - h;
+	memcpy(m->line, head, h);
+	memcpy(block + REASM_HEAD + dlen, "}\n", 2);
+	m->len = h + dlen + 2;
 	return m;
 }
 
@@ -286,7 +384,9 @@ static struct ps_msg *gap_new(const char *topic, uint64_t missed, const char *re
 		return NULL;
 	m->refs = 1;
 	m->is_gap = 1;
-	p = m->line;
+	m->block = NULL;
+	m->blob = NULL;
+	m->line = p = m->inl;
 	APPEND("{\"type\":\"gap\",\"topic\":");
 	p += fd_json_quote(p, 2 * tlen + 2, topic, tlen);
 	APPEND(",\"missed\":");
@@ -452,47 +552,122 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 	sub_pump(s);
 }
 
-static int sub_write(struct ps_sub *s, const char *line, size_t len)
+/* The same around a payload in a shared blob: the line's start only is
+ * written here, the payload is referred to. */
+static struct ps_msg *msg_share(struct pubsub *ps, struct ps_blob *blob,
+				const char *topic, size_t tlen,
+				const char *from, uint64_t stream, uint64_t seq,
+				uint64_t ts, const char *data, size_t dlen)
 {
-	if (s->format == FMT_SSE) {
-		if (fd_http_stream_write(s->req, "data: ", 6) < 0 ||
-		    fd_http_stream_write(s->req, line, len) < 0 ||
-		    fd_http_stream_write(s->req, "\n", 1) < 0)
-			return -1;
-		return 0;
-	}
-	return fd_http_stream_write(s->req, line, len);
+	struct ps_msg *m = malloc(sizeof(*m) + MSG_HEAD_MAX(tlen, strlen(from)));
+
+	if (!m)
+		return NULL;
+	m->refs = 1;
+	m->is_gap = 0;
+	m->block = NULL;
+	m->line = m->inl;
+	m->hlen = msg_head(ps, m->line, topic, tlen, from, stream, seq, ts);
+	m->blob = blob;
+	blob->refs++;
+	m->data = data;
+	m->len = m->hlen + dlen + 2;
+	return m;
 }
 
+/* Writes record m on from *off, at most max bytes (the stream's format
+ * around the line: SSE's "data: " and blank line). Returns 1 when all of it
+ * is written, 0 when not yet, -1 when the stream refused it. */
+static int sub_put(struct ps_sub *s, struct ps_msg *m, size_t *off, size_t max)
+{
+	struct {
+		const char *p;
+		size_t len;
+	} part[5];
+	size_t np = 0, at = 0, total = 0;
+
+	if (s->format == FMT_SSE) {
+		part[np].p = "data: ";
+		part[np++].len = 6;
+	}
+	if (m->blob) {
+		part[np].p = m->line;
+		part[np++].len = m->hlen;
+		part[np].p = m->data;
+		part[np++].len = m->len - m->hlen - 2;
+		part[np].p = "}\n";
+		part[np++].len = 2;
+	} else {
+		part[np].p = m->line;
+		part[np++].len = m->len;
+	}
+	if (s->format == FMT_SSE) {
+		part[np].p = "\n";
+		part[np++].len = 1;
+	}
+	for (size_t i = 0; i < np; i++)
+		total += part[i].len;
+	for (size_t i = 0; i < np && max > 0; at += part[i++].len) {
+		size_t k;
+
+		if (*off >= at + part[i].len)
+			continue;
+		k = at + part[i].len - *off;
+		if (k > max)
+			k = max;
+		if (fd_http_stream_write(s->req, part[i].p + (*off - at), k) < 0)
+			return -1;
+		*off += k;
+		max -= k;
+	}
+	return *off == total;
+}
+
+/* Moves queued records to the stream while it holds less than STREAM_FILL
+ * bytes. A large record goes a piece at a time (as the stream drains), so
+ * that no loop turn copies all of it. */
 static void sub_pump(struct ps_sub *s)
 {
 	if (s->ended)
 		return;
-	/* drop-oldest: the loss comes before what is left in the queue */
-	if (s->missed && s->overflow == PS_DROP_OLDEST &&
-	    fd_http_stream_queued(s->req) < STREAM_FILL) {
-		struct ps_msg *g = gap_new(s->gap_topic, s->missed, NULL);
+	for (;;) {
+		size_t q = fd_http_stream_queued(s->req);
+		int rc;
 
-		if (g && sub_write(s, g->line, g->len) == 0) {
+		if (q >= STREAM_FILL)
+			break;
+		if (s->cur) {
+			rc = sub_put(s, s->cur, &s->cur_off, STREAM_FILL - q);
+			if (rc < 0)
+				break;
+			if (rc == 0)
+				continue;
+			if (!s->cur->is_gap) {
+				s->delivered++;
+				s->ps->delivered++;
+			}
+			msg_unref(s->cur);
+			s->cur = NULL;
+			continue;
+		}
+		/* drop-oldest: the loss comes before what is left in the queue */
+		if (s->missed && s->overflow == PS_DROP_OLDEST) {
+			s->cur = gap_new(s->gap_topic, s->missed, NULL);
+			if (!s->cur)
+				break;
+			s->cur_off = 0;
 			s->ps->gaps++;
 			s->missed = 0;
+			continue;
 		}
-		free(g);
-	}
-	while (s->count && fd_http_stream_queued(s->req) < STREAM_FILL) {
-		struct ps_msg *m = s->ring[s->head];
-
-		if (sub_write(s, m->line, m->len) < 0)
+		if (!s->count)
 			break;
-		if (!m->is_gap) {
-			s->delivered++;
-			s->ps->delivered++;
-		}
-		msg_unref(ring_pop(s));
+		s->cur = ring_pop(s);
+		s->cur_off = 0;
 	}
 	if (s->overflow == PS_DROP_NEW)
 		flush_gap_tail(s);
-	if (s->overflow == -1 && s->count == 0)
+	if (s->overflow == -1 && s->count == 0 && !s->cur)
 		sub_end(s);
 }
 
@@ -539,7 +714,7 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 			     ps->o.max_payload / 64 + 65536));
 		p->ch[i].peer = p;
 		p->ch[i].idx = i;
-		p->rx[i].buf = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + 64);
+		fd_psf_reasm_init(&p->rx[i], ps->o.max_payload + 64, REASM_HEAD, 2);
 	}
 	fd_timer_init(&p->iretry, on_iretry, p);
 	p->next = ps->peers;
@@ -559,14 +734,6 @@ static void deltas_clear(struct ps_peer *p)
 	p->ndeltas = 0;
 }
 
-static void reasm_reset(struct ps_reasm *r)
-{
-	r->active = 0;
-	free(r->groups);
-	r->groups = NULL;
-	r->buf.len = 0;
-}
-
 /* The peer is gone (failed, left, restarted): forget what it wanted and
  * what we were sending it. */
 static void peer_reset(struct ps_peer *p)
@@ -580,16 +747,17 @@ static void peer_reset(struct ps_peer *p)
 	for (int i = 0; i < FD_PSF_NPRIO; i++) {
 		struct ps_chan *c = &p->ch[i];
 
+		chan_unref(c, chan_done(c), c->q.len);
 		if (c->inflight)
 			fd_http_cancel(ps->n->client, c->inflight);
 		c->inflight = 0;
+		c->vbytes = 0;
 		p->lost += c->msgs + c->inflight_msgs;
 		ps->lost += c->msgs + c->inflight_msgs;
 		c->msgs = c->inflight_msgs = 0;
 		fd_buf_release(&c->q);
 		c->head = 0;
-		reasm_reset(&p->rx[i]);
-		fd_buf_release(&p->rx[i].buf);
+		fd_psf_reasm_release(&p->rx[i]);
 	}
 	if (p->iinflight)
 		fd_http_cancel(ps->n->client, p->iinflight);
@@ -813,7 +981,7 @@ static struct ps_peer *peer_from_req(struct pubsub *ps, struct fd_http_req *req)
 			p->rhave = 0;
 			p->rcount = 0;
 			for (int i = 0; i < FD_PSF_NPRIO; i++)
-				reasm_reset(&p->rx[i]);
+				fd_psf_reasm_reset(&p->rx[i]);
 		}
 		snprintf(p->id, sizeof(p->id), "%s", id);
 	}
@@ -865,12 +1033,99 @@ static struct ps_chan *chan_of(struct ps_peer *p, int ch)
 	return &p->ch[ch];
 }
 
+static size_t frame_len_at(const char *p)
+{
+	const unsigned char *f = (const unsigned char *)p;
+
+	return (size_t)f[0] | (size_t)f[1] << 8 | (size_t)f[2] << 16 |
+	       (size_t)f[3] << 24;
+}
+
+static struct ps_ref *ref_at(const char *frame)
+{
+	struct ps_ref *r;
+
+	memcpy(&r, frame + 5, sizeof(r));
+	return r;
+}
+
+/* The bytes the frame at q[off] is on the wire. */
+static size_t frame_wire_len(const struct ps_chan *c, size_t off)
+{
+	const char *f = c->q.data + off;
+
+	return (unsigned char)f[4] == FRAME_REF ? ref_at(f)->ck.size
+						: 4 + frame_len_at(f);
+}
+
+/* Lets go of the references in q[from, to). */
+static void chan_unref(struct ps_chan *c, size_t from, size_t to)
+{
+	while (from < to) {
+		const char *f = c->q.data + from;
+
+		if ((unsigned char)f[4] == FRAME_REF) {
+			struct ps_ref *r = ref_at(f);
+
+			fd_psf_chunker_release(&r->ck);
+			blob_unref(r->blob);
+			free(r);
+		}
+		from += 4 + frame_len_at(f);
+	}
+}
+
+/* Bytes of c->q that may be dropped: sent, and not in flight. */
+static size_t chan_done(const struct ps_chan *c)
+{
+	return c->inflight ? c->fly : c->head;
+}
+
+static void chan_compact(struct ps_chan *c)
+{
+	size_t n = chan_done(c);
+
+	fd_buf_consume(&c->q, n);
+	c->head -= n;
+	c->fly -= n;
+}
+
+/* curl reads the batch in flight from the queue as it sends it: no copy of
+ * it up front, and the queue may grow (move) meanwhile. */
+static size_t batch_read(char *buf, size_t max, void *arg)
+{
+	struct ps_chan *c = arg;
+	size_t n = 0;
+
+	while (n < max && c->rd_q < c->fly_q) {
+		const char *f = c->q.data + c->fly + c->rd_q;
+		size_t flen = 4 + frame_len_at(f), k;
+
+		if ((unsigned char)f[4] == FRAME_REF) {
+			struct ps_ref *r = ref_at(f);
+
+			k = fd_psf_chunker_read(&r->ck, c->rd_v, buf + n, max - n);
+			flen = r->ck.size;
+		} else {
+			k = flen - c->rd_v < max - n ? flen - c->rd_v : max - n;
+			memcpy(buf + n, f + c->rd_v, k);
+		}
+		n += k;
+		c->rd_v += k;
+		if (c->rd_v == flen) {
+			c->rd_q += 4 + frame_len_at(f);
+			c->rd_v = 0;
+		}
+	}
+	return n;
+}
+
 /* Sends the next batch of channel ch when none is in flight. */
 static void peer_kick(struct ps_peer *p, int ch)
 {
 	struct pubsub *ps = p->ps;
 	struct ps_chan *c = chan_of(p, ch);
-	size_t avail = c->q.len - c->head, take = 0, msgs = 0;
+	size_t avail = c->q.len - c->head, take = 0, vtake = 0, msgs = 0;
 	char url[1024], extra[16];
 	struct fd_err err;
 	static const char *const hdrs[] = {"Content-Type: application/x-fd-frames",
@@ -878,38 +1133,44 @@ static void peer_kick(struct ps_peer *p, int ch)
 
 	if (c->inflight || avail == 0 || !p->alive || !p->addr[0])
 		return;
+	/* what was sent before is done with */
+	if (c->head == c->q.len) {
+		c->q.len = c->head = 0;
+	} else if (c->head > (1u << 20) && c->head >= c->q.len / 2) {
+		chan_compact(c);
+	}
 	/* whole frames, up to BATCH_MAX (at least one) */
 	while (take < avail) {
 		const unsigned char *f =
 			(const unsigned char *)c->q.data + c->head + take;
-		size_t flen = (size_t)f[0] | (size_t)f[1] << 8 |
-			      (size_t)f[2] << 16 | (size_t)f[3] << 24;
+		size_t wire = frame_wire_len(c, c->head + take);
 
-		if (take > 0 && take + 4 + flen > BATCH_MAX)
+		if (take > 0 && vtake + wire > BATCH_MAX)
 			break;
-		if (f[4] == FD_PSF_MSG)
+		if (f[4] == FD_PSF_MSG || f[4] == FRAME_REF)
 			msgs++;
-		take += 4 + flen;
+		take += 4 + frame_len_at((const char *)f);
+		vtake += wire;
 	}
 	snprintf(extra, sizeof(extra), "&ch=%d", ch);
 	if (peer_url(p, "/v1/cluster/pubsub", extra, url, sizeof(url)) < 0)
 		return;
-	c->inflight = fd_http_request(ps->n->client, "POST", url, c->q.data + c->head,
-				      take, hdrs, 30000, on_batch_done, c, &err);
+	c->fly = c->head;
+	c->fly_q = take;
+	c->fly_len = vtake;
+	c->rd_q = c->rd_v = 0;
+	c->inflight = fd_http_request_read(ps->n->client, "POST", url, vtake,
+					   batch_read, c, hdrs, 30000,
+					   on_batch_done, c, &err);
 	if (!c->inflight) {
 		fd_warn("pubsub: unable to send to %s: %s", p->name, err.msg);
 		return;
 	}
-	p->tx_bytes += take;
+	p->tx_bytes += vtake;
 	c->head += take;
+	c->vbytes -= vtake < c->vbytes ? vtake : c->vbytes;
 	c->msgs -= msgs < c->msgs ? msgs : c->msgs;
 	c->inflight_msgs = msgs;
-	if (c->head == c->q.len) {
-		c->q.len = c->head = 0;
-	} else if (c->head > (1u << 20) && c->head >= c->q.len / 2) {
-		fd_buf_consume(&c->q, c->head);
-		c->head = 0;
-	}
 }
 
 static void on_batch_done(const struct fd_http_resp *resp, void *arg)
@@ -919,6 +1180,7 @@ static void on_batch_done(const struct fd_http_resp *resp, void *arg)
 	struct ps_peer *p = c->peer;
 	struct pubsub *ps = p->ps;
 
+	chan_unref(c, c->fly, c->fly + c->fly_q);
 	c->inflight = 0;
 	if (resp->status != 200) {
 		fd_debug("pubsub: batch to %s failed: %s", p->name,
@@ -937,51 +1199,83 @@ static int chan_full(struct ps_peer *p, int ch)
 {
 	struct ps_chan *c = &p->ch[ch];
 
-	return c->q.len - c->head >= p->ps->o.peer_queue;
+	return c->vbytes >= p->ps->o.peer_queue;
 }
 
 /* Queues one message for p on its channel. payload is what travels (maybe
  * compressed: flags). */
+/* Queues a large payload that src can give by reference. Returns 0, or -1
+ * (then copy it). */
+static int enqueue_ref(struct ps_chan *c, struct ps_src *src, unsigned prio,
+		       unsigned flags, const char *topic, size_t tlen,
+		       uint64_t stream, uint64_t seq, uint64_t ts,
+		       const char *payload, size_t plen,
+		       const char *const *groups, unsigned ngroups, size_t chunk)
+{
+	struct ps_ref *r;
+	unsigned char *f;
+
+	if (!src_blob(src))
+		return -1;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -1;
+	if (fd_psf_chunker_init(&r->ck, flags, prio, topic, tlen, stream, seq,
+				ts, groups, ngroups, payload, plen, chunk) < 0) {
+		free(r);
+		return -1;
+	}
+	f = fd_buf_grow(&c->q, 5 + sizeof(r));
+	if (!f) {
+		fd_psf_chunker_release(&r->ck);
+		free(r);
+		return -1;
+	}
+	f[0] = 1 + sizeof(r);
+	f[1] = f[2] = f[3] = 0;
+	f[4] = FRAME_REF;
+	memcpy(f + 5, &r, sizeof(r));
+	r->blob = src->blob;
+	src->blob->refs++;
+	c->vbytes += r->ck.size;
+	return 0;
+}
+
 static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 			const char *topic, size_t tlen, uint64_t stream,
 			uint64_t seq, uint64_t ts, const char *payload,
-			size_t plen, const char *const *groups, unsigned ngroups)
+			size_t plen, const char *const *groups,
+			unsigned ngroups, struct ps_src *src)
 {
 	struct pubsub *ps = p->ps;
 	int ch = ps->o.shared_channel ? 0 : (int)prio;
 	struct ps_chan *c = &p->ch[ch];
-	size_t first = plen < ps->o.chunk ? plen : ps->o.chunk, off;
-	size_t old;
+	size_t old = c->q.len;
 
 	/* room: drop the bytes already sent (only when they are at least half
 	 * of the buffer, so that compaction stays linear overall) */
-	if (c->head > 0 && c->head >= c->q.len / 2 &&
+	if (chan_done(c) > 0 && chan_done(c) >= c->q.len / 2 &&
 	    c->q.len + plen + FD_PSF_MSG_OVERHEAD + tlen +
 			    (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
-		    c->q.max) {
-		fd_buf_consume(&c->q, c->head);
-		c->head = 0;
-	}
-	old = c->q.len;
-
-	if (fd_psf_put_msg(&c->q, flags, prio, topic, tlen, stream, seq, ts,
-			   plen, groups, ngroups, payload, first) < 0)
-		goto fail;
-	for (off = first; off < plen; off += ps->o.chunk) {
-		size_t k = plen - off < ps->o.chunk ? plen - off : ps->o.chunk;
-
-		if (fd_psf_put_more(&c->q, prio, payload + off, k) < 0)
-			goto fail;
+		    c->q.max)
+		chan_compact(c);
+	if (src && plen > ps->o.chunk &&
+	    enqueue_ref(c, src, prio, flags, topic, tlen, stream, seq, ts,
+			payload, plen, groups, ngroups, ps->o.chunk) == 0) {
+		/* queued by reference */
+	} else if (fd_psf_put_chunks(&c->q, flags, prio, topic, tlen, stream,
+				     seq, ts, groups, ngroups, payload, plen,
+				     ps->o.chunk) < 0) {
+		p->lost++;
+		ps->lost++;
+		return -1;
+	} else {
+		c->vbytes += c->q.len - old;
 	}
 	c->msgs++;
 	ps->forwarded++;
 	peer_kick(p, ch);
 	return 0;
-fail:
-	c->q.len = old;
-	p->lost++;
-	ps->lost++;
-	return -1;
 }
 
 /* ---- publishing and delivery ---- */
@@ -1027,16 +1321,20 @@ static int group_listed(const struct fd_psf *f, const char *group)
 /* Delivers a message that came from peer `from` to the local subscribers:
  * the ungrouped ones and one member of each group the sender picked us
  * for (f: the MSG header, for its group list; NULL: none). */
+/* block: NULL, or a reassembly buffer holding data (REASM_HEAD bytes in),
+ * which this takes. */
 static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
-			   const struct fd_psf *f, const char *topic,
-			   size_t tlen, uint64_t stream, uint64_t seq,
-			   uint64_t ts, const char *data, size_t dlen)
+			   const struct fd_psf *f, const char *topic, size_t tlen,
+			   uint64_t stream, uint64_t seq, uint64_t ts,
+			   const char *data, size_t dlen, char *block)
 {
 	struct ps_msg *m = NULL;
 	size_t n = 0, k;
 
-	if (match_into(ps, ps->local, topic, tlen, 0, &n) < 0 || n == 0)
+	if (match_into(ps, ps->local, topic, tlen, 0, &n) < 0 || n == 0) {
+		free(block);
 		return;
+	}
 	k = fd_topic_select(ps->mbuf, n, ps->pick++, FD_TOPIC_ONCE_PER_VALUE);
 	for (size_t i = 0; i < k; i++) {
 		struct ps_sub *s = ps->mbuf[i].value;
@@ -1044,20 +1342,25 @@ static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
 		if (ps->mbuf[i].group && (!f || !group_listed(f, ps->mbuf[i].group)))
 			continue;
 		if (!m) {
-			m = msg_new(ps, topic, tlen, from->name, stream, seq,
-				    ts, data, dlen);
+			m = block ? msg_wrap(ps, block, topic, tlen, from->name,
+					     stream, seq, ts, dlen)
+				  : msg_new(ps, topic, tlen, from->name, stream,
+					    seq, ts, data, dlen);
 			if (!m)
-				return;
+				break;
+			block = NULL;
 		}
 		sub_deliver(s, m, topic, tlen);
 	}
+	free(block);
 	msg_unref(m);
 }
 
 /* Publishes from a local client. Returns 0, 1 when a peer queue is full (try
  * again later; nothing done), -1 on a failure (err filled). */
+/* src: NULL, or where data can be taken from without a copy. */
 static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
-		   size_t tlen, const char *data, size_t dlen)
+		   size_t tlen, const char *data, size_t dlen, struct ps_src *src)
 {
 	struct pubsub *ps = pub->ps;
 	struct ps_msg *m = NULL;
@@ -1091,8 +1394,14 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 
 		if (s->kind == KIND_SUB) {
 			if (!m) {
-				m = msg_new(ps, topic, tlen, ps->n->name,
-					    pub->stream, seq, ts, data, dlen);
+				struct ps_blob *b = src && dlen > ps->o.chunk
+							    ? src_blob(src)
+							    : NULL;
+
+				m = b ? msg_share(ps, b, topic, tlen, ps->n->name,
+						  pub->stream, seq, ts, data, dlen)
+				      : msg_new(ps, topic, tlen, ps->n->name,
+						pub->stream, seq, ts, data, dlen);
 				if (!m)
 					continue;
 			}
@@ -1126,7 +1435,8 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 			}
 		}
 		peer_enqueue(p, prio, flags, topic, tlen, pub->stream, seq, ts,
-			     payload, plen, groups, ng);
+			     payload, plen, groups, ng,
+			     payload == data ? src : NULL);
 	}
 	msg_unref(m);
 	return 0;
@@ -1178,10 +1488,46 @@ static const char *one_line(struct pubsub *ps, const char *data, size_t *len)
 	return NULL;
 }
 
-/* One PUB frame from the client. */
-static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err)
+/* A PUB frame growing in the reader: validate its payload as it comes. */
+static void pub_part(void *arg, const char *body, size_t have, size_t flen)
 {
 	struct ps_pub *pub = arg;
+	size_t hdr;
+
+	(void)flen;
+	if (have < 3 || body[0] != FD_PSF_PUB)
+		return;
+	hdr = 3 + (unsigned char)body[2];
+	if (have < hdr)
+		return;
+	if (!pub->js_active) {
+		fd_json_stream_init(&pub->js);
+		pub->js_done = 0;
+		pub->js_active = 1;
+	}
+	if (have - hdr > pub->js_done) {
+		fd_json_stream_feed(&pub->js, body + hdr + pub->js_done,
+				    have - hdr - pub->js_done, NULL);
+		pub->js_done = have - hdr;
+	}
+}
+
+/* Checks a PUB frame's payload: 0, or -1 with e filled. Uses what pub_part
+ * found when the frame came in pieces. *nl: may the payload hold newlines. */
+static int pub_check_data(struct ps_pub *pub, const struct fd_psf *f, int *nl,
+			  struct fd_err *e)
+{
+	if (pub->js_active && pub->js_done == f->len) {
+		*nl = pub->js.newlines > 0;
+		return fd_json_stream_end(&pub->js, e);
+	}
+	*nl = 1;
+	return fd_json_scan(f->data, f->len, NULL, NULL, e);
+}
+
+/* pub_frame's work: 0 done (published or rejected), 1 blocked. */
+static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *nl)
+{
 	struct pubsub *ps = pub->ps;
 	struct fd_psf f;
 	struct fd_err e;
@@ -1189,7 +1535,6 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	size_t dlen;
 	int rc;
 
-	(void)err;
 	pub->items++;
 	if (!body) {
 		pub_error(pub, "frame", pub->items,
@@ -1212,15 +1557,25 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 			  ps->o.max_payload);
 		return 0;
 	}
-	if (fd_json_scan(f.data, f.len, NULL, NULL, &e) < 0) {
+	if (pub_check_data(pub, &f, nl, &e) < 0) {
 		pub_error(pub, "frame", pub->items, "data: %s", e.msg);
 		return 0;
 	}
 	dlen = f.len;
-	data = one_line(ps, f.data, &dlen);
+	data = *nl ? one_line(ps, f.data, &dlen) : f.data;
 	if (!data)
 		return 0;
-	rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen);
+	/* a frame that came in pieces sits alone in the reader's buffer,
+	 * which the peer queues may take */
+	if (data == f.data && pub->reader.part.data &&
+	    body == pub->reader.part.data + 4) {
+		struct ps_src src = {&pub->reader, NULL};
+
+		rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen, &src);
+		blob_unref(src.blob);
+	} else {
+		rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen, NULL);
+	}
 	if (rc == 1) {
 		pub->items--;
 		pub->blocked = 1;
@@ -1229,6 +1584,19 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	if (rc == 0)
 		pub->published++;
 	return 0;
+}
+
+/* One PUB frame from the client. */
+static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err)
+{
+	struct ps_pub *pub = arg;
+	int rc, nl = 1;
+
+	(void)err;
+	rc = pub_frame_do(pub, body, len, &nl);
+	if (rc != 1)
+		pub->js_active = 0; /* done with this frame */
+	return rc;
 }
 
 struct line_fields {
@@ -1327,7 +1695,7 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 			  ps->o.max_payload);
 		return 0;
 	}
-	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen);
+	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen, NULL);
 	if (rc == 1) {
 		pub->items--;
 		pub->blocked = 1;
@@ -1559,6 +1927,7 @@ static void h_publish(struct fd_http_req *req, void *arg)
 	}
 	pub->first_seq = pub->seq;
 	fd_psf_reader_init(&pub->reader, ps->o.max_payload + 4 + 3 + 256);
+	fd_psf_reader_on_part(&pub->reader, pub_part, pub);
 	pub->line = (struct fd_buf)FD_BUF_INIT(ps->o.max_payload + LINE_EXTRA);
 	fd_http_on_body(req, on_pub_body, pub);
 	fd_http_on_close(req, pub_closed, pub);
@@ -1576,13 +1945,18 @@ struct ps_rx {
 
 static void rx_closed(struct fd_http_req *req, void *arg);
 
-static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm *r)
+/* A whole message from peer p: decompressed when need be, then delivered. */
+static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
+			  struct fd_psf_reasm *r)
 {
-	const char *data = r->buf.data;
-	size_t dlen = r->buf.len;
-	struct fd_psf f = {0};
+	const struct fd_psf *f = &r->head;
+	const char *data = f->data;
+	size_t dlen = f->len;
+	char *block = NULL;
 
-	if (r->flags & FD_PSF_ZSTD) {
+	if (!(f->flags & FD_PSF_ZSTD)) {
+		block = fd_psf_reasm_detach(r); /* the line is built around it */
+	} else {
 		unsigned long long size = ZSTD_getFrameContentSize(data, dlen);
 
 		ps->zbuf.len = 0;
@@ -1598,11 +1972,8 @@ static void deliver_reasm(struct pubsub *ps, struct ps_peer *p, struct ps_reasm 
 		data = ps->zbuf.data;
 		dlen = (size_t)size;
 	}
-	f.groups = r->groups;
-	f.groups_len = r->groups_len;
-	f.ngroups = r->ngroups;
-	deliver_remote(ps, p, r->ngroups ? &f : NULL, r->topic, r->tlen,
-		       r->stream, r->seq, r->ts, data, dlen);
+	deliver_remote(ps, p, f->ngroups ? f : NULL, f->topic, f->topic_len,
+		       f->stream, f->seq, f->ts, data, dlen, block);
 }
 
 static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
@@ -1611,69 +1982,24 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	struct pubsub *ps = rx->ps;
 	struct ps_peer *p = rx->p;
 	struct fd_psf f;
-	struct ps_reasm *r;
+	unsigned lost;
+	int rc;
 
 	if (!body)
 		return fd_err_set(err, "frame of %zu bytes, over the limit", len);
 	if (fd_psf_parse(body, len, &f, err) < 0)
 		return -1;
-	r = &p->rx[f.prio];
+	if (f.type != FD_PSF_MSG && f.type != FD_PSF_MORE)
+		return fd_err_set(err, "unexpected frame type %d", f.type);
 	if (f.type == FD_PSF_MSG) {
-		if (r->active) {
-			p->lost++;
-			ps->lost++;
-			reasm_reset(r);
-		}
 		p->rx_msgs++;
 		ps->received++;
-		if (f.len == f.total && !(f.flags & FD_PSF_ZSTD)) {
-			deliver_remote(ps, p, f.ngroups ? &f : NULL, f.topic,
-				       f.topic_len, f.stream, f.seq, f.ts,
-				       f.data, f.len);
-			return 0;
-		}
-		if (f.total > ps->o.max_payload + 64) {
-			p->lost++;
-			ps->lost++;
-			return 0;
-		}
-		r->active = 1;
-		r->flags = f.flags;
-		memcpy(r->topic, f.topic, f.topic_len);
-		r->tlen = f.topic_len;
-		r->stream = f.stream;
-		r->seq = f.seq;
-		r->ts = f.ts;
-		r->total = f.total;
-		r->ngroups = f.ngroups;
-		r->groups_len = f.groups_len;
-		r->groups = NULL;
-		if (f.ngroups) {
-			r->groups = malloc(f.groups_len);
-			if (!r->groups) {
-				reasm_reset(r);
-				return 0;
-			}
-			memcpy(r->groups, f.groups, f.groups_len);
-		}
-		r->buf.len = 0;
-	} else if (f.type == FD_PSF_MORE) {
-		if (!r->active)
-			return 0; /* the start was lost */
-	} else {
-		return fd_err_set(err, "unexpected frame type %d", f.type);
 	}
-	if (r->buf.len + f.len > r->total ||
-	    fd_buf_append(&r->buf, f.data, f.len) < 0) {
-		p->lost++;
-		ps->lost++;
-		reasm_reset(r);
-		return 0;
-	}
-	if (r->buf.len == r->total) {
-		deliver_reasm(ps, p, r);
-		reasm_reset(r);
-	}
+	rc = fd_psf_reasm_add(&p->rx[f.prio], &f, &lost);
+	p->lost += lost;
+	ps->lost += lost;
+	if (rc == 1)
+		deliver_whole(ps, p, &p->rx[f.prio]);
 	return 0;
 }
 
@@ -1754,6 +2080,7 @@ static void sub_free(struct ps_sub *s)
 	ps->nsubs--;
 	while (s->count)
 		msg_unref(ring_pop(s));
+	msg_unref(s->cur);
 	free(s->ring);
 	for (int i = 0; i < s->npatterns; i++)
 		free(s->patterns[i]);
@@ -1937,6 +2264,11 @@ int pubsub_init(struct node *n)
 	if (!ps)
 		return -1;
 	ps->n = n;
+	/* Payloads of megabytes come and go: keep freed memory for the next
+	 * ones (up to 64 MiB) instead of handing it back to the kernel and
+	 * faulting it in again, page by page, for every message. */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 	if (n->opts->pubsub)
 		ps->o = *n->opts->pubsub;
 	else
@@ -1975,9 +2307,9 @@ void pubsub_free(struct node *n)
 
 		ps->peers = p->next;
 		for (int i = 0; i < FD_PSF_NPRIO; i++) {
+			chan_unref(&p->ch[i], chan_done(&p->ch[i]), p->ch[i].q.len);
 			fd_buf_release(&p->ch[i].q);
-			reasm_reset(&p->rx[i]);
-			fd_buf_release(&p->rx[i].buf);
+			fd_psf_reasm_release(&p->rx[i]);
 		}
 		fd_timer_disarm(n->loop, &p->iretry);
 		deltas_clear(p);
@@ -2044,7 +2376,7 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 		size_t queued = 0;
 
 		for (int i = 0; i < FD_PSF_NPRIO; i++)
-			queued += p->ch[i].q.len - p->ch[i].head;
+			queued += p->ch[i].vbytes;
 		json_object_object_add(po, "alive",
 				       json_object_new_boolean(p->alive));
 		add_u64(po, "interest", p->rcount);

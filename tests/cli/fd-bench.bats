@@ -77,7 +77,7 @@ write_baseline()
 	run -0 --separate-stderr fd-bench list
 	assert_equal "$stderr" ""
 	fd_assert_jsonl <(printf '%s\n' "$output")
-	assert_equal "${#lines[@]}" 18
+	assert_equal "${#lines[@]}" 23
 	run -0 jq -e -s '
 		map(.type == "scenario" and (.unit | length > 0) and (.description | length > 0)) | all' \
 		<<<"$output"
@@ -88,7 +88,7 @@ write_baseline()
 	run -0 bash -c 'fd-bench list | jq -r "select(.name | startswith(\"registry.\")) | .unit" | tr "\n" " "'
 	assert_output 'ms names/s lookups/s bytes/entry '
 	run -0 bash -c 'fd-bench list | jq -r .name | grep ^pubsub | sort | tr "\n" " "'
-	assert_output 'pubsub.compression pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
+	assert_output 'pubsub.codec.json pubsub.codec.random pubsub.codec.text pubsub.compression pubsub.compression.random pubsub.compression.text pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.false_positives\") | .unit"'
 	assert_output count
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.rss\") | .unit"'

@@ -120,3 +120,32 @@ start() {
 	assert_output '[1,2,"gap",3]'
 	run -0 jq -s -e 'map(select(.type == "gap"))[0] | .missed == null and (.reason | test("lost"))' "${FD_OUT[s1]}"
 }
+
+@test "large messages cross nodes in chunks, whole and in order, between small ones, to a queue group and the publisher's node too" {
+	fd_start_node a --profile local --chunk-size 4KiB
+	fd_start_node b --profile local --chunk-size 4KiB --join "${FD_ADDR[a]}"
+	fd_start_node c --profile local --chunk-size 4KiB --join "${FD_ADDR[a]}"
+	for n in a b c; do fd_wait_until 10s alive "$n" 3; done
+	fd_spawn sb fd-sub -n "${FD_ADDR[b]}" -c 40 -t 60s 'lg.>'
+	fd_spawn sg fd-sub -n "${FD_ADDR[c]}" -q workers -c 40 -t 60s 'lg.>'
+	fd_spawn sa fd-sub -n "${FD_ADDR[a]}" -c 40 -t 60s 'lg.>'
+	ps_wait_interest a b 1
+	ps_wait_interest a c 1
+	ps_wait_subs a 1
+	# sizes around the chunk and far past it, small ones in between
+	for i in $(seq 1 20); do
+		n=$(( (i * 7919) % 300000 + 1 ))
+		[ $((i % 5)) -eq 0 ] && n=$((4096 * i))
+		printf '{"topic":"lg.x","data":{"i":%d,"s":"%s"}}\n' "$i" "$(head -c "$n" /dev/zero | tr '\0' x)"
+		printf '{"topic":"lg.x","data":{"i":%d,"s":"small"}}\n' "$((i + 100))"
+	done >"$FD_TMP/in"
+	run -0 --separate-stderr fd-pub -n "${FD_ADDR[a]}" <"$FD_TMP/in"
+	for s in sb sg sa; do fd_wait_until 60s _fd_gone "${FD_PID[$s]}"; done
+	jq -c .data <"$FD_TMP/in" >"$FD_TMP/want"
+	for s in sb sg sa; do
+		jq -c .data "${FD_OUT[$s]}" >"$FD_TMP/got"
+		cmp "$FD_TMP/want" "$FD_TMP/got" || fail "$s: the messages differ"
+	done
+	run -0 fd-node info -n "${FD_ADDR[a]}"
+	run -0 jq -e '.pubsub.lost == 0 and .pubsub.forwarded == 80' <<<"$output"
+}

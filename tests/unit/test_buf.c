@@ -73,3 +73,43 @@ TEST(clear_keeps_memory)
 	CHECK_STR(fd_buf_str(&b), "12345678");
 	fd_buf_release(&b);
 }
+
+/* Property: after fd_buf_reserve(n), appends of up to n bytes in all move
+ * nothing; the contents stay what was appended; reserving past the maximum
+ * is refused. */
+TEST(reserve_then_append_moves_nothing)
+{
+	for (int iter = 0; iter < 500 && !unit_failed; iter++) {
+		size_t max = 1 + unit_rand_below(100000);
+		struct fd_buf b = FD_BUF_INIT(max);
+		size_t pre = unit_rand_below(max + 1), n;
+		char *ref = malloc(max + 1);
+		const char *at;
+
+		for (size_t i = 0; i < pre; i++)
+			ref[i] = (char)unit_rand();
+		REQUIRE(fd_buf_append(&b, ref, pre) == 0);
+		n = unit_rand_below(max - pre + 1);
+		errno = 0;
+		CHECK_EQ(fd_buf_reserve(&b, max - pre + 1), -1);
+		CHECK_EQ(errno, EMSGSIZE);
+		REQUIRE(fd_buf_reserve(&b, n) == 0);
+		at = fd_buf_str(&b);
+		CHECK_EQ(b.len, pre);
+		CHECK_STR(fd_buf_str(&b) + pre, "");
+		for (size_t done = 0; done < n;) {
+			size_t k = 1 + unit_rand_below(n - done);
+
+			for (size_t i = 0; i < k; i++)
+				ref[pre + done + i] = (char)unit_rand();
+			REQUIRE(fd_buf_append(&b, ref + pre + done, k) == 0);
+			done += k;
+			if (b.len > 0)
+				CHECK(b.data == at);
+		}
+		CHECK_EQ(b.len, pre + n);
+		CHECK(b.len == 0 || memcmp(b.data, ref, b.len) == 0);
+		free(ref);
+		fd_buf_release(&b);
+	}
+}

@@ -227,6 +227,97 @@ TEST(routes_and_errors)
 	teardown(&f);
 }
 
+/* ---- request bodies read as they are sent ---- */
+
+struct sink {
+	uint64_t len, hash;
+};
+
+static size_t sink_body(struct fd_http_req *req, const char *data, size_t len,
+			int end, void *arg)
+{
+	struct sink *k = arg;
+	char out[64];
+
+	for (size_t i = 0; i < len; i++)
+		k->hash = (k->hash ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+	k->len += len;
+	if (end) {
+		snprintf(out, sizeof(out), "%llu %llx",
+			 (unsigned long long)k->len, (unsigned long long)k->hash);
+		fd_http_reply(req, 200, "text/plain", out, strlen(out));
+		free(k);
+	}
+	return len;
+}
+
+static void h_sink(struct fd_http_req *req, void *arg)
+{
+	struct sink *k = calloc(1, sizeof(*k));
+
+	(void)arg;
+	k->hash = 0xcbf29ce484222325ULL;
+	fd_http_on_body(req, sink_body, k);
+	fd_http_defer(req);
+}
+
+struct source {
+	char *data;
+	size_t len, pos;
+	int reads;
+};
+
+static size_t source_read(char *buf, size_t max, void *arg)
+{
+	struct source *src = arg;
+	size_t k = src->len - src->pos;
+	char *moved;
+
+	/* short reads, and the body moves between them */
+	if (k > max)
+		k = max;
+	if (k > 1 && unit_rand_below(2))
+		k = 1 + unit_rand_below(k);
+	memcpy(buf, src->data + src->pos, k);
+	src->pos += k;
+	src->reads++;
+	moved = malloc(src->len);
+	memcpy(moved, src->data, src->len);
+	memset(src->data, 0, src->len);
+	free(src->data);
+	src->data = moved;
+	return k;
+}
+
+TEST(request_body_read_as_sent)
+{
+	struct fixture f;
+	struct source src = {0};
+	uint64_t hash = 0xcbf29ce484222325ULL;
+	char url[128], want[64];
+
+	setup(&f, 0);
+	fd_http_route(f.srv, "POST", "/sink", FD_HTTP_STREAM_BODY, h_sink, &f);
+	src.len = 3 * 1024 * 1024 + 17;
+	src.data = malloc(src.len);
+	for (size_t i = 0; i < src.len; i++) {
+		src.data[i] = (char)unit_rand();
+		hash = (hash ^ (unsigned char)src.data[i]) * 0x100000001b3ULL;
+	}
+	snprintf(url, sizeof(url), "http://%s/sink", f.base);
+	CHECK(fd_http_request_read(f.cli, "POST", url, src.len, source_read,
+				   &src, NULL, 10000, on_done, &f, NULL) != 0);
+	CHECK(run_until(&f, &f.done, 10000));
+	CHECK_EQ(f.status, 200);
+	snprintf(want, sizeof(want), "%llu %llx", (unsigned long long)src.len,
+		 (unsigned long long)hash);
+	CHECK_STR(f.body, want);
+	CHECK_EQ(src.pos, src.len);
+	CHECK(src.reads > 1);
+	free(src.data);
+	teardown(&f);
+}
+
 TEST(deferred_reply)
 {
 	struct fixture f;
