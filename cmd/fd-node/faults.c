@@ -85,35 +85,12 @@ static void on_expire(struct fd_loop *loop, struct fd_timer *t, void *arg)
 
 /* Held datagrams */
 
-static int to_sockaddr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[80];
-	int port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0)
-		return -1;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in6);
-		return 0;
-	}
-	return -1;
-}
-
 static void send_now(struct faults *f, const char *addr, const void *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	if (to_sockaddr(addr, &ss, &sl) == 0)
+	if (node_sockaddr(addr, &ss, &sl) == 0)
 		sendto(f->n->udp_fd, buf, len, 0, (struct sockaddr *)&ss, sl);
 }
 

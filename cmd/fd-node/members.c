@@ -203,29 +203,6 @@ static void on_member_timer(struct fd_loop *loop, struct fd_timer *t, void *arg)
 	pump(ms);
 }
 
-static int to_sockaddr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[80];
-	int port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0)
-		return -1;
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		ss->ss_family = AF_INET;
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		ss->ss_family = AF_INET6;
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-		*len = sizeof(struct sockaddr_in6);
-		return 0;
-	}
-	return -1;
-}
-
 struct pp_call {
 	struct members *ms;
 	struct join_req *join; /* NULL: periodic push-pull or reconnect */
@@ -270,7 +247,7 @@ static void pump(struct members *ms)
 
 			if (faults_udp_out(ms->n, out->addr, out->buf, out->len))
 				continue; /* faults.c: dropped or delayed */
-			if (to_sockaddr(out->addr, &ss, &sl) < 0 ||
+			if (node_sockaddr(out->addr, &ss, &sl) < 0 ||
 			    sendto(ms->n->udp_fd, out->buf, out->len, 0,
 				   (struct sockaddr *)&ss, sl) < 0)
 				ms->udp_tx_err++;

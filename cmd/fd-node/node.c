@@ -236,6 +236,29 @@ void node_member_changed(struct node *n, const struct fd_member_event *ev)
 	pubsub_member_changed(n, ev);
 }
 
+int node_sockaddr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[80];
+	int port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0)
+		return -1;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		*len = sizeof(struct sockaddr_in6);
+		return 0;
+	}
+	return -1;
+}
+
 int64_t node_wall_us(const struct node *n, int64_t mono_ms)
 {
 	return n->started_wall + (mono_ms - n->started_mono) * 1000;

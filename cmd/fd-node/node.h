@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "loop.h"
@@ -64,6 +65,9 @@ void node_report(struct node *n, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Stops the loop with an exit status (the first non-zero one wins). */
 void node_stop(struct node *n, int code);
+/* A numeric "ip:port" / "[v6]:port" as a socket address. Returns 0, or -1
+ * (a host name or a malformed address). */
+int node_sockaddr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
 /* Wall-clock microseconds of a loop time (monotonic ms). */
 int64_t node_wall_us(const struct node *n, int64_t mono_ms);
 
