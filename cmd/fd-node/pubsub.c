@@ -31,6 +31,9 @@
 	(256 * 1024) /* keep a subscriber's socket queue this full */
 #define MAX_ERRORS 20
 #define LINE_EXTRA 1024 /* a line's bytes besides its data */
+/* Payloads from this size on are shared rather than copied where they can
+ * be (below it a copy costs less than the bookkeeping). */
+#define SHARE_MIN (16 * 1024)
 
 enum { KIND_SUB = 1, KIND_PEER = 2 };
 enum { FMT_JSONL, FMT_SSE };
@@ -1259,7 +1262,7 @@ static int peer_enqueue(struct ps_peer *p, unsigned prio, unsigned flags,
 			    (plen / ps->o.chunk + 1) * 8 + 256 * ngroups >
 		    c->q.max)
 		chan_compact(c);
-	if (src && plen > ps->o.chunk &&
+	if (src && plen >= SHARE_MIN &&
 	    enqueue_ref(c, src, prio, flags, topic, tlen, stream, seq, ts,
 			payload, plen, groups, ngroups, ps->o.chunk) == 0) {
 		/* queued by reference */
@@ -1324,9 +1327,10 @@ static int group_listed(const struct fd_psf *f, const char *group)
 /* block: NULL, or a reassembly buffer holding data (REASM_HEAD bytes in),
  * which this takes. */
 static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
-			   const struct fd_psf *f, const char *topic, size_t tlen,
-			   uint64_t stream, uint64_t seq, uint64_t ts,
-			   const char *data, size_t dlen, char *block)
+			   const struct fd_psf *f, const char *topic,
+			   size_t tlen, uint64_t stream, uint64_t seq,
+			   uint64_t ts, const char *data, size_t dlen,
+			   char *block, struct ps_src *src)
 {
 	struct ps_msg *m = NULL;
 	size_t n = 0, k;
@@ -1342,9 +1346,18 @@ static void deliver_remote(struct pubsub *ps, struct ps_peer *from,
 		if (ps->mbuf[i].group && (!f || !group_listed(f, ps->mbuf[i].group)))
 			continue;
 		if (!m) {
-			m = block ? msg_wrap(ps, block, topic, tlen, from->name,
-					     stream, seq, ts, dlen)
-				  : msg_new(ps, topic, tlen, from->name, stream,
+			struct ps_blob *b = !block && src && dlen >= SHARE_MIN
+						    ? src_blob(src)
+						    : NULL;
+
+			if (block)
+				m = msg_wrap(ps, block, topic, tlen, from->name,
+					     stream, seq, ts, dlen);
+			else if (b)
+				m = msg_share(ps, b, topic, tlen, from->name,
+					      stream, seq, ts, data, dlen);
+			else
+				m = msg_new(ps, topic, tlen, from->name, stream,
 					    seq, ts, data, dlen);
 			if (!m)
 				break;
@@ -1394,7 +1407,7 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 
 		if (s->kind == KIND_SUB) {
 			if (!m) {
-				struct ps_blob *b = src && dlen > ps->o.chunk
+				struct ps_blob *b = src && dlen >= SHARE_MIN
 							    ? src_blob(src)
 							    : NULL;
 
@@ -1946,8 +1959,10 @@ struct ps_rx {
 static void rx_closed(struct fd_http_req *req, void *arg);
 
 /* A whole message from peer p: decompressed when need be, then delivered. */
+/* src: NULL, or where a message that came whole in one frame can be taken
+ * from without a copy. */
 static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
-			  struct fd_psf_reasm *r)
+			  struct fd_psf_reasm *r, struct ps_src *src)
 {
 	const struct fd_psf *f = &r->head;
 	const char *data = f->data;
@@ -1973,7 +1988,8 @@ static void deliver_whole(struct pubsub *ps, struct ps_peer *p,
 		dlen = (size_t)size;
 	}
 	deliver_remote(ps, p, f->ngroups ? f : NULL, f->topic, f->topic_len,
-		       f->stream, f->seq, f->ts, data, dlen, block);
+		       f->stream, f->seq, f->ts, data, dlen, block,
+		       block || (f->flags & FD_PSF_ZSTD) ? NULL : src);
 }
 
 static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
@@ -1998,8 +2014,15 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 	rc = fd_psf_reasm_add(&p->rx[f.prio], &f, &lost);
 	p->lost += lost;
 	ps->lost += lost;
-	if (rc == 1)
-		deliver_whole(ps, p, &p->rx[f.prio]);
+	if (rc == 1) {
+		/* a whole message in a frame that came in pieces sits alone in
+		 * the reader's buffer, which its line may take */
+		int alone = rx->reader.part.data && body == rx->reader.part.data + 4;
+		struct ps_src src = {&rx->reader, NULL};
+
+		deliver_whole(ps, p, &p->rx[f.prio], alone ? &src : NULL);
+		blob_unref(src.blob);
+	}
 	return 0;
 }
 

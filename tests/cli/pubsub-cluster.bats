@@ -121,10 +121,10 @@ start() {
 	run -0 jq -s -e 'map(select(.type == "gap"))[0] | .missed == null and (.reason | test("lost"))' "${FD_OUT[s1]}"
 }
 
-@test "large messages cross nodes in chunks, whole and in order, between small ones, to a queue group and the publisher's node too" {
-	fd_start_node a --profile local --chunk-size 4KiB
-	fd_start_node b --profile local --chunk-size 4KiB --join "${FD_ADDR[a]}"
-	fd_start_node c --profile local --chunk-size 4KiB --join "${FD_ADDR[a]}"
+@test "large messages cross nodes whole or in chunks, in order, between small ones, to a queue group and the publisher's node too" {
+	fd_start_node a --profile local --chunk-size 32KiB
+	fd_start_node b --profile local --chunk-size 32KiB --join "${FD_ADDR[a]}"
+	fd_start_node c --profile local --chunk-size 32KiB --join "${FD_ADDR[a]}"
 	for n in a b c; do fd_wait_until 10s alive "$n" 3; done
 	fd_spawn sb fd-sub -n "${FD_ADDR[b]}" -c 40 -t 60s 'lg.>'
 	fd_spawn sg fd-sub -n "${FD_ADDR[c]}" -q workers -c 40 -t 60s 'lg.>'
