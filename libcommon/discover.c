@@ -262,7 +262,7 @@ size_t fd_peerset_end(struct fd_peerset *s,
 	struct json_object *gone;
 	size_t n = 0;
 
-	if (!s->seen || json_object_object_length(s->seen) == 0) {
+	if (!s->seen || (!s->empty_ok && json_object_object_length(s->seen) == 0)) {
 		fd_peerset_abort(s);
 		return 0;
 	}

@@ -8,7 +8,10 @@
  * - a peer is up the first time an answer names it (duplicates count once);
  * - a peer goes down after down_after answers in a row that do not name it;
  * - a failed read is not an answer, and neither is an empty one (a source
- *   that says nothing, or is caught half-written, never removes peers).
+ *   that says nothing, or is caught half-written, never removes peers),
+ *   unless empty_ok is set: for sources that are caches of what peers said
+ *   themselves (mdns, gossip), where an empty set means that every peer
+ *   said goodbye or went silent for longer than its TTL.
  */
 #ifndef FD_DISCOVER_H
 #define FD_DISCOVER_H
@@ -64,6 +67,7 @@ void fd_srv_sort(struct fd_srv *v, size_t n);
 struct fd_peerset {
 	unsigned down_after; /* answers without a peer before it is down (>= 1) */
 	size_t max;	     /* most peers kept */
+	int empty_ok;	     /* an empty answer is an answer (see above) */
 	/* private */
 	struct json_object *peers; /* addr -> consecutive answers without it */
 	struct json_object *seen;  /* addrs of the answer being built */

@@ -1,21 +1,30 @@
 #include "cli.h"
+#include "gossip.h"
 #include "strategy.h"
 #include "jsonl.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define USAGE                                                                      \
-	"fd-discover static [-w] [--format json|table] addr...\n"                  \
-	"       fd-discover file [-w] [-i interval] [--down-after n] [--strict]\n" \
-	"                   [--format json|table] path\n"                          \
-	"       fd-discover exec [-w] [-i interval] [--down-after n] [--strict]\n" \
-	"                   [--exec-timeout t] [--expect n] [--timeout t] cmd\n"   \
-	"       fd-discover dns|dns-srv [-w] [-i interval] [--down-after n]\n"     \
-	"                   [-p port] [--resolver ip:port] [--expect n]\n"         \
-	"                   [--timeout t] [--format json|table] name"
+#define USAGE                                                                          \
+	"fd-discover static [-w] [--format json|table] addr...\n"                      \
+	"       fd-discover file [-w] [-i interval] [--down-after n] [--strict]\n"     \
+	"                   [--format json|table] path\n"                              \
+	"       fd-discover exec [-w] [-i interval] [--down-after n] [--strict]\n"     \
+	"                   [--exec-timeout t] [--expect n] [--timeout t] cmd\n"       \
+	"       fd-discover dns|dns-srv [-w] [-i interval] [--down-after n]\n"         \
+	"                   [-p port] [--resolver ip:port] [--expect n]\n"             \
+	"                   [--timeout t] [--format json|table] name\n"                \
+	"       fd-discover mdns [-w] [-i interval] [--down-after n] [--window t]\n"   \
+	"                   [--multicast-if if] [--expect n] [--timeout t]\n"          \
+	"       fd-discover gossip [-w] [-i interval] [--down-after n] [--window t]\n" \
+	"                   [--key-file file] [--cluster name] [--insecure]\n"         \
+	"                   [--multicast-addr group] [--multicast-port port]\n"        \
+	"                   [--multicast-ttl n] [--multicast-if if] [--expect n]\n"    \
+	"                   [--timeout t]"
 
 static const char help[] =
 	"\n"
@@ -28,6 +37,10 @@ static const char help[] =
 	"                          or JSON peer lines\n"
 	"  dns NAME                the A and AAAA records of NAME, with --port\n"
 	"  dns-srv NAME            the SRV records of NAME: targets and ports\n"
+	"  mdns                    nodes announcing _fd._tcp.local over multicast DNS\n"
+	"                          (fd-node --announce mdns)\n"
+	"  gossip                  nodes' multicast heartbeats, sealed with the cluster\n"
+	"                          key (fd-node --announce gossip)\n"
 	"\n"
 	"Options:\n"
 	"  -w, --watch             keep going and print up/down changes until SIGINT/SIGTERM\n"
@@ -42,6 +55,15 @@ static const char help[] =
 	"  -p, --port PORT         dns: the peers' port (default 4380)\n"
 	"      --resolver IP[:PORT]\n"
 	"                          dns, dns-srv: ask this server (default: the system's)\n"
+	"      --window DURATION   mdns, gossip: how long a one-shot run listens (2s)\n"
+	"      --multicast-if IF   mdns, gossip: the interface (name or IPv4 address;\n"
+	"                          default: the one the routing table picks)\n"
+	"      --multicast-addr GROUP  gossip: the group (default 233.252.1.32)\n"
+	"      --multicast-port PORT   gossip: the UDP port (default 45892)\n"
+	"      --multicast-ttl N   gossip: the IP TTL of queries (default 1: the link)\n"
+	"      --key-file FILE     gossip: the cluster key ring (default $FD_KEY_FILE)\n"
+	"      --cluster NAME      gossip: the cluster name sealed in (default fd)\n"
+	"      --insecure          gossip: no key, plain heartbeats\n"
 	"      --format FORMAT     json (default) or table\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
@@ -52,9 +74,10 @@ static const struct {
 } strategies[] = {
 	{"static", strategy_static},   {"file", strategy_file},
 	{"exec", strategy_exec},       {"dns", strategy_dns},
-	{"dns-srv", strategy_dns_srv},
+	{"dns-srv", strategy_dns_srv}, {"mdns", strategy_mdns},
+	{"gossip", strategy_gossip},
 };
-#define KNOWN "static, file, exec, dns, dns-srv"
+#define KNOWN "static, file, exec, dns, dns-srv, mdns, gossip"
 
 /* "IP" or "IP:PORT" (IPv6 in brackets) as c-ares takes it, into out. */
 static const char *resolver_arg(const char *arg, char *out, size_t len)
@@ -79,7 +102,15 @@ int main(int argc, char **argv)
 		OPT_STRICT,
 		OPT_FORMAT,
 		OPT_EXEC_TIMEOUT,
-		OPT_RESOLVER
+		OPT_RESOLVER,
+		OPT_WINDOW, /* mdns, gossip */
+		OPT_MCAST_ADDR,
+		OPT_MCAST_PORT,
+		OPT_MCAST_TTL,
+		OPT_MCAST_IF,
+		OPT_KEY_FILE,
+		OPT_CLUSTER,
+		OPT_INSECURE,
 	};
 	static const struct option opts[] = {
 		{"watch", no_argument, NULL, 'w'},
@@ -92,6 +123,14 @@ int main(int argc, char **argv)
 		{"exec-timeout", required_argument, NULL, OPT_EXEC_TIMEOUT},
 		{"port", required_argument, NULL, 'p'},
 		{"resolver", required_argument, NULL, OPT_RESOLVER},
+		{"window", required_argument, NULL, OPT_WINDOW},
+		{"multicast-addr", required_argument, NULL, OPT_MCAST_ADDR},
+		{"multicast-port", required_argument, NULL, OPT_MCAST_PORT},
+		{"multicast-ttl", required_argument, NULL, OPT_MCAST_TTL},
+		{"multicast-if", required_argument, NULL, OPT_MCAST_IF},
+		{"key-file", required_argument, NULL, OPT_KEY_FILE},
+		{"cluster", required_argument, NULL, OPT_CLUSTER},
+		{"insecure", no_argument, NULL, OPT_INSECURE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -101,8 +140,12 @@ int main(int argc, char **argv)
 			  .timeout_ms = 30000,
 			  .timeout_arg = "30s",
 			  .exec_timeout_ms = 10000,
-			  .port = FD_DEFAULT_PORT};
+			  .port = FD_DEFAULT_PORT,
+			  .window_ms = 2000,
+			  .mcast = {.port = FD_GOSSIP_PORT, .ttl = FD_GOSSIP_TTL},
+			  .cluster = "fd"};
 	char resolver[300];
+	struct fd_err err;
 	long long n;
 	int c;
 
@@ -152,6 +195,49 @@ int main(int argc, char **argv)
 				fd_usage_die("invalid --resolver '%s' (expected IP[:PORT])",
 					     optarg);
 			break;
+		case OPT_WINDOW:
+			if (fd_parse_duration(optarg, &o.window_ms) < 0 ||
+			    o.window_ms < 10 || o.window_ms > 3600000)
+				fd_usage_die("invalid --window '%s' (10ms to 1h)",
+					     optarg);
+			break;
+		case OPT_MCAST_ADDR:
+			if (fd_mcast_parse_group(optarg, &o.mcast.group, &err) < 0)
+				fd_usage_die("invalid --multicast-addr: %s", err.msg);
+			o.mcast_group_set = 1;
+			break;
+		case OPT_MCAST_PORT:
+			if (fd_parse_int(optarg, 1, 65535, &n) < 0)
+				fd_usage_die("invalid --multicast-port '%s' (1 to 65535)",
+					     optarg);
+			o.mcast.port = (int)n;
+			o.mcast_group_set = 1;
+			break;
+		case OPT_MCAST_TTL:
+			if (fd_parse_int(optarg, 1, 255, &n) < 0)
+				fd_usage_die("invalid --multicast-ttl '%s' (1 to 255)",
+					     optarg);
+			o.mcast.ttl = (int)n;
+			o.mcast_group_set = 1;
+			break;
+		case OPT_MCAST_IF:
+			if (fd_mcast_parse_if(optarg, &o.mcast, &err) < 0)
+				fd_usage_die("invalid --multicast-if: %s", err.msg);
+			break;
+		case OPT_KEY_FILE:
+			if (!*optarg)
+				fd_usage_die("invalid --key-file ''");
+			o.key_file = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (!*optarg || strlen(optarg) > 64 ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+				    strlen(optarg))
+				fd_usage_die("invalid --cluster '%s' (1 to 64 letters, digits, '.', '-', '_')",
+					     optarg);
+			o.cluster = optarg;
+			break;
+		case OPT_INSECURE: o.insecure = 1; break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "json") != 0 &&
 			    strcmp(optarg, "table") != 0)
@@ -168,6 +254,10 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (o.expect && o.watch)
 		fd_usage_die("--expect is for one-shot runs, not --watch");
+	if (!o.key_file && getenv("FD_KEY_FILE") && *getenv("FD_KEY_FILE"))
+		o.key_file = getenv("FD_KEY_FILE");
+	if (!o.mcast_group_set || !o.mcast.group.s_addr)
+		fd_mcast_parse_group(FD_GOSSIP_GROUP, &o.mcast.group, NULL);
 	if (argc == 0)
 		fd_usage_die("no strategy given (known: " KNOWN ")");
 	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]); i++) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "discover.h"
+#include "mcast.h"
 
 struct dopts {
 	int watch;
@@ -18,6 +19,13 @@ struct dopts {
 	int64_t exec_timeout_ms; /* exec: longest run of the command */
 	int port;		 /* dns: the peers' port */
 	const char *resolver; /* dns: "IP:PORT" of the server to ask, or NULL */
+	/* mdns, gossip (live.c, mdns.c, gossip.c) */
+	int64_t window_ms;	    /* one-shot: how long to listen */
+	struct fd_mcast_opts mcast; /* group, port, TTL, interface */
+	int mcast_group_set;	    /* --multicast-addr/-port/-ttl given */
+	const char *key_file;	    /* gossip: --key-file / FD_KEY_FILE */
+	const char *cluster;	    /* gossip: --cluster (fd) */
+	int insecure;		    /* gossip: plain heartbeats without a key */
 };
 
 /* Output: one record per line, JSON or a table row, from the same record. */
@@ -74,5 +82,7 @@ int strategy_file(int argc, char **argv, const struct dopts *o);
 int strategy_exec(int argc, char **argv, const struct dopts *o);
 int strategy_dns(int argc, char **argv, const struct dopts *o);
 int strategy_dns_srv(int argc, char **argv, const struct dopts *o);
+int strategy_mdns(int argc, char **argv, const struct dopts *o);
+int strategy_gossip(int argc, char **argv, const struct dopts *o);
 
 #endif

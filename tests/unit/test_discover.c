@@ -175,6 +175,30 @@ TEST(peerset_up_down)
 	fd_peerset_release(&s);
 }
 
+/* A cache (mdns, gossip) that says "nobody": everyone goes down, after
+ * down_after such answers; an aborted answer still counts for nothing. */
+TEST(peerset_empty_ok)
+{
+	static const char *const ab[] = {"a:1", "b:1", NULL};
+	static const char *const none[] = {NULL};
+	struct fd_peerset s;
+	int ups;
+
+	REQUIRE(fd_peerset_init(&s, 2, 0) == 0);
+	s.empty_ok = 1;
+	CHECK_EQ(answer(&s, ab, &ups), 0);
+	CHECK_EQ(ups, 2);
+	fd_peerset_begin(&s);
+	fd_peerset_abort(&s);
+	CHECK_EQ(fd_peerset_end(&s, on_down, NULL), 0);
+	CHECK_EQ(answer(&s, none, &ups), 0);
+	CHECK_EQ(fd_peerset_count(&s), 2);
+	CHECK_EQ(answer(&s, none, &ups), 2);
+	CHECK_STR(downs, "a:1 b:1");
+	CHECK_EQ(fd_peerset_count(&s), 0);
+	fd_peerset_release(&s);
+}
+
 TEST(peerset_down_after)
 {
 	static const char *const ab[] = {"a:1", "b:1", NULL};
