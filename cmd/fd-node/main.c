@@ -1,3 +1,4 @@
+#include "announce.h"
 #include "cli.h"
 #include "log.h"
 #include "node.h"
@@ -15,7 +16,10 @@
 	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"   \
 	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"   \
 	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"   \
-	"               [--channels separate|shared]\n"                                    \
+	"               [--channels separate|shared] [--announce mdns|gossip]...\n"        \
+	"               [--meta key=value]... [--multicast-addr group]\n"                  \
+	"               [--multicast-port port] [--multicast-ttl n] [--multicast-if if]\n" \
+	"               [--gossip-interval t]\n"                                           \
 	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
 
 static const char help[] =
@@ -51,6 +55,15 @@ static const char help[] =
 	"      --channels MODE     separate (default): high, normal and bulk each have\n"
 	"                          their own queue and connection per peer; shared: one\n"
 	"                          FIFO queue for all\n"
+	"\n"
+	"Announcing (for fd-discover mdns|gossip):\n"
+	"      --announce WHAT     mdns, gossip, or both (mdns,gossip; repeatable)\n"
+	"      --meta KEY=VALUE    announced with the node (TXT record, heartbeat meta)\n"
+	"      --multicast-if IF   interface, by name or IPv4 address (default: route)\n"
+	"      --multicast-addr GROUP  gossip group (default 233.252.1.32)\n"
+	"      --multicast-port PORT   gossip UDP port (default 45892)\n"
+	"      --multicast-ttl N   gossip IP TTL (default 1: the local link)\n"
+	"      --gossip-interval T time between heartbeats (default 1s)\n"
 	"\n"
 	"Subcommands:\n"
 	"  info                    print the node's identity and state as JSON\n"
@@ -94,6 +107,13 @@ int main(int argc, char **argv)
 		OPT_PS_CHUNK,
 		OPT_PS_COMPRESS_MIN,
 		OPT_PS_CHANNELS,
+		OPT_ANNOUNCE, /* announce.h */
+		OPT_META,
+		OPT_MCAST_ADDR,
+		OPT_MCAST_PORT,
+		OPT_MCAST_TTL,
+		OPT_MCAST_IF,
+		OPT_GOSSIP_INTERVAL,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, 'N'},
@@ -118,6 +138,13 @@ int main(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, OPT_PS_CHUNK},
 		{"compress-min", required_argument, NULL, OPT_PS_COMPRESS_MIN},
 		{"channels", required_argument, NULL, OPT_PS_CHANNELS},
+		{"announce", required_argument, NULL, OPT_ANNOUNCE},
+		{"meta", required_argument, NULL, OPT_META},
+		{"multicast-addr", required_argument, NULL, OPT_MCAST_ADDR},
+		{"multicast-port", required_argument, NULL, OPT_MCAST_PORT},
+		{"multicast-ttl", required_argument, NULL, OPT_MCAST_TTL},
+		{"multicast-if", required_argument, NULL, OPT_MCAST_IF},
+		{"gossip-interval", required_argument, NULL, OPT_GOSSIP_INTERVAL},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -127,6 +154,9 @@ int main(int argc, char **argv)
 			      .fault_max_ms = 600000,
 			      .profile = "lan"};
 	struct pubsub_opts ps;
+	struct announce_opts an;
+	struct fd_err err;
+	char why[300];
 	uint64_t size;
 	long long v;
 	char host[256];
@@ -135,6 +165,8 @@ int main(int argc, char **argv)
 	fd_cli_init("fd-node", USAGE);
 	pubsub_opts_default(&ps);
 	o.pubsub = &ps;
+	announce_opts_default(&an);
+	o.announce = &an;
 	if (argc > 1 && argv[1][0] != '-') {
 		for (size_t i = 0;
 		     i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
@@ -242,6 +274,41 @@ int main(int argc, char **argv)
 				fd_usage_die("invalid --channels '%s' (separate, shared)",
 					     optarg);
 			ps.shared_channel = strcmp(optarg, "shared") == 0;
+			break;
+		case OPT_ANNOUNCE:
+			if (announce_parse_what(&an, optarg, why, sizeof(why)) < 0)
+				fd_usage_die("%s", why);
+			break;
+		case OPT_META:
+			if (announce_parse_meta(&an, optarg, why, sizeof(why)) < 0)
+				fd_usage_die("%s", why);
+			break;
+		case OPT_MCAST_ADDR:
+			if (fd_mcast_parse_group(optarg, &an.mcast.group, &err) < 0)
+				fd_usage_die("invalid --multicast-addr: %s", err.msg);
+			break;
+		case OPT_MCAST_PORT:
+			if (fd_parse_int(optarg, 1, 65535, &v) < 0)
+				fd_usage_die("invalid --multicast-port '%s' (1 to 65535)",
+					     optarg);
+			an.mcast.port = (int)v;
+			break;
+		case OPT_MCAST_TTL:
+			if (fd_parse_int(optarg, 1, 255, &v) < 0)
+				fd_usage_die("invalid --multicast-ttl '%s' (1 to 255)",
+					     optarg);
+			an.mcast.ttl = (int)v;
+			break;
+		case OPT_MCAST_IF:
+			if (fd_mcast_parse_if(optarg, &an.mcast, &err) < 0)
+				fd_usage_die("invalid --multicast-if: %s", err.msg);
+			break;
+		case OPT_GOSSIP_INTERVAL:
+			if (fd_parse_duration(optarg, &an.gossip_interval_ms) < 0 ||
+			    an.gossip_interval_ms < 100 ||
+			    an.gossip_interval_ms > 3600000)
+				fd_usage_die("invalid --gossip-interval '%s' (100ms to 1h)",
+					     optarg);
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();

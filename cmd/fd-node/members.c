@@ -8,6 +8,7 @@
 #include "log.h"
 #include "member.h"
 #include "node.h"
+#include "announce.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -810,6 +811,7 @@ void members_leave(struct node *n)
 	if (ms->leaving)
 		return;
 	ms->leaving = 1;
+	announce_leave(n); /* goodbyes first: browsers drop us at once */
 	fd_member_leave(ms->m, fd_loop_now(n->loop));
 	pump(ms);
 	/* Alone: nobody to tell. Else give the news a few gossip rounds. */

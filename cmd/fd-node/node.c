@@ -1,6 +1,7 @@
 /* The node daemon: binds its port (TCP for HTTP, UDP for membership), then
  * runs everything in one fd_loop. */
 #include "node.h"
+#include "announce.h"
 #include "pubsub.h"
 #include "cli.h"
 #include "clock.h"
@@ -158,7 +159,8 @@ static struct json_object *node_info(struct node *n)
 	members_add_info(n, o);
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
-	faults_add_info(n, o); /* faults.c */
+	faults_add_info(n, o);	 /* faults.c */
+	announce_add_info(n, o); /* announce.c */
 	return o;
 }
 
@@ -466,12 +468,14 @@ int node_main(const struct node_opts *opts)
 		n.addr, opts->profile);
 	if (!opts->detach)
 		print_identity(&n, getpid());
-	members_start(&n); /* reports readiness to a --detach parent */
+	announce_start(&n); /* --announce mdns|gossip (announce.c) */
+	members_start(&n);  /* reports readiness to a --detach parent */
 
 	if (fd_loop_run(n.loop) < 0) {
 		fd_errlog("event loop failed: %s", strerror(errno));
 		n.exit_code = FD_EXIT_RUNTIME;
 	}
+	announce_free(&n); /* goodbyes if not said yet */
 	fd_http_server_free(n.http);
 	fd_http_client_free(n.client);
 	registry_free(&n);

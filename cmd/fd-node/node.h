@@ -27,7 +27,8 @@ struct node_opts {
 	int detach;
 	size_t max_body;
 	int64_t fault_max_ms; /* --max-duration: longest fault rule (faults.c) */
-	const struct pubsub_opts *pubsub; /* pub/sub options (pubsub.h) */
+	const struct pubsub_opts *pubsub;     /* pub/sub options (pubsub.h) */
+	const struct announce_opts *announce; /* --announce (announce.h) */
 };
 
 struct members;
@@ -49,8 +50,9 @@ struct node {
 	int64_t started_mono, started_wall;
 	struct members *members;
 	struct registry *registry;
-	struct pubsub *pubsub; /* pubsub.c */
-	struct faults *faults; /* faults.c */
+	struct pubsub *pubsub;	   /* pubsub.c */
+	struct faults *faults;	   /* faults.c */
+	struct announce *announce; /* announce.c: --announce mdns|gossip */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
