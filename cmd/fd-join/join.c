@@ -7,6 +7,7 @@
 #include "jsonl.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +171,33 @@ static int record_addr(struct json_object *rec, char *out, size_t len,
 	return fd_peer_addr_norm(s, out, len, err) < 0 ? -1 : 1;
 }
 
+static long count_alive(struct join *j, int64_t budget_ms,
+			struct json_object **members);
+
+/* With --expect, while stdin is idle: 1 when enough members are alive or
+ * the time is up (stop reading), 0 when a line came in, -1 to wait again. */
+static int idle_wait(struct join *j)
+{
+	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+	struct json_object *members = NULL;
+	int64_t now = fd_mono_ms();
+	long alive;
+	int rc;
+
+	if (now >= j->deadline)
+		return 1;
+	rc = poll(&p, 1,
+		  j->deadline - now < POLL_MS ? (int)(j->deadline - now) : POLL_MS);
+	if (rc != 0)
+		return 0; /* input (or EOF, or an error the read will see) */
+	join_flush(j);
+	alive = count_alive(
+		j, j->deadline - fd_mono_ms() > 0 ? j->deadline - fd_mono_ms() : 1,
+		&members);
+	json_object_put(members);
+	return alive >= j->expect ? 1 : -1;
+}
+
 void join_stdin(struct join *j)
 {
 	struct fd_jsonl_reader r;
@@ -180,7 +208,18 @@ void join_stdin(struct join *j)
 
 	fd_jsonl_reader_init(&r, STDIN_FILENO, 0);
 	r.plain_ok = 1;
+	if (j->expect)
+		j->deadline = fd_mono_ms() + j->timeout_ms;
 	for (;;) {
+		if (j->expect && !fd_jsonl_pending(&r)) {
+			int w;
+
+			do
+				w = idle_wait(j);
+			while (w < 0);
+			if (w > 0)
+				break;
+		}
 		rc = fd_jsonl_read(&r, &rec, &err);
 		if (rc == FD_JSONL_OK) {
 			rc = record_addr(rec, addr, sizeof(addr), &err);
@@ -290,7 +329,8 @@ static long count_alive(struct join *j, int64_t budget_ms, struct json_object **
 int join_wait(struct join *j)
 {
 	struct json_object *members = NULL, *o;
-	int64_t start = fd_mono_ms(), deadline = start + j->timeout_ms, now = start;
+	int64_t start = fd_mono_ms(), now = start;
+	int64_t deadline = j->deadline ? j->deadline : start + j->timeout_ms;
 	long alive = 0, k;
 	int ok = 0;
 

@@ -23,6 +23,7 @@ struct join {
 	unsigned long sent;	   /* addresses sent */
 	unsigned long failed;	   /* joins that failed */
 	unsigned long bad;	   /* input lines skipped */
+	int64_t deadline; /* --expect's end (0: --timeout from the wait) */
 };
 
 /* Prepares j for the node at addr; a malformed addr is a usage error. */
@@ -36,7 +37,10 @@ void join_add(struct join *j, const char *addr);
 void join_flush(struct join *j);
 
 /* Reads addresses from stdin (plain or JSON lines) and joins them,
- * sending a batch whenever the input is idle. */
+ * sending a batch whenever the input is idle. With --expect, an idle input
+ * is also the time to count the members: once enough are alive, reading
+ * stops (the input may be an endless stream, "fd-discover --watch"), and so
+ * it does when --timeout has passed. */
 void join_stdin(struct join *j);
 
 /* Waits until j->expect members are alive; prints the "result" line.

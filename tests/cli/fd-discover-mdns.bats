@@ -1,0 +1,120 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2154  # stderr* come from bats run
+# fd-discover mdns and fd-node --announce mdns, inside a network namespace
+# of each test's own (multicast on its loopback; nothing leaves the host).
+
+setup()
+{
+	load helpers/common
+	load helpers/netns
+	fd_common_setup
+	netns_setup
+}
+
+teardown()
+{
+	fd_common_teardown
+	netns_teardown
+}
+
+# "event name addr" of the peer lines of FILE (or stdin)
+peers() { jq -r 'select(.type == "peer") | "\(.event) \(.name // "-") \(.addr)"' "$@"; }
+
+# has_events N EVENT FILE: FILE has at least N peer lines of that event
+has_events() { [ "$(jq -r "select(.type == \"peer\" and .event == \"$2\") | .addr" "$3" | wc -l)" -ge "$1" ]; }
+
+three_nodes()
+{
+	local i
+	for i in 1 2 3; do
+		ns_start_node "n$i" --announce mdns --meta "zone=z$i"
+	done
+}
+
+@test "mdns: three nodes are found with no addresses given; meta from TXT" {
+	three_nodes
+	run -0 --separate-stderr in_ns fd-discover mdns --expect 3 --timeout 20s
+	assert_equal "$(peers <<<"$output" | sort)" "$(printf 'up n%s %s\n' \
+		1 "${FD_ADDR[n1]}" 2 "${FD_ADDR[n2]}" 3 "${FD_ADDR[n3]}")"
+	assert_equal "$(jq -c 'select(.name == "n2") | .meta' <<<"$output")" \
+		"{\"id\":\"${FD_ID[n2]}\",\"version\":\"$(cat "$FD_ROOT/VERSION")\",\"zone\":\"z2\"}"
+	assert_equal "$(jq -r '.strategy' <<<"$output" | sort -u)" mdns
+	# a one-shot run without --expect listens for --window, prints the set
+	run -0 --separate-stderr in_ns fd-discover mdns --window 1500ms
+	assert_equal "$(peers <<<"$output" | wc -l)" 3
+	# the nodes show their responder in /v1/info
+	run -0 in_ns curl -sS "http://${FD_ADDR[n1]}/v1/info"
+	assert_equal "$(jq -c '.announce.mdns | [.instance, .state, .service]' <<<"$output")" \
+		'["n1","ready","_fd._tcp.local"]'
+}
+
+@test "mdns: fd-discover mdns --watch | fd-join --expect 3 forms the cluster" {
+	three_nodes
+	mkfifo "$FD_TMP/peers"
+	ns_spawn watch sh -c "exec fd-discover mdns --watch >'$FD_TMP/peers'"
+	run -0 --separate-stderr in_ns timeout 30 fd-join -n "${FD_ADDR[n1]}" \
+		--expect 3 --timeout 20s <"$FD_TMP/peers"
+	run -0 in_ns fd-node members -n "${FD_ADDR[n3]}"
+	assert_equal "$(jq -r 'select(.state == "alive") | .name' <<<"$output" | sort | tr '\n' ' ')" "n1 n2 n3 "
+}
+
+@test "mdns: a node's goodbye on stop brings 'down' (after --down-after)" {
+	three_nodes
+	ns_spawn watch fd-discover mdns --watch --interval 200ms --down-after 2
+	fd_wait_until 20s has_events 3 up "${FD_OUT[watch]}"
+	fd_stop_node n2
+	assert_equal "${FD_EXIT[n2]}" 0
+	grep -q "mDNS: goodbye sent for 'n2'" "${FD_ERR[n2]}"
+	fd_wait_until 10s grep -q '"event":"down"' "${FD_OUT[watch]}"
+	assert_equal "$(peers "${FD_OUT[watch]}" | grep '^down')" "down - ${FD_ADDR[n2]}"
+	# it comes back under the same name when restarted
+	ns_start_node n2b --name n2 --announce mdns
+	fd_wait_until 20s grep -q "\"addr\":\"${FD_ADDR[n2b]}\"" "${FD_OUT[watch]}"
+	kill -TERM "${FD_PID[watch]}"
+	fd_wait_until 5s _fd_gone "${FD_PID[watch]}"
+	run -0 wait "${FD_PID[watch]}"
+}
+
+@test "mdns: a name taken on the link is probed as 'name (2)' (RFC 6762 §9)" {
+	ns_start_node a --name same --announce mdns
+	run -0 in_ns fd-discover mdns --expect 1 --timeout 20s
+	ns_start_node b --name same --announce mdns
+	fd_wait_until 20s grep -q "mDNS: the name 'same' is taken on the link: probing for 'same (2)'" "${FD_ERR[b]}"
+	run -0 --separate-stderr in_ns fd-discover mdns --expect 2 --timeout 20s
+	assert_equal "$(peers <<<"$output" | LC_ALL=C sort)" "$(printf 'up same (2) %s\nup same %s' \
+		"${FD_ADDR[b]}" "${FD_ADDR[a]}")"
+	run -0 in_ns curl -sS "http://${FD_ADDR[b]}/v1/info"
+	assert_equal "$(jq -c '.announce.mdns | [.instance, .renames]' <<<"$output")" '["same (2)",1]'
+}
+
+@test "mdns: bad options exit 2 with clear messages" {
+	run -2 --separate-stderr in_ns fd-discover mdns --multicast-if nosuch0
+	assert_equal "${stderr_lines[0]}" "fd-discover: invalid --multicast-if: no such interface 'nosuch0'"
+	run -2 --separate-stderr in_ns fd-discover mdns --multicast-addr 224.0.0.9
+	assert_equal "${stderr_lines[0]}" "fd-discover: mdns: the group is 224.0.0.251:5353; --multicast-addr, --multicast-port and --multicast-ttl are for gossip"
+	run -2 --separate-stderr in_ns fd-discover mdns extra
+	run -2 --separate-stderr in_ns fd-node --announce bonjour
+	assert_equal "${stderr_lines[0]}" "fd-node: invalid --announce 'bonjour' (mdns, gossip, or both: mdns,gossip)"
+	run -2 --separate-stderr in_ns fd-node --announce mdns --meta novalue
+	assert_equal "${stderr_lines[0]}" "fd-node: invalid --meta 'novalue' (KEY=VALUE, at most 255 bytes)"
+	run -2 --separate-stderr in_ns fd-node --announce mdns --meta id=x
+	run -2 --separate-stderr in_ns fd-node --listen 127.0.0.1:0 --announce mdns \
+		--name "$(printf 'n%.0s' {1..64})"
+	assert_regex "${stderr_lines[-1]}" "^fd-node: --announce mdns: an mDNS instance name has 1 to 63 bytes .* \(pick a shorter --name\)$"
+	run -2 --separate-stderr in_ns fd-node --announce mdns --multicast-if nosuch0
+	assert_equal "${stderr_lines[0]}" "fd-node: invalid --multicast-if: no such interface 'nosuch0'"
+}
+
+@test "mdns: no multicast route is a clear error, exit 1" {
+	netns_teardown
+	netns_setup noroute
+	local advice='no multicast route: add one, e.g. `ip route add 224.0.0.0/4 dev lo`, or pick --multicast-if'
+	run -1 --separate-stderr in_ns fd-discover mdns
+	assert_equal "$stderr" "fd-discover: mdns: unable to join 224.0.0.251:5353: $advice"
+	run -1 --separate-stderr in_ns fd-node --listen 127.0.0.1:0 --announce mdns
+	assert_equal "${stderr_lines[-1]}" "fd-node: --announce mdns: unable to join 224.0.0.251:5353: $advice"
+	# naming the interface is enough
+	ns_start_node n1 --announce mdns --multicast-if lo
+	run -0 --separate-stderr in_ns fd-discover mdns --multicast-if lo --expect 1 --timeout 20s
+	assert_equal "$(peers <<<"$output")" "up n1 ${FD_ADDR[n1]}"
+}
