@@ -1,0 +1,75 @@
+/* fd-partition: what its subcommands share. Each subcommand lives in its
+ * own file and is called from main.c's table with its own words
+ * (argv[0] is the subcommand); the options before the subcommand are
+ * parsed already, into popt and the -n list. */
+#ifndef FD_PARTITION_H
+#define FD_PARTITION_H
+
+#include "client.h"
+#include "discover.h"
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdint.h>
+
+#define MAX_NODES 64
+
+struct target {
+	char addr[FD_PEER_ADDR_LEN];
+	char name[256];
+	int group;
+	struct fd_client c;
+};
+
+/* The options every subcommand takes. */
+struct popts {
+	int64_t timeout_ms;  /* each node's answer */
+	int64_t duration_ms; /* the rules' life; 0: the nodes' --max-duration */
+	const char *tag;
+	int dry_run;
+	const char *nodes[MAX_NODES]; /* -n, in order */
+	int nnodes;
+};
+
+extern struct popts popt;
+extern struct target targets[MAX_NODES];
+extern int ntargets;
+
+/* main.c: parses a subcommand's own options and the common ones after it
+ * (so `split n1 n2 --duration 30s` works); argv[0] is the subcommand.
+ * extra (may be NULL, {0}-terminated) lists the subcommand's long options,
+ * shortopts its short ones (without the common ones); each is handed to
+ * on_opt. Returns the index of the first operand (getopt permutes them to
+ * the end). */
+int part_getopt(int argc, char **argv, const char *shortopts,
+		const struct option *extra, void (*on_opt)(int c, const char *arg));
+
+/* targets.c */
+/* The nodes: the -n list, else the lines on stdin. Exits on bad input. */
+void targets_load(void);
+/* Connects to every node and learns its name; exits when one fails. */
+void targets_resolve(void);
+/* The index of the target named s (a name or an address), or -1. */
+int target_find(const char *s);
+/* Syntax of groups (NODE[,NODE...]), before any node is asked: no empty
+ * group, no empty or repeated member. Exits 2. */
+void groups_check(int argc, char **argv);
+/* Sets each target's group from argv; the unlisted form one more. Returns
+ * the number of groups; exits 2 on an unknown or repeated node. */
+int groups_assign(int argc, char **argv);
+void targets_release(void);
+
+/* gate.c: output and the node gate */
+/* A {"type":"fault","action":...,"tag":...,"ts":...} record. */
+struct json_object *record(const char *action);
+/* Writes o (and puts it); exits when stdout fails. */
+void emit(struct json_object *o);
+/* Removes the tag's rules from target t. Returns 0, or -1 with err. */
+int gate_remove(struct target *t, struct fd_err *err);
+
+/* Subcommands: each returns the exit status. */
+int cmd_split(int argc, char **argv); /* split, isolate */
+int cmd_heal(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+#endif
