@@ -64,7 +64,7 @@ static int check_order(int n, const int *order, int min, struct fd_err *err)
 
 int fd_grudge_bridge(struct fd_grudge *g, int n, const int *order, struct fd_err *err)
 {
-	int side[FD_NEMESIS_MAX];
+	int side[FD_NEMESIS_MAX] = {0};
 
 	if (check_order(n, order, 3, err) < 0)
 		return -1;
@@ -185,7 +185,7 @@ int fd_chaos_draw(uint64_t *state, int n, unsigned mask,
 
 void fd_chaos_grudge(const struct fd_chaos_fault *f, struct fd_grudge *g)
 {
-	int side[FD_NEMESIS_MAX];
+	int side[FD_NEMESIS_MAX] = {0};
 
 	switch (f->kind) {
 	case FD_NEM_SPLIT:

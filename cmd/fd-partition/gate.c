@@ -2,6 +2,7 @@
  * nodes' /v1/faults. */
 #include "cli.h"
 #include "clock.h"
+#include "fault.h"
 #include "jsonl.h"
 #include "partition.h"
 
@@ -43,6 +44,67 @@ int gate_remove(struct target *t, struct fd_err *err)
 	return rc;
 }
 
+int gate_install(const struct plan *p, int i, int64_t duration_ms, long *status,
+		 struct fd_err *err)
+{
+	struct json_object *body = json_object_new_object(),
+			   *rules = json_object_new_array(), *resp = NULL;
+	int rc;
+
+	json_object_object_add(body, "tag", json_object_new_string(popt.tag));
+	for (int k = 0; k < p->nrules[i]; k++) {
+		const struct prule *pr = &p->rules[i][k];
+		struct json_object *r = json_object_new_object();
+
+		json_object_object_add(
+			r, "peer",
+			json_object_new_string(
+				pr->peer < 0 ? "*" : targets[pr->peer].name));
+		json_object_object_add(
+			r, "direction",
+			json_object_new_string(fd_fault_dir_name(pr->dir)));
+		json_object_object_add(
+			r, "action",
+			json_object_new_string(fd_fault_action_name(pr->action)));
+		if (pr->action == FD_FAULT_LOSS)
+			json_object_object_add(
+				r, "probability",
+				json_object_new_double(pr->probability));
+		if (pr->delay_ms)
+			json_object_object_add(r, "delay_ms",
+					       json_object_new_int64(pr->delay_ms));
+		if (pr->jitter_ms)
+			json_object_object_add(r, "jitter_ms",
+					       json_object_new_int64(pr->jitter_ms));
+		if (duration_ms)
+			json_object_object_add(r, "duration",
+					       fd_json_seconds(duration_ms));
+		json_object_array_add(rules, r);
+	}
+	json_object_object_add(body, "rules", rules);
+	*status = 0;
+	rc = fd_client_call_ok(&targets[i].c, "PUT", "/v1/faults", body, status,
+			       &resp, err);
+	json_object_put(body);
+	json_object_put(resp);
+	return rc;
+}
+
+int heal_all(void)
+{
+	int rc = 0;
+
+	for (int i = 0; i < ntargets; i++) {
+		struct fd_err err;
+
+		if (gate_remove(&targets[i], &err) < 0) {
+			fd_warn("unable to heal '%s': %s", targets[i].name, err.msg);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 static void no_operands(int argc, char **argv)
 {
 	int i = part_getopt(argc, argv, NULL, NULL, NULL);
@@ -61,15 +123,10 @@ int cmd_heal(int argc, char **argv)
 	targets_resolve();
 	o = record("heal");
 	nodes = json_object_new_array();
-	for (int i = 0; i < ntargets; i++) {
-		struct fd_err err;
-
+	for (int i = 0; i < ntargets; i++)
 		json_object_array_add(nodes, json_object_new_string(targets[i].name));
-		if (!popt.dry_run && gate_remove(&targets[i], &err) < 0) {
-			fd_warn("unable to heal '%s': %s", targets[i].name, err.msg);
-			rc = FD_EXIT_RUNTIME;
-		}
-	}
+	if (!popt.dry_run && heal_all() < 0)
+		rc = FD_EXIT_RUNTIME;
 	json_object_object_add(o, "nodes", nodes);
 	if (popt.dry_run)
 		json_object_object_add(o, "dry_run", json_object_new_boolean(1));

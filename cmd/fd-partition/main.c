@@ -47,8 +47,19 @@ static const struct subcommand {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } subcommands[] = {
-	{"split", cmd_split},	{"isolate", cmd_split}, {"heal", cmd_heal},
-	{"status", cmd_status}, {NULL, NULL},
+	/* clang-format off: one subcommand a line */
+	{"split", cmd_split},
+	{"isolate", cmd_split},
+	{"halves", cmd_split},
+	{"bridge", cmd_bridge},
+	{"ring", cmd_ring},
+	{"grudge", cmd_grudge},
+	{"slow", cmd_slow},
+	{"flaky", cmd_slow},
+	{"heal", cmd_heal},
+	{"status", cmd_status},
+	/* clang-format on */
+	{NULL, NULL},
 };
 
 enum { OPT_DRY_RUN = 256, OPT_TAG };

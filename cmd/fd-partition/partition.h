@@ -59,6 +59,45 @@ void groups_check(int argc, char **argv);
 int groups_assign(int argc, char **argv);
 void targets_release(void);
 
+/* One rule of a plan, for one node. */
+struct prule {
+	int peer;   /* a target index; -1: every peer ("*") */
+	int dir;    /* FD_FAULT_IN, FD_FAULT_OUT, FD_FAULT_BOTH */
+	int action; /* FD_FAULT_DROP, FD_FAULT_LOSS, FD_FAULT_DELAY */
+	int64_t delay_ms, jitter_ms;
+	double probability;
+};
+
+/* The rules each target gets (a target without rules gets its tag's rules
+ * removed: the plan replaces whatever the tag had). */
+struct plan {
+	int nrules[MAX_NODES];
+	struct prule rules[MAX_NODES][MAX_NODES + 1];
+};
+
+struct fd_grudge;
+/* nemesis.c */
+/* Drop rules: "both" where two nodes drop each other, "in" where only one
+ * does. */
+void plan_grudge(struct plan *p, const struct fd_grudge *g);
+/* Every message to or from a selected node delayed (delay) or lost
+ * (probability) once, at its sender: a selected node's "out" to every
+ * peer, the others' "out" to each selected node. */
+void plan_links(struct plan *p, const uint8_t *sel, int action,
+		int64_t delay_ms, int64_t jitter_ms, double probability);
+/* Adds "duration", "dry_run" to rec, installs p (unless --dry-run), prints
+ * rec. Returns the exit status; on a failed install everything installed
+ * is undone first. */
+int apply(const struct plan *p, struct json_object *rec);
+/* The grudge as {"n1": ["n2", ...], ...} (nodes dropping nobody left out). */
+struct json_object *grudge_json(const struct fd_grudge *g);
+
+/* --seed S (0 to 2^63-1); a random one; --loss P ("20%", "0.5%"). Return
+ * 0, or -1 when s is invalid. */
+int parse_seed(const char *s, uint64_t *seed);
+uint64_t random_seed(void);
+int parse_loss(const char *s, double *p);
+
 /* gate.c: output and the node gate */
 /* A {"type":"fault","action":...,"tag":...,"ts":...} record. */
 struct json_object *record(const char *action);
@@ -66,9 +105,21 @@ struct json_object *record(const char *action);
 void emit(struct json_object *o);
 /* Removes the tag's rules from target t. Returns 0, or -1 with err. */
 int gate_remove(struct target *t, struct fd_err *err);
+/* Installs p's rules on target i (replacing the tag's), with
+ * duration_ms (0: the node's default). Returns 0, or -1 with err and
+ * *status the HTTP status (0: unreachable). */
+int gate_install(const struct plan *p, int i, int64_t duration_ms, long *status,
+		 struct fd_err *err);
+/* Removes the tag's rules everywhere. Returns 0, or -1 when a node failed
+ * (warned about). */
+int heal_all(void);
 
 /* Subcommands: each returns the exit status. */
-int cmd_split(int argc, char **argv); /* split, isolate */
+int cmd_split(int argc, char **argv); /* split, isolate, halves */
+int cmd_bridge(int argc, char **argv);
+int cmd_ring(int argc, char **argv);
+int cmd_grudge(int argc, char **argv);
+int cmd_slow(int argc, char **argv); /* slow, flaky */
 int cmd_heal(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
