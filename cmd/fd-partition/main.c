@@ -56,6 +56,7 @@ static const struct subcommand {
 	{"grudge", cmd_grudge},
 	{"slow", cmd_slow},
 	{"flaky", cmd_slow},
+	{"chaos", cmd_chaos},
 	{"heal", cmd_heal},
 	{"status", cmd_status},
 	/* clang-format on */

@@ -159,7 +159,7 @@ int apply(const struct plan *p, struct json_object *rec)
 
 /* Shared pieces */
 
-static struct json_object *names_json(const int *idx, int n)
+struct json_object *names_json(const int *idx, int n)
 {
 	struct json_object *arr = json_object_new_array();
 
@@ -169,8 +169,7 @@ static struct json_object *names_json(const int *idx, int n)
 	return arr;
 }
 
-/* The sides as {"groups": [[names]...]} in target order. */
-static struct json_object *sides_json(const int *side, int nsides)
+struct json_object *sides_json(const int *side, int nsides)
 {
 	struct json_object *groups = json_object_new_array();
 

@@ -89,6 +89,11 @@ void plan_links(struct plan *p, const uint8_t *sel, int action,
  * rec. Returns the exit status; on a failed install everything installed
  * is undone first. */
 int apply(const struct plan *p, struct json_object *rec);
+/* The names of targets idx[0..n) as an array. */
+struct json_object *names_json(const int *idx, int n);
+/* The sides (side[i] of target i, 0..nsides) as [[names]...], each in
+ * target order; empty sides left out. */
+struct json_object *sides_json(const int *side, int nsides);
 /* The grudge as {"n1": ["n2", ...], ...} (nodes dropping nobody left out). */
 struct json_object *grudge_json(const struct fd_grudge *g);
 
@@ -120,6 +125,7 @@ int cmd_bridge(int argc, char **argv);
 int cmd_ring(int argc, char **argv);
 int cmd_grudge(int argc, char **argv);
 int cmd_slow(int argc, char **argv); /* slow, flaky */
+int cmd_chaos(int argc, char **argv);
 int cmd_heal(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 
