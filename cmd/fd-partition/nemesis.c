@@ -141,6 +141,8 @@ int apply(const struct plan *p, struct json_object *rec)
 		struct fd_err err;
 		long status;
 
+		/* a node refusing the rules (400: e.g. a duration past its
+		 * --max-duration) fails the whole install as well */
 		if (gate_install(p, i, popt.duration_ms, &status, &err) == 0)
 			continue;
 		fd_warn("unable to install the rules on '%s' (%s): %s",
@@ -151,7 +153,7 @@ int apply(const struct plan *p, struct json_object *rec)
 					targets[k].name, err.msg);
 		fd_warn("%s undone on every node", action ? action : "fault");
 		json_object_put(rec);
-		return status == 400 ? FD_EXIT_USAGE : FD_EXIT_RUNTIME;
+		return FD_EXIT_RUNTIME;
 	}
 	emit(rec);
 	return FD_EXIT_OK;
