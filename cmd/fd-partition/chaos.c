@@ -354,18 +354,10 @@ static int apply_fault(const struct fd_chaos_fault *f, int64_t life_ms)
 	if (f->kind == FD_NEM_KILL)
 		return kill_node(f->node);
 	plan_of(f, &plan);
-	for (int i = 0; i < ntargets; i++) {
-		struct fd_err err;
-		long status;
-
-		if (gate_install(&plan, i, life_ms, &status, &err) == 0)
-			continue;
-		fd_warn("unable to install the rules on '%s' (%s): %s",
-			targets[i].name, targets[i].addr, err.msg);
-		heal_all();
-		return -1;
-	}
-	return 0;
+	if (install_all(&plan, life_ms) == 0)
+		return 0;
+	heal_all();
+	return -1;
 }
 
 /* Heals f; a killed node is restarted. Returns 0 or -1 (warned). */
@@ -399,6 +391,8 @@ int cmd_chaos(int argc, char **argv)
 		fd_usage_die("chaos --dry-run needs --duration (the schedule's length)");
 	if ((mask & (1u << FD_NEM_KILL)) && !restart_cmd)
 		fd_usage_die("the kill nemesis needs --restart CMD");
+	if (popt.netns && (mask & (1u << FD_NEM_SLOW)))
+		fd_usage_die("the netns backend cannot slow nodes: leave slow out of --nemesis");
 	if (!seed_set)
 		seed = random_seed();
 	targets_load();

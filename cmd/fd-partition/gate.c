@@ -90,9 +90,35 @@ int gate_install(const struct plan *p, int i, int64_t duration_ms, long *status,
 	return rc;
 }
 
+int install_all(const struct plan *p, int64_t duration_ms)
+{
+	if (popt.netns)
+		return netns_install(p, duration_ms);
+	for (int i = 0; i < ntargets; i++) {
+		struct fd_err err;
+		long status;
+
+		/* a node refusing the rules (400: e.g. a duration past its
+		 * --max-duration) fails the whole install as well */
+		if (gate_install(p, i, duration_ms, &status, &err) == 0)
+			continue;
+		fd_warn("unable to install the rules on '%s' (%s): %s",
+			targets[i].name, targets[i].addr, err.msg);
+		for (int k = 0; k <= i; k++)
+			if (gate_remove(&targets[k], &err) < 0)
+				fd_warn("unable to undo the rules on '%s': %s (they expire by themselves)",
+					targets[k].name, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int heal_all(void)
 {
 	int rc = 0;
+
+	if (popt.netns)
+		return netns_heal();
 
 	for (int i = 0; i < ntargets; i++) {
 		struct fd_err err;
@@ -144,6 +170,20 @@ int cmd_status(int argc, char **argv)
 		struct fd_err err;
 		long st;
 
+		if (popt.netns) {
+			if (!(rules = netns_status(i, &err)))
+				fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
+			json_object_object_del(o, "tag");
+			json_object_object_add(
+				o, "node", json_object_new_string(targets[i].name));
+			json_object_object_add(
+				o, "addr", json_object_new_string(targets[i].addr));
+			json_object_object_add(
+				o, "netns", json_object_new_string(targets[i].netns));
+			json_object_object_add(o, "rules", rules);
+			emit(o);
+			continue;
+		}
 		if (fd_client_call_ok(&targets[i].c, "GET", "/v1/faults", NULL,
 				      &st, &resp, &err) < 0) {
 			json_object_put(o);

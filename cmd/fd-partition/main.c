@@ -63,7 +63,7 @@ static const struct subcommand {
 	{NULL, NULL},
 };
 
-enum { OPT_DRY_RUN = 256, OPT_TAG };
+enum { OPT_DRY_RUN = 256, OPT_TAG, OPT_BACKEND };
 
 static const struct option common_opts[] = {
 	{"node", required_argument, NULL, 'n'},
@@ -71,6 +71,7 @@ static const struct option common_opts[] = {
 	{"timeout", required_argument, NULL, 't'},
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"tag", required_argument, NULL, OPT_TAG},
+	{"backend", required_argument, NULL, OPT_BACKEND},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{0},
@@ -99,6 +100,11 @@ static int common_opt(int c, const char *arg)
 		return 1;
 	case OPT_DRY_RUN: popt.dry_run = 1; return 1;
 	case OPT_TAG: popt.tag = arg; return 1;
+	case OPT_BACKEND:
+		if (strcmp(arg, "gate") && strcmp(arg, "netns"))
+			fd_usage_die("invalid --backend '%s' (gate or netns)", arg);
+		popt.netns = strcmp(arg, "netns") == 0;
+		return 1;
 	case 'h': fd_help_exit(help);
 	case 'V': fd_version_exit();
 	}

@@ -131,26 +131,26 @@ int apply(const struct plan *p, struct json_object *rec)
 	if (popt.duration_ms)
 		json_object_object_add(rec, "duration",
 				       fd_json_seconds(popt.duration_ms));
+	if (popt.netns) {
+		struct fd_err err;
+
+		if (netns_check(p, &err) < 0) {
+			json_object_put(rec);
+			fd_usage_die("%s: nothing changed", err.msg);
+		}
+		json_object_object_add(rec, "backend",
+				       json_object_new_string("netns"));
+	}
 	if (popt.dry_run) {
 		json_object_object_add(rec, "dry_run", json_object_new_boolean(1));
 		json_object_object_add(rec, "rules", plan_json(p));
+		if (popt.netns)
+			json_object_object_add(
+				rec, "nft", netns_rulesets(p, popt.duration_ms));
 		emit(rec);
 		return FD_EXIT_OK;
 	}
-	for (int i = 0; i < ntargets; i++) {
-		struct fd_err err;
-		long status;
-
-		/* a node refusing the rules (400: e.g. a duration past its
-		 * --max-duration) fails the whole install as well */
-		if (gate_install(p, i, popt.duration_ms, &status, &err) == 0)
-			continue;
-		fd_warn("unable to install the rules on '%s' (%s): %s",
-			targets[i].name, targets[i].addr, err.msg);
-		for (int k = 0; k <= i; k++)
-			if (gate_remove(&targets[k], &err) < 0)
-				fd_warn("unable to undo the rules on '%s': %s (they expire by themselves)",
-					targets[k].name, err.msg);
+	if (install_all(p, popt.duration_ms) < 0) {
 		fd_warn("%s undone on every node", action ? action : "fault");
 		json_object_put(rec);
 		return FD_EXIT_RUNTIME;

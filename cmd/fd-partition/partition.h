@@ -17,6 +17,7 @@
 struct target {
 	char addr[FD_PEER_ADDR_LEN];
 	char name[256];
+	char netns[64]; /* the node's network namespace (ADDR@NETNS); "" */
 	int group;
 	struct fd_client c;
 };
@@ -27,6 +28,7 @@ struct popts {
 	int64_t duration_ms; /* the rules' life; 0: the nodes' --max-duration */
 	const char *tag;
 	int dry_run;
+	int netns;		      /* --backend netns */
 	const char *nodes[MAX_NODES]; /* -n, in order */
 	int nnodes;
 };
@@ -103,6 +105,21 @@ int parse_seed(const char *s, uint64_t *seed);
 uint64_t random_seed(void);
 int parse_loss(const char *s, double *p);
 
+/* netns.c: --backend netns (nftables inside the nodes' namespaces) */
+int netns_name_ok(const char *ns);
+/* Enters namespace ns (/run/netns/NS), and back. */
+int netns_enter(const char *ns, struct fd_err *err);
+void netns_leave(void);
+/* Whether the netns backend can install p (IPv4, drop and loss, one
+ * probability, nodes to cut apart on different addresses): 0 or -1. */
+int netns_check(const struct plan *p, struct fd_err *err);
+/* The nft input per namespace, for --dry-run. */
+struct json_object *netns_rulesets(const struct plan *p, int64_t duration_ms);
+int netns_install(const struct plan *p, int64_t duration_ms);
+int netns_heal(void);
+/* Target i's rules read back from its namespace; NULL with err. */
+struct json_object *netns_status(int i, struct fd_err *err);
+
 /* gate.c: output and the node gate */
 /* A {"type":"fault","action":...,"tag":...,"ts":...} record. */
 struct json_object *record(const char *action);
@@ -115,6 +132,9 @@ int gate_remove(struct target *t, struct fd_err *err);
  * *status the HTTP status (0: unreachable). */
 int gate_install(const struct plan *p, int i, int64_t duration_ms, long *status,
 		 struct fd_err *err);
+/* Installs p everywhere through the backend, all or nothing: returns 0,
+ * or -1 after undoing what was installed (warned about). */
+int install_all(const struct plan *p, int64_t duration_ms);
 /* Removes the tag's rules everywhere. Returns 0, or -1 when a node failed
  * (warned about). */
 int heal_all(void);

@@ -13,11 +13,24 @@
 struct target targets[MAX_NODES];
 int ntargets;
 
-static void add_target(const char *s, int lineno)
+/* ADDR or ADDR@NETNS (ns, when not NULL, is a namespace given apart). */
+static void add_target(const char *arg, const char *ns, int lineno)
 {
-	char addr[FD_PEER_ADDR_LEN];
+	char addr[FD_PEER_ADDR_LEN], s[FD_PEER_ADDR_LEN + 64];
+	const char *at;
 	struct fd_err err;
 
+	snprintf(s, sizeof(s), "%s", arg);
+	if (!ns && (at = strrchr(arg, '@'))) {
+		s[at - arg < (long)sizeof(s) ? at - arg : 0] = 0;
+		ns = at + 1;
+	}
+	if (ns && !netns_name_ok(ns)) {
+		if (lineno)
+			fd_die(FD_EXIT_DATA, "line %d: invalid namespace '%s'",
+			       lineno, ns);
+		fd_usage_die("invalid namespace '%s' in '%s'", ns, arg);
+	}
 	if (fd_peer_addr_norm(s, addr, sizeof(addr), &err) < 0) {
 		if (lineno)
 			fd_die(FD_EXIT_DATA, "line %d: %s", lineno, err.msg);
@@ -28,7 +41,10 @@ static void add_target(const char *s, int lineno)
 			return;
 	if (ntargets == MAX_NODES)
 		fd_usage_die("too many nodes (at most %d)", MAX_NODES);
-	memcpy(targets[ntargets++].addr, addr, sizeof(addr));
+	memcpy(targets[ntargets].addr, addr, sizeof(addr));
+	snprintf(targets[ntargets].netns, sizeof(targets[ntargets].netns), "%s",
+		 ns ? ns : "");
+	ntargets++;
 }
 
 /* Nodes from stdin; any bad line stops before anything is changed. */
@@ -59,7 +75,11 @@ static void read_stdin(void)
 			fd_warn("line %lu: no \"addr\"", r.lineno);
 			bad++;
 		} else {
-			add_target(addr, (int)r.lineno);
+			add_target(addr,
+				   json_object_is_type(rec, json_type_string)
+					   ? NULL
+					   : fd_json_get_str(rec, "netns"),
+				   (int)r.lineno);
 		}
 		json_object_put(rec);
 	}
@@ -78,11 +98,34 @@ void targets_load(void)
 	    !*tag || strlen(tag) > 63)
 		fd_usage_die("invalid --tag '%s'", tag);
 	for (int i = 0; i < popt.nnodes; i++)
-		add_target(popt.nodes[i], 0);
+		add_target(popt.nodes[i], NULL, 0);
 	if (popt.nnodes == 0 && !isatty(STDIN_FILENO))
 		read_stdin();
 	if (ntargets == 0)
 		fd_usage_die("no nodes given (-n, or lines on stdin)");
+	if (!popt.netns)
+		return;
+	for (int i = 0; i < ntargets; i++)
+		if (!targets[i].netns[0])
+			fd_usage_die("--backend netns: node '%s' has no namespace (ADDR@NETNS, or \"netns\" on stdin)",
+				     targets[i].addr);
+	if (geteuid() != 0)
+		fd_die(FD_EXIT_RUNTIME,
+		       "--backend netns needs root (it enters namespaces and runs nft): nothing changed");
+}
+
+/* A node in a namespace is asked from its own address: the namespace's
+ * cuts (--backend netns) are address pairs and never cut an address from
+ * itself, so a node stays reachable for heal and status while cut off. */
+static int from_itself(struct target *t, struct fd_err *err)
+{
+	char host[FD_PEER_ADDR_LEN];
+	int port;
+
+	if (fd_parse_hostport(t->addr, host, sizeof(host), -1, &port) < 0 ||
+	    fd_client_send_from(&t->c, host) < 0)
+		return fd_err_set(err, "invalid address '%s'", t->addr);
+	return 0;
 }
 
 void targets_resolve(void)
@@ -94,9 +137,18 @@ void targets_resolve(void)
 		const char *name;
 		long status;
 
-		if (fd_client_init(&t->c, t->addr, popt.timeout_ms, &err) < 0 ||
-		    fd_client_call_ok(&t->c, "GET", "/v1/info", NULL, &status,
-				      &info, &err) < 0)
+		int rc;
+
+		/* a node in a namespace is reached from inside it */
+		if (t->netns[0] && netns_enter(t->netns, &err) < 0)
+			fd_die(FD_EXIT_RUNTIME, "%s: nothing changed", err.msg);
+		rc = fd_client_init(&t->c, t->addr, popt.timeout_ms, &err) < 0 ||
+		     (t->netns[0] && from_itself(t, &err) < 0) ||
+		     fd_client_call_ok(&t->c, "GET", "/v1/info", NULL, &status,
+				       &info, &err) < 0;
+		if (t->netns[0])
+			netns_leave();
+		if (rc)
 			fd_die(FD_EXIT_RUNTIME, "%s: nothing changed", err.msg);
 		name = fd_json_get_str(info, "name");
 		if (!name)
