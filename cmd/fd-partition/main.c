@@ -14,29 +14,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define USAGE                                                                \
-	"fd-partition [-n node]... [-d duration] [-t timeout] [--tag tag]\n" \
-	"                    [--dry-run] split GROUP GROUP...|isolate NODE|heal|status"
+#define USAGE                                                                        \
+	"fd-partition [-n node[@netns]]... [-d duration] [-t timeout] [--tag tag]\n" \
+	"                    [--backend gate|netns] [--dry-run] SUBCOMMAND [ARG...]"
 
 static const char help[] =
 	"\n"
-	"Breaks a cluster on purpose, through each node's fault rules: the nodes\n"
-	"are the -n addresses, else the lines on stdin (host:port, or JSON lines\n"
-	"with an \"addr\", such as `fd-node members` prints).\n"
+	"Breaks a cluster on purpose, through each node's fault rules (or nftables\n"
+	"in the nodes' network namespaces): the nodes are the -n addresses, else the\n"
+	"lines on stdin (host:port, or JSON lines with an \"addr\", such as\n"
+	"`fd-node members` prints). All or nothing; every rule expires.\n"
 	"\n"
 	"Subcommands:\n"
 	"  split GROUP GROUP...    cut the nodes into sides; a GROUP is NODE[,NODE...]\n"
 	"                          (a name or an address); unlisted nodes form a side\n"
 	"  isolate NODE            cut NODE off from every other node\n"
+	"  halves [--random [--seed S]]\n"
+	"                          two halves, in order or shuffled from the seed\n"
+	"  bridge [NODE]           two halves that only NODE (the bridge) joins\n"
+	"  ring [--random [--seed S]]\n"
+	"                          each node hears a different majority\n"
+	"  grudge FILE|-           a JSON grudge {\"n1\": [\"n2\"]}: n1 drops n2's traffic\n"
+	"  slow --delay D [--jitter J] [NODES]\n"
+	"                          delay every message to or from NODES (default all)\n"
+	"  flaky --loss P [NODES]  lose every message to or from NODES with P (20%)\n"
+	"  chaos [--seed S] [--interval I] [--nemesis LIST] [--kill CMD] [--restart CMD]\n"
+	"                          one fault after another, drawn from the seed, for\n"
+	"                          --duration; LIST of split isolate bridge ring halves\n"
+	"                          slow flaky kill; {name} {addr} in CMD\n"
 	"  heal                    remove the rules fd-partition installed\n"
 	"  status                  print each node's fault rules, one JSON line per node\n"
 	"\n"
 	"Options (before or after the subcommand):\n"
-	"  -n, --node HOST:PORT    a node of the cluster (repeatable)\n"
+	"  -n, --node HOST:PORT[@NETNS]\n"
+	"                          a node of the cluster (repeatable), in namespace NETNS\n"
 	"  -d, --duration T        the rules expire after T (default: the node's\n"
-	"                          --max-duration, 10m unless set)\n"
+	"                          --max-duration, 10m unless set); chaos: run length\n"
 	"      --dry-run           check everything and print what would be done\n"
 	"      --tag TAG           the rules' tag (default fd-partition)\n"
+	"      --backend B         gate (the nodes' fault gates, default) or netns\n"
+	"                          (nftables in the nodes' namespaces; root)\n"
 	"  -t, --timeout T         longest wait for each node (default 5s)\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
