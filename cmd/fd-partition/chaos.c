@@ -78,7 +78,7 @@ static void on_chaos_opt(int c, const char *arg)
 			if (k < 0)
 				fd_usage_die("unknown nemesis '%s' (split, isolate, bridge, ring, halves, slow, flaky, kill)",
 					     t);
-			mask |= 1u << k;
+			mask |= 1u << (k < 0 ? 0 : k); /* k >= 0: fd_usage_die exits */
 		}
 		free(copy);
 		if (!mask)

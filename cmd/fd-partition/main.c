@@ -147,11 +147,12 @@ int part_getopt(int argc, char **argv, const char *shortopts,
 	while ((c = getopt_long(argc, argv, sopts, all, NULL)) != -1) {
 		if (c == '?' || c == ':')
 			fd_usage_getopt(c, argv);
-		if (!common_opt(c, optarg)) {
-			if (!on_opt)
-				fd_usage_getopt('?', argv);
+		if (common_opt(c, optarg))
+			continue;
+		if (!on_opt)
+			fd_usage_getopt('?', argv);
+		else
 			on_opt(c, optarg);
-		}
 	}
 	return optind;
 }
