@@ -211,7 +211,7 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 	double samples[MAX_FIGURES][1000], vals[MAX_FIGURES];
 	struct bench_opts opts = r->opts;
 	struct fd_err err;
-	int nfig = 0, rc = FD_EXIT_OK;
+	int nfig = 0, rc = FD_EXIT_OK, got;
 
 	if (!s->default_entries)
 		opts.entries = 0;
@@ -225,7 +225,25 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 			fprintf(stderr, "\rfd-bench: %s nodes=%d run %d/%d ",
 				s->name, nodes, k + 1, r->runs);
 		memset(vals, 0, sizeof(vals));
-		if (s->run(&opts, nodes, vals, &err) < 0) {
+		got = s->run(&opts, nodes, vals, &err);
+		if (got == BENCH_SKIP) {
+			struct json_object *e = fd_json_record("error");
+
+			if (r->opts.progress)
+				fputc('\n', stderr);
+			fd_warn("%s (nodes=%d): %s", s->name, nodes, err.msg);
+			json_object_object_add(e, "name",
+					       json_object_new_string(s->name));
+			json_object_object_add(e, "skipped",
+					       json_object_new_boolean(1));
+			json_object_object_add(e, "error",
+					       json_object_new_string(err.msg));
+			if (strcmp(r->format, "json") == 0)
+				fd_emit(e);
+			json_object_put(e);
+			return FD_EXIT_OK;
+		}
+		if (got < 0) {
 			struct json_object *e = fd_json_record("error");
 
 			if (r->opts.progress)

@@ -7,6 +7,7 @@
 #include "err.h"
 
 #define MAX_FIGURES 4
+#define BENCH_SKIP (-2) /* a run that cannot be done on this system */
 
 struct bench_opts {
 	const char *fd_node;
@@ -28,7 +29,8 @@ struct scenario {
 	int uses_nodes; /* takes --nodes */
 	int default_nodes;
 	struct figure figures[MAX_FIGURES];
-	/* One run: fills values[i] for each figure. Returns 0, or -1 with err. */
+	/* One run: fills values[i] for each figure. Returns 0, or -1 with err,
+	 * or BENCH_SKIP with err saying why it cannot run here. */
 	int (*run)(const struct bench_opts *o, int nodes, double *values,
 		   struct fd_err *err);
 	/* Takes --entries when not 0: the default number of names per run
@@ -43,6 +45,8 @@ extern const struct scenario registry_scenarios[];
 extern const int registry_nscenarios;
 extern const struct scenario pubsub_scenarios[];
 extern const int pubsub_nscenarios;
+extern const struct scenario discover_scenarios[];
+extern const int discover_nscenarios;
 
 /* Every scenario in list order: i from 0; NULL past the last. */
 const struct scenario *bench_scenario(int i);
