@@ -70,15 +70,26 @@ static int enter_netns(struct fd_err *err, int *skip)
 	return 0;
 }
 
-/* The path of a sibling binary of fd-node (same directory), into out. */
+/* A sibling binary of fd-node (fd-discover, fd-join) into out: beside it,
+ * else beside the file a link to it names, else from PATH. */
 static const char *sibling(const char *fd_node, const char *name, char *out, size_t len)
 {
-	const char *slash = strrchr(fd_node, '/');
+	char *real = realpath(fd_node, NULL);
+	const char *paths[] = {fd_node, real};
 
-	if (!slash)
-		snprintf(out, len, "%s", name);
-	else
-		snprintf(out, len, "%.*s/%s", (int)(slash - fd_node), fd_node, name);
+	for (size_t i = 0; i < 2; i++) {
+		const char *slash = paths[i] ? strrchr(paths[i], '/') : NULL;
+
+		if (!slash)
+			continue;
+		snprintf(out, len, "%.*s/%s", (int)(slash - paths[i]), paths[i], name);
+		if (access(out, X_OK) == 0) {
+			free(real);
+			return out;
+		}
+	}
+	free(real);
+	snprintf(out, len, "%s", name);
 	return out;
 }
 
@@ -182,9 +193,21 @@ static int measure(const struct bench_opts *o, const char *strategy, int n,
 	if (cluster_start(&c, n, extra, 10000 + 200LL * n, err) < 0)
 		goto out;
 	if (pipeline(o->fd_node, strategy, key[0] ? key : NULL, c.nodes[0].addr,
-		     pids, err) < 0 ||
-	    cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0)
+		     pids, err) < 0)
 		goto out;
+	if (cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0) {
+		for (int k = 0; k < 2; k++) {
+			int st;
+
+			if (waitpid(pids[k], &st, WNOHANG) == pids[k]) {
+				pids[k] = 0;
+				fd_err_set(err, "fd-%s exited (status %d): is it beside --fd-node or in PATH?",
+					   k ? "join" : "discover",
+					   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+			}
+		}
+		goto out;
+	}
 	t0 = fd_mono_us();
 	if (cluster_add(&c, extra, 10000, err) < 0 ||
 	    cluster_wait_converged(&c, n + 1, fd_mono_ms() + o->timeout_ms, err) < 0)

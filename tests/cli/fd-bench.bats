@@ -77,7 +77,7 @@ write_baseline()
 	run -0 --separate-stderr fd-bench list
 	assert_equal "$stderr" ""
 	fd_assert_jsonl <(printf '%s\n' "$output")
-	assert_equal "${#lines[@]}" 23
+	assert_equal "${#lines[@]}" 25
 	run -0 jq -e -s '
 		map(.type == "scenario" and (.unit | length > 0) and (.description | length > 0)) | all' \
 		<<<"$output"
@@ -89,6 +89,8 @@ write_baseline()
 	assert_output 'ms names/s lookups/s bytes/entry '
 	run -0 bash -c 'fd-bench list | jq -r .name | grep ^pubsub | sort | tr "\n" " "'
 	assert_output 'pubsub.codec.json pubsub.codec.random pubsub.codec.text pubsub.compression pubsub.compression.random pubsub.compression.text pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
+	run -0 bash -c 'fd-bench list | jq -r .name | grep ^discover | sort | tr "\n" " "'
+	assert_output 'discover.gossip discover.mdns '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.false_positives\") | .unit"'
 	assert_output count
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.rss\") | .unit"'
@@ -346,6 +348,26 @@ complete_words()
 	COMPREPLY=()
 	_fd_bench fd-bench "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
 	printf '%s\n' "${COMPREPLY[@]}"
+}
+
+@test "discover.mdns -r 2: one result line, measured in a network namespace" {
+	[ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
+	run -0 --separate-stderr bench -r 2 discover.mdns
+	assert_equal "${#lines[@]}" 1
+	run -0 jq -e '.type == "result" and .name == "discover.mdns" and .unit == "s"
+		and .params.nodes == 3 and .runs == 2 and .value > 0 and .min <= .value
+		and .value <= .max' <<<"$output"
+	assert_clean
+}
+
+@test "discover.mdns and discover.gossip without root: skipped with a message, exit 0" {
+	command -v setpriv >/dev/null || skip "setpriv is not installed"
+	[ "$(id -u)" -eq 0 ] || skip "needs root to drop to another user"
+	run -0 --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups \
+		fd-bench --fd-node "$(command -v fd-node)" -r 1 discover.mdns discover.gossip
+	assert_equal "$(jq -c '[.type, .name, .skipped]' <<<"$output" | tr '\n' ' ')" \
+		'["error","discover.mdns",true] ["error","discover.gossip",true] '
+	assert_equal "${stderr_lines[0]}" "fd-bench: discover.mdns (nodes=3): skipped: needs a network namespace of its own (run as root): Operation not permitted"
 }
 
 @test "bash completion: options, scenarios, profiles and formats" {
