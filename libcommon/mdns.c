@@ -246,7 +246,8 @@ int fd_dns_decode(const uint8_t *buf, size_t len, struct fd_dns_msg *m,
 	for (int i = 0; i < 4; i++)
 		counts[i] = get16(buf + 4 + 2 * i);
 	for (size_t i = 0; i < counts[0]; i++) {
-		struct fd_dns_q q, *qp = m->nq < FD_DNS_MAX_Q ? &m->q[m->nq] : &q;
+		struct fd_dns_q spare_q = {0};
+		struct fd_dns_q *qp = m->nq < FD_DNS_MAX_Q ? &m->q[m->nq] : &spare_q;
 
 		if (read_name(buf, len, &p, &qp->name) < 0)
 			return fd_err_set(err, "bad name in question %zu", i + 1);
@@ -256,7 +257,7 @@ int fd_dns_decode(const uint8_t *buf, size_t len, struct fd_dns_msg *m,
 		qp->class = get16(buf + p + 2) & 0x7fff;
 		qp->unicast = (buf[p + 2] & 0x80) != 0;
 		p += 4;
-		if (qp == &q)
+		if (qp == &spare_q)
 			m->truncated = 1;
 		else
 			m->nq++;

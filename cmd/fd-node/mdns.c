@@ -126,7 +126,10 @@ struct mdns_announcer *mdns_announce_start(struct node *n)
 	uint64_t seed;
 	int port;
 
-	if (!a || !(a->msg = malloc(sizeof(*a->msg))))
+	if (!a)
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
+	a->msg = malloc(sizeof(*a->msg));
+	if (!a->msg)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	a->n = n;
 	a->fd = -1;
