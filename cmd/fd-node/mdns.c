@@ -120,17 +120,16 @@ struct mdns_announcer *mdns_announce_start(struct node *n)
 {
 	const struct announce_opts *o = n->opts->announce;
 	struct mdns_announcer *a = calloc(1, sizeof(*a));
+	struct fd_dns_msg *msg = malloc(sizeof(*msg));
 	struct fd_mdns_svc svc;
 	struct fd_err err;
 	char host[256];
 	uint64_t seed;
 	int port;
 
-	if (!a)
+	if (!a || !msg)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
-	a->msg = malloc(sizeof(*a->msg));
-	if (!a->msg)
-		fd_die(FD_EXIT_RUNTIME, "out of memory");
+	a->msg = msg;
 	a->n = n;
 	a->fd = -1;
 	if (fd_parse_hostport(n->addr, host, sizeof(host), -1, &port) < 0)
