@@ -93,8 +93,12 @@ void announce_start(struct node *n)
 	if (!a)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	n->announce = a;
-	if (o->what & ANNOUNCE_MDNS)
+	if (o->what & ANNOUNCE_MDNS) {
 		a->mdns = mdns_announce_start(n);
+		if (!a->mdns)
+			announce_die(n, FD_EXIT_RUNTIME,
+				     "--announce mdns: out of memory");
+	}
 }
 
 void announce_leave(struct node *n)

@@ -62,7 +62,8 @@ void announce_add_info(struct node *n, struct json_object *info);
 noreturn void announce_die(struct node *n, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* mdns.c */
+/* mdns.c, gossip.c: _start returns NULL when out of memory and dies with
+ * a message on any other failure. */
 struct mdns_announcer *mdns_announce_start(struct node *n);
 void mdns_announce_leave(struct mdns_announcer *a);
 void mdns_announce_free(struct mdns_announcer *a);

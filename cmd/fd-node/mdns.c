@@ -127,8 +127,11 @@ struct mdns_announcer *mdns_announce_start(struct node *n)
 	uint64_t seed;
 	int port;
 
-	if (!a || !msg)
-		fd_die(FD_EXIT_RUNTIME, "out of memory");
+	if (!a || !msg) {
+		free(a);
+		free(msg);
+		return NULL;
+	}
 	a->msg = msg;
 	a->n = n;
 	a->fd = -1;
