@@ -118,3 +118,60 @@ three_nodes()
 	run -0 --separate-stderr in_ns fd-discover mdns --multicast-if lo --expect 1 --timeout 20s
 	assert_equal "$(peers <<<"$output")" "up n1 ${FD_ADDR[n1]}"
 }
+
+# avahi in the test's namespace: a veth pair (avahi ignores loopback), a
+# D-Bus system bus of the test's own, avahi-daemon with /run private to it.
+avahi_setup()
+{
+	local d=$FD_TMP/avahi
+	command -v avahi-daemon >/dev/null 2>&1 && command -v avahi-browse >/dev/null 2>&1 &&
+		command -v avahi-publish >/dev/null 2>&1 && command -v dbus-daemon >/dev/null 2>&1 ||
+		skip "avahi-daemon, avahi-utils or dbus-daemon not installed (scripts/install-deps)"
+	mkdir -p "$d"
+	in_ns ip link add fdav0 type veth peer name fdav1 ||
+		skip "unable to create a veth pair in the namespace"
+	in_ns ip link set fdav1 up
+	in_ns ip link set fdav0 multicast on up
+	in_ns ip addr add 10.213.7.1/24 dev fdav0
+	in_ns ip route replace 224.0.0.0/4 dev fdav0
+	cat >"$d/bus.conf" <<EOC
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$d/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+EOC
+	printf '%s\n' '[server]' 'allow-interfaces=fdav0' 'use-ipv6=no' \
+		'[publish]' 'publish-hinfo=no' 'publish-workstation=no' >"$d/avahi.conf"
+	export DBUS_SYSTEM_BUS_ADDRESS=unix:path=$d/bus
+	ns_spawn dbus dbus-daemon --config-file="$d/bus.conf" --nofork
+	fd_wait_until 10s test -S "$d/bus"
+	ns_spawn avahi unshare -m sh -c "mount -t tmpfs tmpfs /run && mkdir /run/avahi-daemon &&
+		exec avahi-daemon -f '$d/avahi.conf' --no-chroot --no-drop-root --no-rlimits"
+	fd_wait_until 20s in_ns avahi-browse -t -p _fd._tcp
+}
+
+@test "mdns: avahi-browse resolves our announcement; we find avahi-publish's" {
+	avahi_setup
+	ns_start_node n1 --announce mdns --multicast-if fdav0 --meta zone=a
+	fd_wait_until 20s sh -c "ip netns exec '$NETNS' avahi-browse -r -p -t -k _fd._tcp | grep -q '^=;fdav0;IPv4;n1;'"
+	run -0 in_ns avahi-browse -r -p -t -k _fd._tcp
+	run -0 grep '^=;fdav0;IPv4;n1;' <<<"$output"
+	assert_regex "$output" "^=;fdav0;IPv4;n1;_fd._tcp;local;fd-${FD_ID[n1]:0:12}.local;127.0.0.1;${FD_PORT[n1]};"
+	assert_regex "$output" "\"zone=a\""
+	assert_regex "$output" "\"id=${FD_ID[n1]}\""
+	# the other way round: a service avahi publishes is a peer for us
+	ns_spawn pub avahi-publish -s av1 _fd._tcp 4999 "id=0123456789abcdef0123456789abcdef" zone=b
+	run -0 --separate-stderr in_ns fd-discover mdns --multicast-if fdav0 --expect 2 --timeout 20s
+	assert_equal "$(peers <<<"$output" | LC_ALL=C sort)" "$(printf 'up av1 10.213.7.1:4999\nup n1 %s' "${FD_ADDR[n1]}")"
+	assert_equal "$(jq -cS 'select(.name == "av1") | .meta' <<<"$output")" \
+		'{"id":"0123456789abcdef0123456789abcdef","zone":"b"}'
+}
