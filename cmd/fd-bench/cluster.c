@@ -167,8 +167,7 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 	    read_identity(c, &c->nodes[0], deadline, err) < 0)
 		goto fail;
 	for (int i = 1; i < n; i++)
-		if (spawn(c, &c->nodes[i], c->no_join ? NULL : c->nodes[0].addr,
-			  extra) < 0) {
+		if (spawn(c, &c->nodes[i], c->nodes[0].addr, extra) < 0) {
 			fd_err_set(err, "unable to start fd-node: %s",
 				   strerror(errno));
 			goto fail;
@@ -180,27 +179,6 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 fail:
 	cluster_stop(c);
 	return -1;
-}
-
-int cluster_add(struct cluster *c, const char *const *extra, int64_t timeout_ms,
-		struct fd_err *err)
-{
-	struct bench_node *nodes =
-		realloc(c->nodes, (size_t)(c->n + 1) * sizeof(*nodes));
-	struct bench_node *bn;
-
-	if (!nodes)
-		return fd_err_set(err, "out of memory");
-	c->nodes = nodes;
-	bn = &c->nodes[c->n];
-	memset(bn, 0, sizeof(*bn));
-	bn->out_fd = -1;
-	snprintf(bn->name, sizeof(bn->name), "b%d", c->n + 1);
-	if (spawn(c, bn, NULL, extra) < 0)
-		return fd_err_set(err, "unable to start fd-node: %s",
-				  strerror(errno));
-	c->n++;
-	return read_identity(c, bn, fd_mono_ms() + timeout_ms, err);
 }
 
 static void rm_dir(const char *dir)

@@ -21,7 +21,6 @@ struct bench_node {
 struct cluster {
 	const char *fd_node; /* path of the fd-node binary */
 	const char *profile;
-	int no_join;   /* nodes start alone (they find each other otherwise) */
 	char dir[256]; /* private temp dir: logs */
 	struct bench_node *nodes;
 	int n;
@@ -33,10 +32,6 @@ struct cluster {
  * Returns 0, or -1 with err filled (the nodes started are stopped). */
 int cluster_start(struct cluster *c, int n, const char *const *extra,
 		  int64_t timeout_ms, struct fd_err *err);
-/* Starts one more node (without --join), waits for its identity line.
- * Returns 0, or -1 with err (the cluster is left as it was, less it). */
-int cluster_add(struct cluster *c, const char *const *extra, int64_t timeout_ms,
-		struct fd_err *err);
 /* SIGTERM to all, up to 2 s, then SIGKILL; reaps; removes the temp dir. */
 void cluster_stop(struct cluster *c);
 /* SIGKILL one node (it stays in the array with pid 0). */

@@ -8,9 +8,10 @@
  *
  * The cluster learns of new nodes through the pipeline
  * "fd-discover STRATEGY --watch | fd-join -n FIRST" (binaries beside
- * --fd-node): N nodes that announce themselves start without --join and
- * form the cluster through it; then one more starts, and the figure is the
- * time from its start until every node sees N + 1 alive members. */
+ * --fd-node; fd-node's own --discover would do the same from inside): N
+ * nodes that announce themselves form a cluster, then one more starts
+ * without --join, and the figure is the time from its start until every
+ * one of the N sees N + 1 alive members. */
 #include "scenario.h"
 #include "auth.h"
 #include "clock.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -172,15 +174,70 @@ static int write_key(char *out, size_t len, struct fd_err *err)
 	return 0;
 }
 
-/* One measurement, in the namespace. Returns 0 with *secs, or -1. */
+/* Starts one more node, without --join, with extra; its PID into *pid
+ * once it printed its identity line (before deadline). 0, or -1 with err. */
+static int start_newcomer(const struct bench_opts *o, const char *const *extra,
+			  pid_t *pid, int64_t deadline, struct fd_err *err)
+{
+	const char *argv[16] = {o->fd_node, "--name",	   "newcomer",
+				"--listen", "127.0.0.1:0", "--log-level",
+				"warn"};
+	char line[512];
+	size_t len = 0;
+	int k = 7, p[2];
+
+	if (o->profile) {
+		argv[k++] = "--profile";
+		argv[k++] = o->profile;
+	}
+	for (int i = 0; extra[i] && k < 15; i++)
+		argv[k++] = extra[i];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return fd_err_set(err, "pipe: %s", strerror(errno));
+	*pid = fork();
+	if (*pid < 0)
+		return fd_err_set(err, "fork: %s", strerror(errno));
+	if (*pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(p[1], STDOUT_FILENO);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (!memchr(line, '\n', len) && len < sizeof(line)) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		int64_t left = deadline - fd_mono_ms();
+		ssize_t r;
+
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+			break;
+		r = read(p[0], line + len, sizeof(line) - len);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(p[0]);
+	if (!memchr(line, '\n', len))
+		return fd_err_set(err, "the new node did not start in time");
+	return 0;
+}
+
+/* One measurement, in the namespace: a cluster of n announcing nodes
+ * (joined through the first, as any), the pipeline, then one more node;
+ * the time from its start until all n see it alive. 0 with *secs, or -1. */
 static int measure(const struct bench_opts *o, const char *strategy, int n,
 		   double *secs, struct fd_err *err)
 {
 	char key[300] = "";
 	const char *extra[] = {"--announce", strategy, NULL, NULL, NULL};
-	struct cluster c = {
-		.fd_node = o->fd_node, .profile = o->profile, .no_join = 1};
-	pid_t pids[2] = {0, 0};
+	struct cluster c = {.fd_node = o->fd_node, .profile = o->profile};
+	pid_t pids[3] = {0, 0, 0}; /* fd-discover, fd-join, the newcomer */
 	int64_t t0;
 	int rc = -1;
 
@@ -193,9 +250,13 @@ static int measure(const struct bench_opts *o, const char *strategy, int n,
 	if (cluster_start(&c, n, extra, 10000 + 200LL * n, err) < 0)
 		goto out;
 	if (pipeline(o->fd_node, strategy, key[0] ? key : NULL, c.nodes[0].addr,
-		     pids, err) < 0)
+		     pids, err) < 0 ||
+	    cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0)
 		goto out;
-	if (cluster_wait_converged(&c, n, fd_mono_ms() + o->timeout_ms, err) < 0) {
+	t0 = fd_mono_us();
+	if (start_newcomer(o, extra, &pids[2], fd_mono_ms() + 10000, err) < 0)
+		goto out;
+	if (cluster_wait_converged(&c, n + 1, fd_mono_ms() + o->timeout_ms, err) < 0) {
 		for (int k = 0; k < 2; k++) {
 			int st;
 
@@ -208,14 +269,10 @@ static int measure(const struct bench_opts *o, const char *strategy, int n,
 		}
 		goto out;
 	}
-	t0 = fd_mono_us();
-	if (cluster_add(&c, extra, 10000, err) < 0 ||
-	    cluster_wait_converged(&c, n + 1, fd_mono_ms() + o->timeout_ms, err) < 0)
-		goto out;
 	*secs = (double)(fd_mono_us() - t0) / 1e6;
 	rc = 0;
 out:
-	stop_pids(pids, 2);
+	stop_pids(pids, 3);
 	cluster_stop(&c);
 	if (key[0])
 		unlink(key);
@@ -276,7 +333,7 @@ static int run_gossip(const struct bench_opts *o, int n, double *v, struct fd_er
 	return run_discover(o, "gossip", n, v, err);
 }
 
-const struct scenario discover_scenarios[] = {
+const struct scenario mcast_scenarios[] = {
 	{"discover.mdns",
 	 "N nodes announce themselves over mDNS and form a cluster through "
 	 "fd-discover mdns --watch | fd-join; seconds from the start of one more "
@@ -295,5 +352,4 @@ const struct scenario discover_scenarios[] = {
 	 run_gossip,
 	 0},
 };
-const int discover_nscenarios =
-	sizeof(discover_scenarios) / sizeof(discover_scenarios[0]);
+const int mcast_nscenarios = sizeof(mcast_scenarios) / sizeof(mcast_scenarios[0]);
