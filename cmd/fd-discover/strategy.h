@@ -25,12 +25,13 @@ void out_init(const struct dopts *o, const char *strategy);
 /* A peer event ("up" or "down"). */
 void out_peer(const char *event, const char *addr);
 /* The same with a name (NULL: none) and a meta object (borrowed; NULL:
- * none) for an "up" event. */
+ * none). */
 void out_peer_meta(const char *event, const char *addr, const char *name,
 		   struct json_object *meta);
 /* A source that failed: an "error" record and the message on stderr. */
 void out_error(const char *source, const char *msg);
-/* fd_peerset_end() callback: prints "down" for addr. */
+/* fd_peerset_end() callback: prints "down" for addr, with the name and meta
+ * the set knows when arg is the set (NULL: none). */
 void out_down(const char *addr, void *arg);
 
 /* Adds addr to the answer being built and prints "up" when it is new.
