@@ -115,6 +115,12 @@ int fd_dsource_check(const char *spec, struct fd_err *err)
 	unsigned da;
 	int rc = spec_load(spec, &sp, &ops, &interval, &da, err);
 
+	if (rc == 0) { /* a dry start: the values are the strategy's to judge */
+		struct fd_dsource tmp = {.interval_ms = interval, .ops = ops};
+
+		rc = ops->start(&tmp, &sp, err);
+		ops->stop(&tmp);
+	}
 	fd_dspec_release(&sp);
 	return rc;
 }
@@ -334,9 +340,9 @@ static void on_report(struct fd_loop *loop, struct fd_timer *t, void *arg)
 		}
 		if (alive)
 			fd_peerset_end(&s->set, on_down, &dc);
-		if (alive && s->cbs.answer)
-			s->cbs.answer(s, s->cbs.arg);
 	}
+	if (alive && s->cbs.polled)
+		s->cbs.polled(s, !s->failed, s->cbs.arg);
 	json_object_put(pending);
 	s->alive = NULL;
 	if (!alive) {

@@ -29,9 +29,10 @@
  * subsystem's init). The contract:
  *
  * - start(s, spec, err): check the spec's own keys' values, set up
- *   (s->priv), no blocking I/O. Returns 0, or -1 with err (the spec is
- *   then refused: a usage error). fd_dspec_check() has already refused
- *   keys not in ops->keys.
+ *   (s->priv), no blocking I/O, and no use of s->loop yet:
+ *   fd_dsource_check() starts and stops a strategy with no loop to judge a
+ *   spec. Returns 0, or -1 with err (the spec is then refused: a usage
+ *   error). fd_dspec_check() has already refused keys not in ops->keys.
  * - poll(s): begin one answer. The strategy reports each peer it finds with
  *   fd_dsource_add() and ends with fd_dsource_done(), or gives up with
  *   fd_dsource_fail(), exactly once per poll, at once or later from a loop
@@ -79,9 +80,10 @@ struct fd_dsource_ops {
 struct fd_dsource_cbs {
 	void (*up)(struct fd_dsource *s, const struct fd_dpeer *p, void *arg);
 	void (*down)(struct fd_dsource *s, const struct fd_dpeer *p, void *arg);
-	/* After every poll that gave an answer (the set may be unchanged):
-	 * the time to compare the whole set (fd_dsource_each) with reality. */
-	void (*answer)(struct fd_dsource *s, void *arg);
+	/* After every poll, answered (ok 1; the set may be unchanged) or not
+	 * (ok 0; the set is kept as it was): the time to compare the whole set
+	 * (fd_dsource_each) with reality. */
+	void (*polled)(struct fd_dsource *s, int ok, void *arg);
 	/* A failed poll; msg repeats only when it changed or a poll worked in
 	 * between (fd_dsource_info counts them all). */
 	void (*error)(struct fd_dsource *s, const char *msg, void *arg);
@@ -117,8 +119,9 @@ const struct fd_dsource_ops *fd_dsource_find(const char *name);
 /* The i-th known strategy (i from 0), or NULL past the last. */
 const struct fd_dsource_ops *fd_dsource_at(size_t i);
 
-/* Checks spec (the strategy exists, its keys and common values are good).
- * Returns 0, or -1 with err. Does not start anything. */
+/* Checks spec: the strategy exists, takes those keys, and its start()
+ * accepts the values (it is started and stopped again, without a loop).
+ * Returns 0, or -1 with err. */
 int fd_dsource_check(const char *spec, struct fd_err *err);
 
 /* Starts a source from spec in loop; its first poll runs from the loop at
