@@ -365,7 +365,7 @@ static int parse_pods(struct emit *e, struct json_object *items,
 				   *containers = get(spec, "containers",
 						     json_type_array);
 		const char *ip = str(status, "podIP"), *phase = str(status, "phase");
-		int port = e->k->port;
+		int port = e->k->port, rc;
 
 		st->items++;
 		if (get(md, "deletionTimestamp", json_type_string)) {
@@ -390,9 +390,49 @@ static int parse_pods(struct emit *e, struct json_object *items,
 					  "containerPort");
 		if (!port)
 			port = FD_DEFAULT_PORT;
-		if (emit_peer(e, ip, port, str(md, "name"), str(md, "namespace"),
-			      str(spec, "nodeName"), NULL) < 0)
+		rc = emit_peer(e, ip, port, str(md, "name"),
+			       str(md, "namespace"), str(spec, "nodeName"), NULL);
+		if (rc < 0)
 			return -1;
+		st->bad_ip += (unsigned)rc;
+	}
+	return 0;
+}
+
+/* One subset of an Endpoints object: its ready addresses, on its port. */
+static int parse_subset(struct emit *e, struct json_object *md,
+			struct json_object *sub, struct fd_k8s_stats *st)
+{
+	struct json_object *addrs = get(sub, "addresses", json_type_array),
+			   *nr = get(sub, "notReadyAddresses", json_type_array);
+	int port = e->k->port;
+
+	if (nr)
+		st->not_ready += (unsigned)json_object_array_length(nr);
+	if (!port)
+		port = named_port(e->k, get(sub, "ports", json_type_array), "port");
+	if (!port)
+		port = FD_DEFAULT_PORT;
+	for (size_t a = 0; addrs && a < json_object_array_length(addrs); a++) {
+		struct json_object *ad = json_object_array_get_idx(addrs, a),
+				   *ref = get(ad, "targetRef", json_type_object);
+		const char *ip = str(ad, "ip"), *kind = str(ref, "kind"),
+			   *ns = str(ref, "namespace"), *pod = NULL;
+		int rc;
+
+		if (!ip) {
+			st->bad_ip++;
+			continue;
+		}
+		if (kind && strcmp(kind, "Pod") == 0)
+			pod = str(ref, "name");
+		if (!pod)
+			pod = str(ad, "hostname");
+		rc = emit_peer(e, ip, port, pod, ns ? ns : str(md, "namespace"),
+			       str(ad, "nodeName"), str(md, "name"));
+		if (rc < 0)
+			return -1;
+		st->bad_ip += (unsigned)rc;
 	}
 	return 0;
 }
@@ -403,52 +443,13 @@ static int parse_endpoints(struct emit *e, struct json_object *items,
 	for (size_t i = 0; i < json_object_array_length(items); i++) {
 		struct json_object *ep = json_object_array_get_idx(items, i),
 				   *md = get(ep, "metadata", json_type_object),
-				   *subsets = get(ep, "subsets", json_type_array);
+				   *subs = get(ep, "subsets", json_type_array);
 
 		st->items++;
-		for (size_t j = 0;
-		     subsets && j < json_object_array_length(subsets); j++) {
-			struct json_object *sub = json_object_array_get_idx(
-						   subsets, j),
-					   *addrs = get(sub, "addresses",
-							json_type_array),
-					   *nr = get(sub, "notReadyAddresses",
-						     json_type_array);
-			int port = e->k->port;
-
-			if (nr)
-				st->not_ready +=
-					(unsigned)json_object_array_length(nr);
-			if (!port)
-				port = named_port(
-					e->k, get(sub, "ports", json_type_array),
-					"port");
-			if (!port)
-				port = FD_DEFAULT_PORT;
-			for (size_t a = 0;
-			     addrs && a < json_object_array_length(addrs); a++) {
-				struct json_object *ad = json_object_array_get_idx(
-							   addrs, a),
-						   *ref = get(ad, "targetRef",
-							      json_type_object);
-				const char *ip = str(ad, "ip"),
-					   *kind = str(ref, "kind"),
-					   *pod = NULL, *ns;
-
-				if (!ip)
-					continue;
-				if (kind && strcmp(kind, "Pod") == 0)
-					pod = str(ref, "name");
-				if (!pod)
-					pod = str(ad, "hostname");
-				ns = str(ref, "namespace");
-				if (emit_peer(e, ip, port, pod,
-					      ns ? ns : str(md, "namespace"),
-					      str(ad, "nodeName"),
-					      str(md, "name")) < 0)
-					return -1;
-			}
-		}
+		for (size_t j = 0; subs && j < json_object_array_length(subs); j++)
+			if (parse_subset(e, md, json_object_array_get_idx(subs, j),
+					 st) < 0)
+				return -1;
 	}
 	return 0;
 }

@@ -73,6 +73,7 @@ struct fd_k8s_stats {
 	unsigned not_ready;   /* pods not Running+Ready, notReadyAddresses */
 	unsigned terminating; /* pods with a deletionTimestamp */
 	unsigned no_ip;	      /* pods without a podIP yet */
+	unsigned bad_ip;      /* addresses that are not IP addresses */
 };
 
 typedef int (*fd_k8s_peer_cb)(const char *addr, const char *name,
