@@ -2,6 +2,7 @@
 #ifndef FD_DISCOVER_STRATEGY_H
 #define FD_DISCOVER_STRATEGY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "discover.h"
@@ -18,6 +19,15 @@ struct dopts {
 	int64_t exec_timeout_ms; /* exec: longest run of the command */
 	int port;		 /* dns: the peers' port */
 	const char *resolver; /* dns: "IP:PORT" of the server to ask, or NULL */
+	const char *basename; /* dns, kubernetes: name peers BASENAME@IP */
+	/* kubernetes (NULL: not given) */
+	const char *selector, *k8s_namespace, *k8s_mode, *api, *token_file,
+		*ca_file, *sa_dir, *port_name;
+	/* given on the command line (a spec does not override them) */
+	int port_given, interval_given, down_after_given, exec_timeout_given;
+	/* --auto, --config, --explain */
+	int auto_pick, explain;
+	const char *config, *topology;
 };
 
 /* Output: one record per line, JSON or a table row, from the same record. */
@@ -75,5 +85,29 @@ int strategy_file(int argc, char **argv, const struct dopts *o);
 int strategy_exec(int argc, char **argv, const struct dopts *o);
 int strategy_dns(int argc, char **argv, const struct dopts *o);
 int strategy_dns_srv(int argc, char **argv, const struct dopts *o);
+int strategy_kubernetes(int argc, char **argv, const struct dopts *o);
+
+/* kubernetes (k8s.c): the options as a spec for fd_k8s_config(); a GET of
+ * url with k's token and CA, the body in a new buffer (NUL-terminated).
+ * Both return 0, or -1 (with err). */
+struct fd_dspec;
+struct fd_k8s;
+int k8s_spec(const struct dopts *o, struct fd_dspec *sp);
+int k8s_get(const struct fd_k8s *k, const char *url, char **out, size_t *len,
+	    long *status, struct fd_err *err);
+
+/* --auto, --config, FD_DISCOVER (auto.c): picks a spec and runs it with
+ * the strategy of that name. Returns the exit status. */
+int run_auto(const struct dopts *o);
+/* Runs a strategy by name with its arguments (main.c). Returns the exit
+ * status, or -1 when there is no such strategy. */
+int run_strategy(const char *name, int argc, char **argv, const struct dopts *o);
+/* Whether this fd-discover has a strategy of that name. */
+int have_strategy(const char *name);
+/* --explain for a strategy given on the command line. */
+void explain_given(const char *strategy);
+/* "IP" or "IP:PORT" (IPv6 in brackets) as c-ares takes it, into out (len
+ * bytes); NULL when arg is not that. */
+const char *resolver_arg(const char *arg, char *out, size_t len);
 
 #endif
