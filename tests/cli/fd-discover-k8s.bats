@@ -209,3 +209,38 @@ alive_count()
 	# The fake saw the token on every request.
 	assert_equal "$(jq -r 'select(.type == "request") | .auth' "$SPAWN_DIR/api.out" | sort -u)" true
 }
+
+# complete_words WORD...: what the bash completion offers for the last word.
+complete_words()
+{
+	# shellcheck source=/dev/null
+	source "$FD_ROOT/completions/bash/fd-discover"
+	COMP_WORDS=("$@")
+	COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+	COMP_LINE="$*"
+	COMP_POINT=${#COMP_LINE}
+	COMPREPLY=()
+	_fd_discover fd-discover "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+	printf '%s\n' "${COMPREPLY[@]}"
+}
+
+@test "bash completion: kubernetes, its options, --auto and --config" {
+	run -0 complete_words fd-discover k
+	assert_output kubernetes
+	run -0 complete_words fd-discover --mode ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'endpoints pods '
+	run -0 complete_words fd-discover --sel
+	assert_output --selector
+	run -0 complete_words fd-discover --au
+	assert_output --auto
+	run -0 complete_words fd-discover --ex
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" '--exec-timeout --expect --explain '
+	touch "$BATS_TEST_TMPDIR/topo.json"
+	run -0 complete_words fd-discover --config "$BATS_TEST_TMPDIR/top"
+	assert_output "$BATS_TEST_TMPDIR/topo.json"
+	# After --selector SEL the strategy is still to come.
+	run -0 complete_words fd-discover --selector app=fd kub
+	assert_output kubernetes
+	command -v zsh >/dev/null || skip "zsh is not installed"
+	run -0 zsh -n "$FD_ROOT/completions/zsh/_fd-discover"
+}
