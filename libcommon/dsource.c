@@ -383,6 +383,11 @@ size_t fd_dsource_count(const struct fd_dsource *s)
 	return fd_peerset_count(&s->set);
 }
 
+int fd_dsource_has(const struct fd_dsource *s, const char *addr)
+{
+	return fd_peerset_get(&s->set, addr, NULL, NULL) == 0;
+}
+
 const char *fd_dsource_spec(const struct fd_dsource *s)
 {
 	return s->spec;

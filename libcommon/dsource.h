@@ -143,6 +143,8 @@ void fd_dsource_each(struct fd_dsource *s,
 				void *arg),
 		     void *arg);
 size_t fd_dsource_count(const struct fd_dsource *s);
+/* Whether addr (normalized) is in the desired set. */
+int fd_dsource_has(const struct fd_dsource *s, const char *addr);
 const char *fd_dsource_spec(const struct fd_dsource *s);
 const char *fd_dsource_strategy(const struct fd_dsource *s);
 

@@ -33,6 +33,9 @@
 
 static int explaining;
 
+/* Ends the list of explain()'s pairs (a typed null for variadic use). */
+#define END ((const char *)0)
+
 /* One explain line: key/value string pairs after type, NULL-terminated;
  * a NULL value is written as null. */
 static void explain(const char *type, ...)
@@ -56,7 +59,8 @@ static void explain(const char *type, ...)
 		o, "ts",
 		json_object_new_string(fd_ts_format(fd_wall_us(), ts, sizeof(ts))));
 	fprintf(stderr, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_to_json_string_ext(
+			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
@@ -64,7 +68,7 @@ void explain_given(const char *strategy)
 {
 	explaining = 1;
 	explain("choice", "strategy", strategy, "why",
-		"given on the command line: nothing to choose", NULL);
+		"given on the command line: nothing to choose", END);
 }
 
 /* The command line's settings, as spec keys, into sp where the strategy
@@ -263,7 +267,7 @@ static int run_spec(struct fd_dspec *sp, const struct dopts *o, int bad,
 			runner = spec_runners[i].run;
 	if (!ops || !runner || !have_strategy(sp->strategy)) {
 		explain("check", "check", "strategy", "strategy", sp->strategy,
-			"result", "unavailable", NULL);
+			"result", "unavailable", END);
 		fd_warn("%s: strategy '%s' is not available in this fd-discover",
 			what, sp->strategy);
 		return FD_EXIT_NOTFOUND;
@@ -279,7 +283,7 @@ static int run_spec(struct fd_dspec *sp, const struct dopts *o, int bad,
 		fd_warn("%s: %s", what, err.msg);
 		return bad;
 	}
-	explain("choice", "strategy", sp->strategy, "spec", text, "why", why, NULL);
+	explain("choice", "strategy", sp->strategy, "spec", text, "why", why, END);
 	if (common(sp, &ro, &err) < 0 ||
 	    (argc = runner(sp, &ro, argv, 256, &buf, &err)) < 0) {
 		free(buf);
@@ -308,9 +312,9 @@ static int run_config(const struct dopts *o)
 		fd_die(FD_EXIT_RUNTIME, "unable to read '%s': %s", o->config,
 		       strerror(errno));
 	text = malloc(MAX_CONFIG + 1);
+	n = text ? fread(text, 1, MAX_CONFIG + 1, f) : 0;
 	if (!text)
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
-	n = fread(text, 1, MAX_CONFIG + 1, f);
 	if (ferror(f))
 		fd_die(FD_EXIT_RUNTIME, "unable to read '%s': %s", o->config,
 		       strerror(errno));
@@ -346,7 +350,7 @@ static int run_config(const struct dopts *o)
 		}
 	}
 	explain("check", "check", "config", "file", o->config, "result", "read",
-		"topologies", names, NULL);
+		"topologies", names, END);
 	if (count == 0)
 		fd_die(FD_EXIT_DATA, "%s: no topologies", o->config);
 	if (o->topology && !top)
@@ -358,14 +362,14 @@ static int run_config(const struct dopts *o)
 	snprintf(what, sizeof(what), "%s: topology '%s'", o->config, chosen);
 	if (fd_dspec_from_libcluster(&sp, top, note, sizeof(note), &err) < 0) {
 		explain("check", "check", "topology", "name", chosen, "result",
-			"refused", "why", err.msg, NULL);
+			"refused", "why", err.msg, END);
 		fd_warn("%s: %s", what, err.msg);
 		fd_dspec_release(&sp);
 		json_object_put(root);
 		return FD_EXIT_DATA;
 	}
 	explain("check", "check", "topology", "name", chosen, "result",
-		"translated", "why", note, NULL);
+		"translated", "why", note, END);
 	/* fd's spec keys say "key"; a libcluster file has options. */
 	{
 		const struct fd_dsource_ops *ops = fd_dsource_find(sp.strategy);
@@ -417,7 +421,7 @@ static int own_selector(const struct dopts *o, char *sel, size_t len)
 	fd_dspec_release(&sp);
 	if (rc < 0) {
 		explain("check", "check", "pod_labels", "pod", pod, "result",
-			"failed", "why", err.msg, NULL);
+			"failed", "why", err.msg, END);
 		fd_warn("--auto: kubernetes: %s", err.msg);
 		return -1;
 	}
@@ -425,7 +429,7 @@ static int own_selector(const struct dopts *o, char *sel, size_t len)
 		 k.ns, pod);
 	if (k8s_get(&k, url, &body, &blen, &status, &err) < 0) {
 		explain("check", "check", "pod_labels", "pod", pod, "result",
-			"failed", "why", err.msg, NULL);
+			"failed", "why", err.msg, END);
 		fd_warn("--auto: kubernetes: no --selector given, and asking for the labels of pod '%s' failed: %s",
 			pod, err.msg);
 		return -1;
@@ -437,7 +441,7 @@ static int own_selector(const struct dopts *o, char *sel, size_t len)
 		free(body);
 		json_object_put(obj);
 		explain("check", "check", "pod_labels", "pod", pod, "result",
-			"failed", "why", err.msg, NULL);
+			"failed", "why", err.msg, END);
 		fd_warn("--auto: kubernetes: no --selector given, and asking for the labels of pod '%s' failed: %s",
 			pod, err.msg);
 		return -1;
@@ -452,14 +456,14 @@ static int own_selector(const struct dopts *o, char *sel, size_t len)
 				snprintf(sel, len, "%s=%s", keys[i], v);
 				explain("check", "check", "pod_labels", "pod",
 					pod, "result", sel, "why",
-					"the label naming the pod's app", NULL);
+					"the label naming the pod's app", END);
 				json_object_put(obj);
 				return 0;
 			}
 		}
 	json_object_put(obj);
 	explain("check", "check", "pod_labels", "pod", pod, "result", "none",
-		"why", "no app.kubernetes.io/name, app or k8s-app label", NULL);
+		"why", "no app.kubernetes.io/name, app or k8s-app label", END);
 	fd_warn("--auto: kubernetes: no --selector given, and pod '%s' has no app.kubernetes.io/name, app or k8s-app label",
 		pod);
 	return -1;
@@ -495,7 +499,7 @@ static int run_k8s_auto(const struct dopts *o, const char *why)
 	} else {
 		snprintf(sel, sizeof(sel), "%s", o->selector);
 		explain("check", "check", "selector", "result", sel, "why",
-			"given with --selector", NULL);
+			"given with --selector", END);
 	}
 	if (fd_dspec_set_strategy(&sp, "kubernetes") < 0 ||
 	    fd_dspec_set(&sp, "selector", sel) < 0)
@@ -519,18 +523,18 @@ int run_auto(const struct dopts *o)
 		return run_config(o);
 	if (env && *env) {
 		explain("check", "check", "FD_DISCOVER", "result", "set",
-			"value", env, NULL);
+			"value", env, END);
 		return run_env_spec(env, o);
 	}
-	explain("check", "check", "FD_DISCOVER", "result", "unset", NULL);
+	explain("check", "check", "FD_DISCOVER", "result", "unset", END);
 	snprintf(token, sizeof(token), "%s/token", sa);
 	have_token = stat(token, &st) == 0;
 	explain("check", "check", "service_account", "path", sa, "result",
 		have_token ? "found" : "absent", "why",
-		have_token ? "it has a token" : strerror(errno), NULL);
+		have_token ? "it has a token" : strerror(errno), END);
 	explain("check", "check", "KUBERNETES_SERVICE_HOST", "result",
 		host && *host ? "set" : "unset", "value",
-		host && *host ? host : NULL, NULL);
+		host && *host ? host : NULL, END);
 	if (have_token || (host && *host)) {
 		snprintf(why, sizeof(why), "running in Kubernetes: %s",
 			 have_token ? "a service account token is mounted"
@@ -545,7 +549,7 @@ int run_auto(const struct dopts *o)
 			have ? "available" : "unavailable", "why",
 			have ? "built into this fd-discover"
 			     : "not built into this fd-discover",
-			NULL);
+			END);
 		if (have) {
 			struct fd_dspec sp = {0};
 			int rc;
@@ -559,7 +563,8 @@ int run_auto(const struct dopts *o)
 			return rc;
 		}
 	}
-	explain("choice", "strategy", NULL, "why", "no strategy available", NULL);
+	explain("choice", "strategy", (const char *)NULL, "why",
+		"no strategy available", END);
 	fd_warn("no strategy available: FD_DISCOVER is unset, no Kubernetes service "
 		"account in '%s' and KUBERNETES_SERVICE_HOST is unset, and this "
 		"fd-discover has neither mdns nor gossip",

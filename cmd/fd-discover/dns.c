@@ -147,7 +147,7 @@ static int add_peer(const char *addr, void *arg)
 {
 	struct add_ctx *c = arg;
 	const struct dns *d = c->p->ctx;
-	char name[600];
+	char name[600] = "";
 
 	/* --basename: BASENAME@IP, the IP without port and brackets. */
 	if (d->o->basename) {

@@ -126,7 +126,8 @@ static void alive_load(struct discover *d, struct alive_set *a)
 		if (mi.state != FD_MEMBER_ALIVE)
 			continue;
 		json_object_object_add(a->addrs, mi.addr, NULL);
-		json_object_object_add(a->names, mi.name, NULL);
+		json_object_object_add(a->names, mi.name,
+				       json_object_new_string(mi.addr));
 	}
 }
 
@@ -143,16 +144,22 @@ static void consider(struct fd_dsource *s, const struct fd_dpeer *p, void *arg)
 	struct json_object *v;
 	const char *learned = NULL;
 
-	(void)s;
 	if (strcmp(p->addr, d->n->addr) == 0)
 		return; /* ourselves */
 	if (json_object_object_get_ex(d->learned, p->addr, &v))
 		learned = json_object_get_string(v);
 	if (learned && strcmp(learned, d->n->name) == 0)
 		return; /* ourselves, under another address */
-	if (json_object_object_get_ex(rc->alive.addrs, p->addr, NULL) ||
-	    (learned && json_object_object_get_ex(rc->alive.names, learned, NULL)))
+	if (json_object_object_get_ex(rc->alive.addrs, p->addr, NULL))
 		return;
+	/* Alive under the name its join gave, unless that member now lives at
+	 * another address the source lists too: then p->addr was taken over by
+	 * someone else (a pod IP reused), and the name learned is stale. */
+	if (learned && json_object_object_get_ex(rc->alive.names, learned, &v)) {
+		if (!fd_dsource_has(s, json_object_get_string(v)))
+			return;
+		json_object_object_del(d->learned, p->addr);
+	}
 	if (json_object_object_get_ex(d->inflight, p->addr, NULL))
 		return;
 	if (!rc->j || rc->j->n == MAX_JOIN_BATCH)

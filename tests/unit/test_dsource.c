@@ -101,6 +101,8 @@ TEST(static_source)
 	CHECK_STR(r.log, "up b:2 -\nup a:4380 -\nup [::1]:3 -\n");
 	CHECK_EQ(r.oks, 3);
 	CHECK_EQ(fd_dsource_count(s), 3);
+	CHECK(fd_dsource_has(s, "a:4380"));
+	CHECK(!fd_dsource_has(s, "a:1"));
 	CHECK_STR(fd_dsource_strategy(s), "static");
 	info = fd_dsource_info(s);
 	CHECK_EQ(fd_json_get_int(info, "polls", 0), 3);

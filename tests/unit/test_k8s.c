@@ -31,8 +31,8 @@ static char *load(const char *name, size_t *len)
 		exe[n] = '\0';
 		if (strrchr(exe, '/'))
 			*strrchr(exe, '/') = '\0';
-		snprintf(path, sizeof(path), "%s/../../../tests/data/k8s/%s", exe,
-			 name);
+		snprintf(path, sizeof(path), "%s/../../../tests/data/k8s/%s",
+			 exe, name);
 	}
 	f = fopen(path, "r");
 	if (!f)
