@@ -181,7 +181,7 @@ alive_count()
 	[ "$(jq '[.members[] | select(.state == "alive")] | length' <<<"$HTTP_BODY")" -eq "$2" ]
 }
 
-@test "fd-node --discover kubernetes: nodes join what the API lists; a 500 removes nothing; a killed pod started again is joined again" {
+@test "fd-node --discover kubernetes: nodes join what the API lists; a 500 removes nothing; a killed pod recreated elsewhere is joined again" {
 	local spec="kubernetes selector=app=fd mode=pods sa_dir=$SA interval=200ms down_after=2"
 	: >"$API/prod/pods.json"
 	fake_api
@@ -199,13 +199,17 @@ alive_count()
 	fd_http GET "${FD_ADDR[n1]}" /v1/info
 	assert_equal "$(jq -c '.discover[0] | [.strategy, .peers]' <<<"$HTTP_BODY")" '["kubernetes",3]'
 	rm "$API/status"
-	local port=${FD_PORT[n3]}
+	# Killed; the pod is recreated with another address (here: port), and
+	# the new instance has no discovery of its own.
 	fd_stop_node n3 KILL
 	fd_wait_until 15s bash -c "curl -s --noproxy '*' http://${FD_ADDR[n1]}/v1/members |
 		jq -e '.members[] | select(.name == \"n3\") | .state == \"failed\"'"
-	fd_start_node n3 --profile local --listen "127.0.0.1:$port"
+	fd_start_node n3 --profile local
+	pods "$(pod n1 "${FD_PORT[n1]}" ready)" "$(pod n2 "${FD_PORT[n2]}" ready)" \
+		"$(pod n3 "${FD_PORT[n3]}" ready)" "$(pod n9 1 notready)"
 	fd_wait_until 20s alive_count "${FD_ADDR[n3]}" 3
 	fd_wait_until 20s alive_count "${FD_ADDR[n1]}" 3
+	grep -q "discover kubernetes: joined ${FD_ADDR[n3]} (n3)" "${FD_ERR[n1]}" "${FD_ERR[n2]}"
 	# The fake saw the token on every request.
 	assert_equal "$(jq -r 'select(.type == "request") | .auth' "$SPAWN_DIR/api.out" | sort -u)" true
 }
