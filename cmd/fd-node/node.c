@@ -160,6 +160,7 @@ static struct json_object *node_info(struct node *n)
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
 	faults_add_info(n, o);	 /* faults.c */
+	discover_add_info(n, o); /* discover.c */
 	announce_add_info(n, o); /* announce.c */
 	return o;
 }
@@ -470,6 +471,8 @@ int node_main(const struct node_opts *opts)
 		print_identity(&n, getpid());
 	announce_start(&n); /* --announce mdns|gossip (announce.c) */
 	members_start(&n);  /* reports readiness to a --detach parent */
+	if (discover_init(&n) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to start discovery: out of memory");
 
 	if (fd_loop_run(n.loop) < 0) {
 		fd_errlog("event loop failed: %s", strerror(errno));
@@ -478,6 +481,7 @@ int node_main(const struct node_opts *opts)
 	announce_free(&n); /* goodbyes if not said yet */
 	fd_http_server_free(n.http);
 	fd_http_client_free(n.client);
+	discover_free(&n);
 	registry_free(&n);
 	pubsub_free(&n);
 	members_free(&n);
