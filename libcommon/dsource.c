@@ -25,6 +25,7 @@
 static const struct fd_dsource_ops *const builtin[] = {
 	&fd_dsource_static, &fd_dsource_file,	 &fd_dsource_exec,
 	&fd_dsource_dns,    &fd_dsource_dns_srv, &fd_dsource_kubernetes,
+	&fd_dsource_mdns,   &fd_dsource_gossip,
 };
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
 

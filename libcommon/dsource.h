@@ -22,6 +22,10 @@
  *   kubernetes  selector= namespace= mode=endpoints|pods port= port_name=
  *               api=URL token_file= ca_file= sa_dir= basename= cached=
  *                                          the API server (k8s.h)
+ *   mdns        multicast_if=IF            DNS-SD _fd._tcp.local (mdns.h)
+ *   gossip      multicast_addr= port= multicast_if= multicast_ttl=
+ *               key_file= cluster= insecure=true
+ *                                          sealed heartbeats (gossip.h)
  *
  * Writing a strategy (how mdns or gossip browsers plug in): fill a struct
  * fd_dsource_ops and fd_dsource_register() it before the first
@@ -168,6 +172,14 @@ void fd_dsource_fail(struct fd_dsource *s, const char *fmt, ...)
 
 /* Built-in strategies (dsource_*.c). */
 extern const struct fd_dsource_ops fd_dsource_static, fd_dsource_file,
-	fd_dsource_exec, fd_dsource_dns, fd_dsource_dns_srv, fd_dsource_kubernetes;
+	fd_dsource_exec, fd_dsource_dns, fd_dsource_dns_srv,
+	fd_dsource_kubernetes, fd_dsource_mdns, fd_dsource_gossip;
+
+/* gossip sources started later without key_file= open heartbeats with kr
+ * (borrowed: it must outlive them; a node passes its own ring, which a key
+ * reload updates in place) and cluster (NULL: "fd"). kr NULL or empty:
+ * none. */
+struct fd_keyring;
+void fd_dsource_gossip_key(const struct fd_keyring *kr, const char *cluster);
 
 #endif

@@ -3,10 +3,13 @@
 #include "utf8.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_PEERS 4096
 #define META_MAX_DEPTH 8
@@ -318,6 +321,52 @@ struct json_object *fd_gossip_stats_json(const struct fd_gossip_stats *st)
 			       json_object_new_int64((int64_t)st->malformed));
 	json_object_object_add(o, "ignored", ig);
 	return o;
+}
+
+#define KEY_FILE_MAX 65536
+
+int fd_gossip_load_keyring(const char *path, struct fd_keyring *kr, int *usage,
+			   struct fd_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char text[KEY_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	int rc;
+
+	*usage = 0;
+	if (fd < 0)
+		return fd_err_set(err, "unable to open key file '%s': %s", path,
+				  strerror(errno));
+	*usage = 1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fd_err_set(err, "key file '%s' is not a regular file", path);
+	}
+	if (st.st_mode & 077) {
+		close(fd);
+		return fd_err_set(err, "key file '%s' is accessible to group or others (mode %04o): chmod 600 it",
+				  path, (unsigned)(st.st_mode & 07777));
+	}
+	n = read(fd, text, sizeof(text));
+	close(fd);
+	if (n < 0) {
+		*usage = 0;
+		return fd_err_set(err, "unable to read key file '%s': %s", path,
+				  strerror(errno));
+	}
+	if (n > KEY_FILE_MAX)
+		return fd_err_set(err, "key file '%s' is too large", path);
+	rc = fd_keyring_parse(text, (size_t)n, kr, err);
+	explicit_bzero(text, sizeof(text));
+	if (rc < 0) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return fd_err_set(err, "key file '%s': %s", path, why);
+	}
+	*usage = 0;
+	return 0;
 }
 
 /* Peers */

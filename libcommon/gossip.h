@@ -104,6 +104,14 @@ struct json_object *fd_gossip_stats_json(const struct fd_gossip_stats *st);
 /* Packets ignored in all. */
 uint64_t fd_gossip_ignored(const struct fd_gossip_stats *st);
 
+/* Reads a key file as fd-node does (one base64 key per line, the first the
+ * primary; auth.h's format): a regular file of at most 64 KiB, not
+ * readable by group or others. The one function here that does I/O.
+ * Returns 0, or -1 with err and *usage set when the fault is the file's
+ * (its mode, its contents) rather than the system's. */
+int fd_gossip_load_keyring(const char *path, struct fd_keyring *kr, int *usage,
+			   struct fd_err *err);
+
 /* Peers heard, by address */
 
 struct fd_gossip_peers;

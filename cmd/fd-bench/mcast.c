@@ -182,7 +182,7 @@ static int start_newcomer(const struct bench_opts *o, const char *const *extra,
 	const char *argv[16] = {o->fd_node, "--name",	   "newcomer",
 				"--listen", "127.0.0.1:0", "--log-level",
 				"warn"};
-	char line[512];
+	char line[512] = "";
 	size_t len = 0;
 	int k = 7, p[2];
 

@@ -80,11 +80,19 @@ static int merge_cli(struct fd_dspec *sp, const struct dopts *o,
 	const struct {
 		const char *key, *val;
 	} kv[] = {
-		{"resolver", o->resolver},     {"basename", o->basename},
-		{"selector", o->selector},     {"namespace", o->k8s_namespace},
-		{"mode", o->k8s_mode},	       {"api", o->api},
-		{"token_file", o->token_file}, {"ca_file", o->ca_file},
-		{"sa_dir", o->sa_dir},	       {"port_name", o->port_name},
+		{"resolver", o->resolver},
+		{"basename", o->basename},
+		{"selector", o->selector},
+		{"namespace", o->k8s_namespace},
+		{"mode", o->k8s_mode},
+		{"api", o->api},
+		{"token_file", o->token_file},
+		{"ca_file", o->ca_file},
+		{"sa_dir", o->sa_dir},
+		{"port_name", o->port_name},
+		{"multicast_if", o->mcast.ifname}, /* mdns, gossip */
+		{"key_file", o->key_file},	   /* gossip */
+		{"insecure", o->insecure ? "true" : NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
@@ -241,12 +249,73 @@ static int run_k8s(const struct fd_dspec *sp, struct dopts *o, char **argv,
 	return 0;
 }
 
+/* mdns, gossip: the spec's multicast settings into o->mcast (the
+ * strategies' start() has checked the values already). */
+static int mcast_if(const struct fd_dspec *sp, struct dopts *o, struct fd_err *err)
+{
+	const char *v = fd_dspec_get(sp, "multicast_if");
+	struct fd_err e;
+
+	if (!v) {
+		v = fd_dspec_get(sp, "if_addr");
+		if (v && strcmp(v, "0.0.0.0") == 0)
+			v = NULL;
+	}
+	if (v && fd_mcast_parse_if(v, &o->mcast, &e) < 0)
+		return fd_err_set(err, "invalid multicast_if: %s", e.msg);
+	return 0;
+}
+
+static int run_mdns(const struct fd_dspec *sp, struct dopts *o, char **argv,
+		    int max, char **buf, struct fd_err *err)
+{
+	(void)argv;
+	(void)max;
+	(void)buf;
+	return mcast_if(sp, o, err) < 0 ? -1 : 0;
+}
+
+static int run_gossip(const struct fd_dspec *sp, struct dopts *o, char **argv,
+		      int max, char **buf, struct fd_err *err)
+{
+	const char *v;
+	long long n;
+	struct fd_err e;
+
+	(void)argv;
+	(void)max;
+	(void)buf;
+	if (mcast_if(sp, o, err) < 0)
+		return -1;
+	v = fd_dspec_get(sp, "multicast_addr");
+	if (v && fd_mcast_parse_group(v, &o->mcast.group, &e) < 0)
+		return fd_err_set(err, "invalid multicast_addr: %s", e.msg);
+	if (fd_dspec_int(sp, fd_dspec_get(sp, "port") ? "port" : "multicast_port",
+			 o->mcast.port, 1, 65535, &n, err) < 0)
+		return -1;
+	o->mcast.port = (int)n;
+	if (fd_dspec_int(sp, "multicast_ttl", o->mcast.ttl, 1, 255, &n, err) < 0)
+		return -1;
+	o->mcast.ttl = (int)n;
+	o->mcast_group_set = 1;
+	if (fd_dspec_get(sp, "key_file"))
+		o->key_file = fd_dspec_get(sp, "key_file");
+	if (fd_dspec_get(sp, "cluster"))
+		o->cluster = fd_dspec_get(sp, "cluster");
+	v = fd_dspec_get(sp, "insecure");
+	if (v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+		  strcmp(v, "yes") == 0))
+		o->insecure = 1;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	spec_runner run;
 } spec_runners[] = {
-	{"static", run_static}, {"file", run_file},   {"exec", run_exec},
-	{"dns", run_dns},	{"dns-srv", run_dns}, {"kubernetes", run_k8s},
+	{"static", run_static}, {"file", run_file},	{"exec", run_exec},
+	{"dns", run_dns},	{"dns-srv", run_dns},	{"kubernetes", run_k8s},
+	{"mdns", run_mdns},	{"gossip", run_gossip},
 };
 
 /* Checks sp (after the command line's settings are merged in) and runs it.

@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEY_FILE_MAX 65536
 #define REPORT_EVERY_MS 10000
 #define REPLAY_MAX 65536
 
@@ -44,37 +43,15 @@ static const char *verdict_name[] = {
 	"accepted", "bad key", "replayed", "unsealed", "sealed", "malformed",
 };
 
-/* The key file: the node's format (auth.h), mode 0600. Exits 2 for a
- * file that is wrong, 1 for one that cannot be read. */
+/* The key file (fd_gossip_load_keyring): exits 2 for a file that is wrong,
+ * 1 for one that cannot be read. */
 static void load_key(const char *path, struct fd_keyring *kr)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char text[KEY_FILE_MAX + 1];
 	struct fd_err err;
-	struct stat st;
-	ssize_t n;
-	int rc;
+	int usage;
 
-	if (fd < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to open key file '%s': %s",
-		       path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		fd_die(FD_EXIT_USAGE, "key file '%s' is not a regular file", path);
-	if (st.st_mode & 077)
-		fd_die(FD_EXIT_USAGE,
-		       "key file '%s' is accessible to group or others (mode %04o): chmod 600 it",
-		       path, (unsigned)(st.st_mode & 07777));
-	n = read(fd, text, sizeof(text));
-	close(fd);
-	if (n < 0)
-		fd_die(FD_EXIT_RUNTIME, "unable to read key file '%s': %s",
-		       path, strerror(errno));
-	if (n > KEY_FILE_MAX)
-		fd_die(FD_EXIT_USAGE, "key file '%s' is too large", path);
-	rc = fd_keyring_parse(text, (size_t)n, kr, &err);
-	explicit_bzero(text, sizeof(text));
-	if (rc < 0)
-		fd_die(FD_EXIT_USAGE, "key file '%s': %s", path, err.msg);
+	if (fd_gossip_load_keyring(path, kr, &usage, &err) < 0)
+		fd_die(usage ? FD_EXIT_USAGE : FD_EXIT_RUNTIME, "%s", err.msg);
 }
 
 static size_t each(struct live *l, int64_t now,

@@ -23,6 +23,9 @@ teardown()
 {
 	spawn_stop_all
 	fd_common_teardown
+	if declare -F netns_teardown >/dev/null; then
+		netns_teardown
+	fi
 }
 
 peers() { jq -r 'select(.type == "peer") | "\(.event) \(.addr) \(.strategy)"' "$@"; }
@@ -116,14 +119,20 @@ explained()
 	run -2 --separate-stderr fd-discover --topology x static a
 }
 
-@test "--auto: nothing to go by is said plainly (exit 3), never guessed" {
-	run -3 --separate-stderr fd-discover --auto --explain --sa-dir "$NOSA"
-	assert_equal "$output" ""
+@test "--auto: with nothing else to go by, mdns (peers announce themselves)" {
+	# mdns sends multicast: only in a network namespace of the test's own
+	load helpers/netns
+	netns_setup
+	ns_start_node n1 --announce mdns
+	run -0 --separate-stderr in_ns fd-discover --auto --explain --sa-dir "$NOSA" --expect 1 --timeout 20s
+	assert_equal "$(jq -r 'select(.type == "peer") | "\(.event) \(.name) \(.addr) \(.strategy)"' <<<"$output")" \
+		"up n1 ${FD_ADDR[n1]} mdns"
 	assert_equal "$(explained)" "$(printf '%s\n' 'check FD_DISCOVER unset' \
 		'check service_account absent' 'check KUBERNETES_SERVICE_HOST unset' \
-		'check strategy unavailable' 'check strategy unavailable' 'choice null')"
-	assert_equal "$(jq -r 'select(.check == "strategy") | .strategy' <<<"$stderr" | paste -sd ' ')" "mdns gossip"
-	assert_equal "${stderr_lines[-1]}" "fd-discover: no strategy available: FD_DISCOVER is unset, no Kubernetes service account in '$NOSA' and KUBERNETES_SERVICE_HOST is unset, and this fd-discover has neither mdns nor gossip"
+		'check strategy available' 'choice mdns')"
+	# gossip through FD_DISCOVER needs a key (or insecure=true)
+	run -2 --separate-stderr in_ns env FD_DISCOVER=gossip fd-discover --auto
+	assert_equal "${stderr_lines[0]}" "fd-discover: FD_DISCOVER: gossip needs a key: key_file=FILE (or the node's --key-file), or insecure=true for plain heartbeats"
 }
 
 @test "--explain with a strategy given: one choice line" {
@@ -183,9 +192,9 @@ EOF
 	echo '{"topologies": {"d": {"strategy": "DNSPoll", "config": {"query": "fd.test", "polling_interval": -5}}}}' >"$f"
 	run -7 --separate-stderr fd-discover --config "$f"
 	assert_equal "${stderr_lines[0]}" "fd-discover: $f: topology 'd': invalid interval '-5ms' (a duration from 10ms to 86400s)"
-	echo '{"topologies": {"g": {"strategy": "Gossip", "config": {"multicast_addr": "230.1.1.251"}}}}' >"$f"
-	run -3 --separate-stderr fd-discover --config "$f"
-	assert_equal "${stderr_lines[0]}" "fd-discover: $f: topology 'g': strategy 'gossip' is not available in this fd-discover"
+	echo '{"topologies": {"g": {"strategy": "Gossip", "config": {"multicast_addr": "230.1.1.251", "secret": "pw"}}}}' >"$f"
+	run -7 --separate-stderr fd-discover --config "$f"
+	assert_equal "${stderr_lines[0]}" "fd-discover: $f: topology 'g': secret= (libcluster's shared password) is not supported: heartbeats are sealed with the cluster key (key_file=)"
 	echo '{"topologies": {"k": {"strategy": "static"}}, "extra": 1}' >"$f"
 	run -7 --separate-stderr fd-discover --config "$f"
 	assert_equal "${stderr_lines[0]}" "fd-discover: $f: unknown field 'extra' (topologies)"

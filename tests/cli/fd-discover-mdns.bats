@@ -58,6 +58,21 @@ three_nodes()
 	assert_equal "$(jq -r 'select(.state == "alive") | .name' <<<"$output" | sort | tr '\n' ' ')" "n1 n2 n3 "
 }
 
+@test "mdns: fd-node --discover mdns joins the nodes that announce themselves" {
+	three_nodes
+	ns_start_node d --discover mdns
+	fd_wait_until 20s sh -c "ip netns exec '$NETNS' fd-node members -n '${FD_ADDR[d]}' |
+		jq -r 'select(.state == \"alive\") | .name' | sort | tr '\n' ' ' | grep -qx 'd n1 n2 n3 '"
+	run -0 in_ns curl -sS "http://${FD_ADDR[d]}/v1/info"
+	assert_equal "$(jq -c '.discover[0] | [.strategy, .peers, .joins_failed]' <<<"$output")" '["mdns",3,0]'
+	# a node announcing later is joined too, within the same second or so
+	ns_start_node n4 --announce mdns
+	fd_wait_until 20s sh -c "ip netns exec '$NETNS' fd-node members -n '${FD_ADDR[n4]}' |
+		jq -r 'select(.state == \"alive\") | .name' | sort | tr '\n' ' ' | grep -qx 'd n1 n2 n3 n4 '"
+	run -2 --separate-stderr in_ns fd-node --discover 'mdns multicast_if=nosuch0'
+	assert_equal "${stderr_lines[0]}" "fd-node: invalid --discover 'mdns multicast_if=nosuch0': invalid multicast_if: no such interface 'nosuch0'"
+}
+
 @test "mdns: a node's goodbye on stop brings 'down' (after --down-after)" {
 	three_nodes
 	ns_spawn watch fd-discover mdns --watch --interval 200ms --down-after 2

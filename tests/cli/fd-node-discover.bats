@@ -174,7 +174,7 @@ zone()
 @test "--discover: a bad spec is a usage error, before anything starts" {
 	run -2 --separate-stderr fd-node --name x --listen 127.0.0.1:0 --discover "nope a=b"
 	assert_equal "${stderr_lines[0]}" \
-		"fd-node: invalid --discover 'nope a=b': unknown strategy 'nope' (known: static, file, exec, dns, dns-srv, kubernetes)"
+		"fd-node: invalid --discover 'nope a=b': unknown strategy 'nope' (known: static, file, exec, dns, dns-srv, kubernetes, mdns, gossip)"
 	run -2 --separate-stderr fd-node --name x --listen 127.0.0.1:0 --discover "dns nam=x"
 	assert_regex "${stderr_lines[0]}" "unknown key 'nam' for dns \\(known: name, port, resolver, basename, interval, down_after\\)"
 	run -2 --separate-stderr fd-node --name x --listen 127.0.0.1:0 --discover "dns name=x interval=0"

@@ -239,7 +239,19 @@ TEST(bad_specs)
 		const char *spec, *msg;
 	} bad[] = {
 		{"nope", "unknown strategy 'nope' (known: static, file, exec, dns, "
-			 "dns-srv, kubernetes)"},
+			 "dns-srv, kubernetes, mdns, gossip)"},
+		{"mdns multicast_if=nosuch0",
+		 "invalid multicast_if: no such interface 'nosuch0'"},
+		{"gossip", "gossip needs a key: key_file=FILE (or the node's "
+			   "--key-file), or insecure=true for plain heartbeats"},
+		{"gossip insecure=true multicast_addr=10.0.0.1",
+		 "invalid multicast_addr: '10.0.0.1' is not a multicast address "
+		 "(224.0.0.0/4)"},
+		{"gossip insecure=true port=0", "invalid port '0' (1 to 65535)"},
+		{"gossip insecure=maybe", "invalid insecure 'maybe' (true, false)"},
+		{"gossip insecure=true secret=pw",
+		 "secret= (libcluster's shared password) is not supported: heartbeats "
+		 "are sealed with the cluster key (key_file=)"},
 		{"static", "static needs addrs=HOST:PORT,..."},
 		{"static addrs=a:1 pth=x", "unknown key 'pth' for static (known: addrs, "
 					   "interval, down_after)"},
