@@ -2,6 +2,7 @@
  * /v1/faults API. All or nothing: every argument and every node is checked
  * before the first rule is installed, and an install that fails midway is
  * undone on the nodes already changed. */
+#include "check.h"
 #include "cli.h"
 #include "client.h"
 #include "clock.h"
@@ -15,9 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                \
-	"fd-partition [-n node]... [-d duration] [-t timeout] [--tag tag]\n" \
-	"                    [--dry-run] split GROUP GROUP...|isolate NODE|heal|status"
+#define USAGE                                                                             \
+	"fd-partition [-n node]... [-d duration] [-t timeout] [--tag tag]\n"              \
+	"                    [--dry-run] split GROUP GROUP...|isolate NODE|heal|status\n" \
+	"       " CHECK_USAGE
 
 #define MAX_NODES 64
 
@@ -33,6 +35,7 @@ static const char help[] =
 	"  isolate NODE            cut NODE off from every other node\n"
 	"  heal                    remove the rules fd-partition installed\n"
 	"  status                  print each node's fault rules, one JSON line per node\n"
+	"  check [FILE...|-]       check the history of a run (see check --help)\n"
 	"\n"
 	"Options:\n"
 	"  -n, --node HOST:PORT    a node of the cluster (repeatable)\n"
@@ -427,6 +430,9 @@ int main(int argc, char **argv)
 	if (argc == 0)
 		fd_usage_die("no subcommand given");
 	cmd = argv[0];
+	if (strcmp(cmd, "check") == 0) /* check.c */
+		return fd_finish_stdout(
+			partition_check(argc, argv, nodes, nnodes, timeout_ms));
 	if (strspn(tag, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 			"0123456789._:-") != strlen(tag) ||
 	    !*tag || strlen(tag) > 63)
