@@ -588,7 +588,8 @@ static void sort_pubs(struct fd_history *h)
 
 	if (h->pubs_sorted)
 		return;
-	qsort(h->pubs, h->npubs, sizeof(*h->pubs), cmp_pub);
+	if (h->npubs > 1)
+		qsort(h->pubs, h->npubs, sizeof(*h->pubs), cmp_pub);
 	for (size_t i = 0; i < h->npubs; i++) {
 		if (k > 0 && cmp_pub(&h->pubs[k - 1], &h->pubs[i]) == 0) {
 			free(h->pubs[i].node);
@@ -877,7 +878,8 @@ static const struct snap_entry **all_entries(const struct fd_history *h, size_t 
 	for (size_t i = 0; i < h->nsnaps; i++)
 		for (size_t j = 0; j < h->snaps[i].n; j++)
 			all[k++] = &h->snaps[i].e[j];
-	qsort(all, total, sizeof(*all), cmp_entry_ptr);
+	if (total > 1)
+		qsort(all, total, sizeof(*all), cmp_entry_ptr);
 	*n = total;
 	return all;
 }
