@@ -1777,6 +1777,8 @@ static void pub_finish(struct ps_pub *pub)
 	struct json_object *o = json_object_new_object();
 
 	pub->done = 1;
+	/* the stream is this node's: (node, stream, seq) names a message */
+	json_object_object_add(o, "node", json_object_new_string(pub->ps->n->name));
 	json_object_object_add(o, "stream",
 			       json_object_new_int64((int64_t)pub->stream));
 	json_object_object_add(o, "first_seq",
