@@ -1415,6 +1415,28 @@ void registry_add_routes(struct node *n)
 	fd_http_route(s, "DELETE", "/v1/registry/", 0, h_delete, r);
 }
 
+/* A short summary of the replica's whole state: a hash of its anti-entropy
+ * digest (per writer: its context, live entries and their hash; the gone
+ * nodes), which is canonical, so two replicas holding the same state show
+ * the same digest. Costs one pass over the writers, not the entries. */
+static void add_digest(struct registry *r, struct json_object *o)
+{
+	struct fd_crdt *d = fd_crdt_digest(r->c);
+	unsigned char *buf = NULL;
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	size_t len;
+	char hex[17];
+
+	if (d && fd_crdt_encode(d, &buf, &len) == 0) {
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ULL;
+		hex64(h, hex);
+		json_object_object_add(o, "digest", json_object_new_string(hex));
+	}
+	free(buf);
+	fd_crdt_free(d);
+}
+
 void registry_add_info(struct node *n, struct json_object *info)
 {
 	struct registry *r = reg_of(n);
@@ -1443,6 +1465,7 @@ void registry_add_info(struct node *n, struct json_object *info)
 	json_object_object_add(o, "yielded",
 			       json_object_new_uint64(r->stats.yielded));
 	json_object_object_add(o, "watchers", json_object_new_int(r->nwatchers));
+	add_digest(r, o);
 	json_object_object_add(info, "registry", o);
 }
 
