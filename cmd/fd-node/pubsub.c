@@ -506,12 +506,13 @@ static void flush_gap_tail(struct ps_sub *s)
 	s->missed = 0;
 }
 
-/* Hands m to subscriber s (taking a reference when queued). */
-static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
+/* Hands m to subscriber s (taking a reference when queued). Returns 1 when
+ * m was queued, 0 when it was dropped. */
+static int sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 			size_t tlen)
 {
 	if (s->ended)
-		return;
+		return 0;
 	if (s->overflow == PS_DROP_NEW)
 		flush_gap_tail(s);
 	if (s->count >= s->max_msgs || s->bytes + m->len > s->max_bytes) {
@@ -530,11 +531,11 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 			s->missed = 0;
 			s->overflow = -1; /* ends once the queue is written */
 			sub_pump(s);
-			return;
+			return 0;
 		}
 		if (s->overflow == PS_DROP_NEW) {
 			note_missed(s, topic, tlen);
-			return;
+			return 0;
 		}
 		if (s->overflow == PS_DROP_OLDEST) {
 			while (s->count && (s->count >= s->max_msgs ||
@@ -566,18 +567,19 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 			}
 			if (m->len > s->max_bytes) {
 				note_missed(s, topic, tlen);
-				return;
+				return 0;
 			}
 		} else {
-			return; /* disconnecting */
+			return 0; /* disconnecting */
 		}
 	}
 	if (ring_push(s, m) < 0) {
 		note_missed(s, topic, tlen);
-		return;
+		return 0;
 	}
 	m->refs++;
 	sub_pump(s);
+	return 1;
 }
 
 /* n messages on topic for s that a peer could not bring here (a partition,
@@ -600,8 +602,7 @@ static void sub_lost(struct ps_sub *s, const char *topic, uint64_t n)
 		return;
 	s->missed_total += n;
 	s->ps->missed += n;
-	sub_deliver(s, g, topic, tlen);
-	if (g->refs > 1)
+	if (sub_deliver(s, g, topic, tlen))
 		s->ps->gaps++;
 	msg_unref(g);
 }

@@ -143,3 +143,42 @@ EOF
 	run -0 jq -e '.valid == false and .registrations.lost == 1
 		and .lost[0].name == "name-7" and (.lost[0].nodes | length == 3) and .waited >= 1' <<<"$output"
 }
+
+@test "check: publishes cut off by a split reach the far subscribers as gap lines, in order; the history is valid" {
+	fd_start_node n1 --profile local
+	fd_start_node n2 --profile local --join "${FD_ADDR[n1]}"
+	fd_start_node n3 --profile local --join "${FD_ADDR[n1]}"
+	for n in n1 n2 n3; do fd_wait_until 10s sees "$n" 3; done
+	fd_spawn s2 fd-sub -n "${FD_ADDR[n2]}" 'p.>'
+	fd_spawn s3 fd-sub -n "${FD_ADDR[n3]}" 'p.>'
+	for n in n2 n3; do
+		fd_wait_until 10s bash -c "fd-node info -n ${FD_ADDR[n1]} | jq -e '.pubsub.peers.$n.interest == 1'"
+	done
+	local nodes=(-n "${FD_ADDR[n1]}" -n "${FD_ADDR[n2]}" -n "${FD_ADDR[n3]}")
+	pub() { seq "$1" "$2" | jq -c '{topic: "p.t\(. % 2)", data: .}' | fd-pub -n "${FD_ADDR[n1]}" --confirm; }
+	pub 1 10 >"$FD_TMP/pub.jsonl"
+	fd_wait_until 10s bash -c "[ \$(grep -c message '${FD_OUT[s2]}') = 10 ] && [ \$(grep -c message '${FD_OUT[s3]}') = 10 ]"
+	fd-partition "${nodes[@]}" split n1 n2,n3 >"$FD_TMP/faults.jsonl"
+	pub 11 20 >>"$FD_TMP/pub.jsonl"
+	# n1 owes them what they missed, by topic, until it can tell them
+	fd_wait_until 20s bash -c "fd-node info -n ${FD_ADDR[n1]} | jq -e '.pubsub.peers.n2.owed == 10 and .pubsub.peers.n3.owed == 10'"
+	fd-partition "${nodes[@]}" heal >>"$FD_TMP/faults.jsonl"
+	for s in s2 s3; do fd_wait_until 30s grep -q '"type":"gap"' "${FD_OUT[$s]}"; done
+	pub 21 30 >>"$FD_TMP/pub.jsonl"
+	fd_wait_until 30s bash -c "grep -q '\"data\":30' '${FD_OUT[s2]}' && grep -q '\"data\":30' '${FD_OUT[s3]}'"
+	for s in s2 s3; do
+		# 1..10, gap lines for p.t0 and p.t1 (5 each), then 21..30
+		run -0 jq -s -c 'map(if .type == "gap" then "\(.topic):\(.missed)" else .data end)' "${FD_OUT[$s]}"
+		run -0 jq -e '(.[0:10] == [range(1; 11)]) and (.[10:12] | sort == ["p.t0:5", "p.t1:5"]) and (.[12:] == [range(21; 31)])' <<<"$output"
+	done
+	run -0 fd-node info -n "${FD_ADDR[n2]}"
+	run -0 jq -e '.pubsub.gap_frames_received == 2 and .pubsub.remote_missed == 10 and .pubsub.gaps == 2' <<<"$output"
+	run -0 fd-partition "${nodes[@]}" check --wait 20s --sub "s2=${FD_OUT[s2]}" --sub "s3=${FD_OUT[s3]}" \
+		"$FD_TMP/pub.jsonl" "$FD_TMP/faults.jsonl"
+	run -0 jq -e '.valid == true and .publishes.expected == 60 and .publishes.received == 40
+		and .publishes.covered == 20 and .publishes.gaps == 4 and .faults == 2' <<<"$output"
+	# without its gap lines, s2's history loses ten acknowledged publishes
+	grep -v '"type":"gap"' "${FD_OUT[s2]}" >"$FD_TMP/s2.jsonl"
+	run -1 fd-partition check --sub "s2=$FD_TMP/s2.jsonl" --sub "s3=${FD_OUT[s3]}" "$FD_TMP/pub.jsonl"
+	run -0 jq -e '.valid == false and .publishes.lost == 10 and (.lost | length == 10)' <<<"$output"
+}
