@@ -8,6 +8,7 @@
 #include "jsonscan.h"
 #include "log.h"
 #include "member.h"
+#include "metrics.h"
 #include "node.h"
 #include "psframe.h"
 #include "topic.h"
@@ -105,6 +106,7 @@ struct ps_sub {
 	int npatterns;
 	char *group;
 	int format, overflow, ended;
+	int policy; /* the overflow policy asked for (overflow becomes -1) */
 	size_t max_msgs, max_bytes;
 	struct ps_msg **ring;
 	size_t rcap, head, count, bytes;
@@ -209,6 +211,9 @@ struct pubsub {
 	/* GAP frames sent to peers and got from them, and the messages the
 	 * latter said our subscribers missed */
 	uint64_t gap_frames_sent, gap_frames_received, remote_missed;
+	/* per overflow policy of the subscribers: messages they missed (their
+	 * queue overflowed, or a peer could not bring them) and gap lines */
+	uint64_t missed_by[3], gaps_by[3];
 };
 
 struct ps_pub {
@@ -436,6 +441,14 @@ static void note_missed_n(struct ps_sub *s, const char *topic, size_t tlen, uint
 	s->missed += n;
 	s->missed_total += n;
 	ps->missed += n;
+	ps->missed_by[s->policy] += n;
+}
+
+/* A gap line was queued for s. */
+static void count_gap(struct ps_sub *s)
+{
+	s->ps->gaps++;
+	s->ps->gaps_by[s->policy]++;
 }
 
 static void note_missed(struct ps_sub *s, const char *topic, size_t tlen)
@@ -502,14 +515,14 @@ static void flush_gap_tail(struct ps_sub *s)
 		free(g);
 		return;
 	}
-	s->ps->gaps++;
+	count_gap(s);
 	s->missed = 0;
 }
 
 /* Hands m to subscriber s (taking a reference when queued). Returns 1 when
  * m was queued, 0 when it was dropped. */
 static int sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
-			size_t tlen)
+		       size_t tlen)
 {
 	if (s->ended)
 		return 0;
@@ -526,7 +539,7 @@ static int sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 				if (ring_push(s, g) < 0)
 					free(g);
 				else
-					s->ps->gaps++;
+					count_gap(s);
 			}
 			s->missed = 0;
 			s->overflow = -1; /* ends once the queue is written */
@@ -602,8 +615,9 @@ static void sub_lost(struct ps_sub *s, const char *topic, uint64_t n)
 		return;
 	s->missed_total += n;
 	s->ps->missed += n;
+	s->ps->missed_by[s->policy] += n;
 	if (sub_deliver(s, g, topic, tlen))
-		s->ps->gaps++;
+		count_gap(s);
 	msg_unref(g);
 }
 
@@ -711,7 +725,7 @@ static void sub_pump(struct ps_sub *s)
 			if (!s->cur)
 				break;
 			s->cur_off = 0;
-			s->ps->gaps++;
+			count_gap(s);
 			s->missed = 0;
 			continue;
 		}
@@ -2400,6 +2414,7 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 	s->ps = ps;
 	s->req = req;
 	s->overflow = ov;
+	s->policy = ov;
 	s->format = fmt;
 	if (parse_size_param(req, "queue", ps->o.sub_queue, 10000000,
 			     &s->max_msgs) < 0 ||
@@ -2595,6 +2610,55 @@ void pubsub_add_routes(struct node *n)
 static void add_u64(struct json_object *o, const char *k, uint64_t v)
 {
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
+}
+
+void pubsub_add_metrics(struct node *n, struct fd_metrics *m)
+{
+	struct pubsub *ps = n->pubsub;
+	static const char *const policies[] = {"drop-oldest", "drop-new",
+					       "disconnect"};
+
+	if (!ps)
+		return;
+	fd_metrics_gauge(m, "fd_pubsub_subscribers",
+			 "Subscribers on this node.", (double)ps->nsubs);
+	fd_metrics_counter(m, "fd_pubsub_published_total",
+			   "Messages published through this node.", ps->published);
+	fd_metrics_counter(m, "fd_pubsub_delivered_total",
+			   "Messages written to local subscribers.", ps->delivered);
+	fd_metrics_counter(m, "fd_pubsub_forwarded_total",
+			   "Messages queued for other nodes.", ps->forwarded);
+	fd_metrics_counter(m, "fd_pubsub_received_total",
+			   "Messages received from other nodes.", ps->received);
+	fd_metrics_counter(m, "fd_pubsub_lost_total",
+			   "Messages that did not reach another node (each is "
+			   "reported to it by a gap frame when it can be).",
+			   ps->lost);
+	fd_metrics_counter(m, "fd_pubsub_rejected_total",
+			   "Messages refused from publishers (bad topic or data).",
+			   ps->rejected);
+	fd_metrics_counter(m, "fd_pubsub_gap_frames_sent_total",
+			   "Gap reports sent to other nodes.", ps->gap_frames_sent);
+	fd_metrics_counter(m, "fd_pubsub_gap_frames_received_total",
+			   "Gap reports received from other nodes.",
+			   ps->gap_frames_received);
+	fd_metrics_family(m, "fd_pubsub_missed_total", "counter",
+			  "Messages local subscribers missed (told by gap lines), "
+			  "by their overflow policy.");
+	for (int i = 0; i < 3; i++) {
+		const char *l[] = {"overflow", policies[i], NULL};
+
+		fd_metrics_sample_u64(m, "fd_pubsub_missed_total", l,
+				      ps->missed_by[i]);
+	}
+	fd_metrics_family(m, "fd_pubsub_gaps_total", "counter",
+			  "Gap lines queued for local subscribers, by their "
+			  "overflow policy.");
+	for (int i = 0; i < 3; i++) {
+		const char *l[] = {"overflow", policies[i], NULL};
+
+		fd_metrics_sample_u64(m, "fd_pubsub_gaps_total", l, ps->gaps_by[i]);
+	}
 }
 
 void pubsub_add_info(struct node *n, struct json_object *info)

@@ -87,6 +87,8 @@ int pubsub_init(struct node *n);
 void pubsub_free(struct node *n);
 void pubsub_add_routes(struct node *n);
 void pubsub_add_info(struct node *n, struct json_object *info);
+struct fd_metrics;
+void pubsub_add_metrics(struct node *n, struct fd_metrics *m);
 void pubsub_member_changed(struct node *n, const struct fd_member_event *ev);
 
 #endif
