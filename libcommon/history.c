@@ -444,7 +444,8 @@ static int add_fault(struct fd_history *h, struct json_object *rec, struct fd_er
 
 	if (!ts || fd_ts_parse(ts, &us) < 0)
 		return fd_err_set(err, "\"ts\" missing or not an RFC 3339 time");
-	heal = action && strcmp(action, "heal") == 0;
+	heal = (action && strcmp(action, "heal") == 0) ||
+	       (get_str(rec, "event") && strcmp(get_str(rec, "event"), "heal") == 0);
 	if (json_object_object_get_ex(rec, "healed", &v) &&
 	    json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
 		heal = 1;

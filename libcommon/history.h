@@ -23,7 +23,8 @@
  *   subscriber {"sub", "patterns": [...]}: the patterns of a subscriber
  *              (without one, a subscriber is expected to get every publish).
  *   fault      a fault applied or healed (fd-partition): its "ts" dates the
- *              last heal ("action": "heal", or "healed": true).
+ *              last heal ("action": "heal", "event": "heal" as chaos
+ *              prints, or "healed": true).
  * message, gap and subscriber records belong to a subscriber: the record's
  * "sub" field, else the sub argument of fd_history_add (one file per
  * subscriber).

@@ -480,5 +480,10 @@ TEST(last_heal_and_timestamps)
 	CHECK_STR(fd_json_get_str(v, "last_heal"), "2026-01-01T00:00:07.000000Z");
 	CHECK_EQ(fd_json_get_int(v, "faults", 0), 3);
 	json_object_put(v);
+	add(&ls, "{\"type\":\"fault\",\"action\":\"ring\",\"event\":\"apply\",\"ts\":\"2026-01-01T00:00:10Z\"}");
+	add(&ls, "{\"type\":\"fault\",\"action\":\"ring\",\"event\":\"heal\",\"ts\":\"2026-01-01T00:00:08Z\"}");
+	v = verdict(&ls);
+	CHECK_STR(fd_json_get_str(v, "last_heal"), "2026-01-01T00:00:08.000000Z");
+	json_object_put(v);
 	clear(&ls);
 }
