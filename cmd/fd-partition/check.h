@@ -12,5 +12,7 @@
  * subcommand) and timeout_ms are main's. Returns the exit status. */
 int partition_check(int argc, char **argv, const char *const *nodes, int nnodes,
 		    int64_t timeout_ms);
+/* The same with main's options (partition.h's popt), for its table. */
+int cmd_check(int argc, char **argv);
 
 #endif
