@@ -10,6 +10,7 @@
 #include "discover.h"
 #include "history.h"
 #include "jsonl.h"
+#include "partition.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -278,6 +279,11 @@ static struct json_object *check_nodes(struct check *k)
 			fd_json_seconds(at_us > last_heal ? (at_us - last_heal) / 1000
 							  : 0));
 	return v;
+}
+
+int cmd_check(int argc, char **argv)
+{
+	return partition_check(argc, argv, popt.nodes, popt.nnodes, popt.timeout_ms);
 }
 
 int partition_check(int argc, char **argv, const char *const *nodes, int nnodes,
