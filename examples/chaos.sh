@@ -10,9 +10,12 @@
 # history against the nodes' final state. Exits with check's status: 0 valid,
 # 1 invalid (1 also when the run itself failed).
 #
-#   examples/chaos.sh [-d DURATION] [-s SEED] [-k]
+#   examples/chaos.sh [-d DURATION] [-i INTERVAL] [-s SEED] [-k]
 #     -d DURATION  how long the chaos lasts (default $CHAOS_DURATION, else 2m)
-#     -s SEED      the schedule's seed (default $CHAOS_SEED, else random)
+#     -i INTERVAL  how long each fault, and each calm after it, lasts
+#                  (default $CHAOS_INTERVAL, else 5s)
+#     -s SEED      the schedule's seed (default $CHAOS_SEED, else random):
+#                  the same seed gives the same faults
 #     -k           keep the work directory (also kept when the check fails)
 #
 # The verdict line goes to stdout; narration to stderr. Every process the
@@ -20,7 +23,8 @@
 # installs also expires by itself (fd-partition --duration).
 #
 # Environment: FD_BIN (where the binaries are; default ./bin of the tree,
-# else PATH), CHAOS_DURATION, CHAOS_SEED, CHAOS_NODES (default 5).
+# else PATH), CHAOS_DURATION, CHAOS_INTERVAL, CHAOS_SEED, CHAOS_NODES
+# (default 5).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,12 +32,14 @@ bin=${FD_BIN:-$root/bin}
 [ -x "$bin/fd-node" ] && PATH=$bin:$PATH
 
 duration=${CHAOS_DURATION:-2m}
+interval=${CHAOS_INTERVAL:-5s}
 seed=${CHAOS_SEED:-}
 keep=0
 nnodes=${CHAOS_NODES:-5}
-while getopts d:s:kh opt; do
+while getopts d:i:s:kh opt; do
 	case $opt in
 	d) duration=$OPTARG ;;
+	i) interval=$OPTARG ;;
 	s) seed=$OPTARG ;;
 	k) keep=1 ;;
 	h)
@@ -41,7 +47,7 @@ while getopts d:s:kh opt; do
 		exit 0
 		;;
 	*)
-		echo "usage: chaos.sh [-d duration] [-s seed] [-k]" >&2
+		echo "usage: chaos.sh [-d duration] [-i interval] [-s seed] [-k]" >&2
 		exit 2
 		;;
 	esac
@@ -67,7 +73,10 @@ secs=$(seconds "$duration")
 	echo "chaos.sh: invalid seed '$seed'" >&2
 	exit 2
 }
-RANDOM=$seed
+[[ $interval =~ ^[0-9]+(\.[0-9]+)?(ms|s|m)?$ ]] || {
+	echo "chaos.sh: invalid interval '$interval'" >&2
+	exit 2
+}
 
 say() { printf 'chaos: %s\n' "$*" >&2; }
 
@@ -187,44 +196,13 @@ writer() {
 	exec 3>&-
 }
 
-# One fault at a time from a seeded schedule: split in random halves,
-# isolate one node, or a quiet spell; each lasts 3 to 8 s, then heals, then
-# 2 to 5 s of calm. Rules expire by themselves 60 s after they were set.
+# The faults: fd-partition chaos, one nemesis after another drawn from the
+# seed (split, isolate, bridge, ring, halves, slow, flaky), each held for
+# an interval, healed, then an interval of calm. Its rules expire by
+# themselves soon after their planned heal.
 chaos() {
-	local deadline=$((SECONDS + secs)) kind hold a b i n
-	local -a side
-	while [ "$SECONDS" -lt "$deadline" ]; do
-		kind=$((RANDOM % 5)) # split 2/5, isolate 2/5, calm 1/5
-		kind=$((kind < 2 ? 0 : kind < 4 ? 1 : 2))
-		hold=$((3 + RANDOM % 6))
-		case $kind in
-		0)
-			a=() b=()
-			for n in "${names[@]}"; do
-				if [ $((RANDOM % 2)) = 0 ]; then a+=("$n"); else b+=("$n"); fi
-			done
-			if [ ${#a[@]} -eq 0 ] || [ ${#b[@]} -eq 0 ]; then
-				continue
-			fi
-			side=("$(
-				IFS=,
-				echo "${a[*]}"
-			)" "$(
-				IFS=,
-				echo "${b[*]}"
-			)")
-			fd-partition "${nodeargs[@]}" --tag chaos -d 60s split "${side[@]}"
-			;;
-		1)
-			i=$((RANDOM % nnodes))
-			fd-partition "${nodeargs[@]}" --tag chaos -d 60s isolate "${names[i]}"
-			;;
-		2) ;;
-		esac
-		sleep "$hold"
-		[ "$kind" = 2 ] || fd-partition "${nodeargs[@]}" --tag chaos heal
-		sleep $((2 + RANDOM % 4))
-	done
+	fd-partition "${nodeargs[@]}" --tag chaos chaos --seed "$seed" \
+		--duration "${secs}s" --interval "$interval"
 }
 
 main() {
