@@ -67,7 +67,7 @@ struct fd_history {
 	struct snap *snaps;
 	size_t nsnaps, capsnaps;
 	struct sub *subs;
-	size_t nsubs, capsubs;
+	size_t nsubs, capsubs, last_sub; /* last_sub: the last one found */
 	size_t faults, ignored;
 	int64_t last_heal;
 };
@@ -236,8 +236,14 @@ static int find_sub(struct fd_history *h, struct json_object *rec,
 	if (strlen(name) > FD_HISTORY_SUB_MAX)
 		return fd_err_set(err, "\"sub\" longer than %d bytes",
 				  FD_HISTORY_SUB_MAX);
+	/* lines come in runs of one subscriber: try the last one first */
+	if (h->last_sub < h->nsubs && strcmp(h->subs[h->last_sub].name, name) == 0) {
+		*out = &h->subs[h->last_sub];
+		return 0;
+	}
 	for (size_t i = 0; i < h->nsubs; i++)
 		if (strcmp(h->subs[i].name, name) == 0) {
+			h->last_sub = i;
 			*out = &h->subs[i];
 			return 0;
 		}
@@ -251,7 +257,7 @@ static int find_sub(struct fd_history *h, struct json_object *rec,
 	(*out)->name = strdup(name);
 	if (!(*out)->name)
 		return nomem(err);
-	h->nsubs++;
+	h->last_sub = h->nsubs++;
 	return 0;
 }
 
@@ -674,6 +680,34 @@ static int cmp_recv_seq(const void *x, const void *y)
 	return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
+/* The first of the gaps at positions gpos[0..n) (ascending) at pos or
+ * later; n when none. */
+static size_t first_gap(const size_t *gpos, size_t n, size_t pos)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (gpos[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The first gap from j on that still has room (live[] as in check_sub,
+ * its chains shortened on the way: union-find's path halving). */
+static size_t gap_live(size_t *live, size_t j)
+{
+	while (live[j] != j) {
+		live[j] = live[live[j]];
+		j = live[j];
+	}
+	return j;
+}
+
 /* A publish the subscriber did not get, and where a gap must be to cover
  * it: strictly between positions lo and hi of its stream. */
 struct miss {
@@ -750,10 +784,11 @@ static int check_sub(const struct fd_history *h, const struct sub *s,
 	struct recv *r = calloc(s->n ? s->n : 1, sizeof(*r));
 	struct miss *miss = NULL;
 	uint64_t *room = calloc(s->n ? s->n : 1, sizeof(*room));
-	size_t nr = 0, nmiss = 0, capmiss = 0;
+	size_t *gpos = calloc(s->n ? s->n : 1, sizeof(*gpos)), *live = NULL;
+	size_t nr = 0, nmiss = 0, capmiss = 0, ngaps = 0;
 	int rc = -1;
 
-	if (!got || !r || !room)
+	if (!got || !r || !room || !gpos)
 		goto out;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct ev *e = &s->ev[i];
@@ -762,6 +797,7 @@ static int check_sub(const struct fd_history *h, const struct sub *s,
 		if (e->kind == EV_GAP) {
 			room[i] = e->missed;
 			pc->gaps++;
+			gpos[ngaps++] = i;
 			continue;
 		}
 		r[nr].from = e->from;
@@ -775,6 +811,13 @@ static int check_sub(const struct fd_history *h, const struct sub *s,
 		else if (got[p]++ > 0)
 			pc->duplicated++;
 	}
+	/* live[j]: j when gap j has room, else a later gap to look at (a
+	 * gap with no room from the start, missed 0, is skipped at once) */
+	live = malloc((ngaps + 1) * sizeof(*live));
+	if (!live)
+		goto out;
+	for (size_t j = 0; j <= ngaps; j++)
+		live[j] = j < ngaps && room[gpos[j]] == 0 ? j + 1 : j;
 	/* in receiving order per stream, a seq never goes back */
 	qsort(r, nr, sizeof(*r), cmp_recv_pos);
 	for (size_t i = 1; i < nr; i++)
@@ -806,15 +849,17 @@ static int check_sub(const struct fd_history *h, const struct sub *s,
 		size_t from = miss[k].lo == SIZE_MAX ? 0 : miss[k].lo + 1;
 		int covered = 0;
 
-		for (size_t i = from; i < miss[k].hi && i < s->n && !covered; i++) {
-			const struct ev *g = &s->ev[i];
+		/* the gaps of the window that have room, in order */
+		for (size_t j = gap_live(live, first_gap(gpos, ngaps, from));
+		     j < ngaps && gpos[j] < miss[k].hi && !covered;
+		     j = gap_live(live, j + 1)) {
+			const struct ev *g = &s->ev[gpos[j]];
 
-			if (g->kind != EV_GAP || room[i] == 0 ||
-			    !fd_topic_match(g->topic, strlen(g->topic),
+			if (!fd_topic_match(g->topic, strlen(g->topic),
 					    p->topic, strlen(p->topic)))
 				continue;
-			if (room[i] != UNLIMITED)
-				room[i]--;
+			if (room[gpos[j]] != UNLIMITED && --room[gpos[j]] == 0)
+				live[j] = j + 1; /* used up: skipped from now on */
 			covered = 1;
 		}
 		if (covered) {
@@ -831,6 +876,8 @@ out:
 	free(r);
 	free(miss);
 	free(room);
+	free(gpos);
+	free(live);
 	if (rc < 0)
 		errno = ENOMEM;
 	return rc;
