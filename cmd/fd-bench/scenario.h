@@ -43,6 +43,8 @@ extern const struct scenario registry_scenarios[];
 extern const int registry_nscenarios;
 extern const struct scenario pubsub_scenarios[];
 extern const int pubsub_nscenarios;
+extern const struct scenario discover_scenarios[];
+extern const int discover_nscenarios;
 extern const struct scenario partition_scenarios[];
 extern const int partition_nscenarios;
 
