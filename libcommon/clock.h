@@ -16,5 +16,9 @@ int64_t fd_wall_us(void);
  * Returns buf. */
 #define FD_TS_LEN 32
 char *fd_ts_format(int64_t wall_us, char *buf, size_t len);
+/* Parses an RFC 3339 time ("2026-11-26T17:06:31.123456Z", any number of
+ * fraction digits, "Z" or a "+hh:mm"/"-hh:mm" offset; 't' and 'z' allowed)
+ * into wall-clock microseconds. Returns 0, or -1 (EINVAL) when s is not one. */
+int fd_ts_parse(const char *s, int64_t *wall_us);
 
 #endif

@@ -101,6 +101,7 @@ uint64_t fd_fault_add(struct fd_fault_table *t, const struct fd_fault_rule *r,
 	d->id = t->next_id++;
 	d->created_at = now;
 	d->matched = d->applied = 0;
+	d->dropped = d->delayed = d->duplicated = 0;
 	return d->id;
 }
 
@@ -228,8 +229,14 @@ int fd_fault_check(struct fd_fault_table *t, int64_t now, const char *peer,
 		r->applied++;
 		switch (r->action) {
 		case FD_FAULT_DROP:
-		case FD_FAULT_LOSS: v->drop = 1; break;
-		case FD_FAULT_DUPLICATE: v->duplicate = 1; break;
+		case FD_FAULT_LOSS:
+			v->drop = 1;
+			r->dropped++;
+			break;
+		case FD_FAULT_DUPLICATE:
+			v->duplicate = 1;
+			r->duplicated++;
+			break;
 		case FD_FAULT_DELAY: {
 			int64_t d = r->delay_ms;
 
@@ -237,8 +244,10 @@ int fd_fault_check(struct fd_fault_table *t, int64_t now, const char *peer,
 				d += (int64_t)(fd_fault_rand(rng) *
 					       (double)(2 * r->jitter_ms + 1)) -
 				     r->jitter_ms;
-			if (d > 0)
+			if (d > 0) {
 				v->delay_ms += d;
+				r->delayed++;
+			}
 			break;
 		}
 		}

@@ -47,7 +47,8 @@ struct fd_fault_rule {
 	double probability;		/* 0 < p <= 1 */
 	int64_t created_at, expires_at; /* monotonic ms; expires_at > now */
 	uint64_t matched;		/* messages the rule matched */
-	uint64_t applied;		/* ... and acted on */
+	uint64_t applied;		/* ... and acted on: */
+	uint64_t dropped, delayed, duplicated; /* ... how */
 };
 
 struct fd_fault_table {

@@ -49,6 +49,7 @@ struct fd_http_server {
 	int resumed; /* a connection was resumed since the last MHD_run() */
 	fd_http_server_gate gate; /* fault injection */
 	void *gate_arg;
+	uint64_t replies[6]; /* by status class (fd_http_server_counts) */
 };
 
 enum req_state {
@@ -361,6 +362,8 @@ static enum MHD_Result queue(struct fd_http_req *req)
 		MHD_add_response_header(req->resp, req->hdr_name[i],
 					req->hdr_value[i]);
 	rc = MHD_queue_response(req->conn, req->status, req->resp);
+	if (rc == MHD_YES)
+		req->srv->replies[req->status / 100 < 6 ? req->status / 100 : 0]++;
 	MHD_destroy_response(req->resp);
 	req->resp = NULL;
 	return rc;
@@ -542,6 +545,11 @@ int fd_http_route(struct fd_http_server *srv, const char *method,
 		.arg = arg,
 	};
 	return 0;
+}
+
+void fd_http_server_counts(const struct fd_http_server *srv, uint64_t by_class[6])
+{
+	memcpy(by_class, srv->replies, sizeof(srv->replies));
 }
 
 const char *fd_http_method(const struct fd_http_req *req)

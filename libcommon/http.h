@@ -71,6 +71,10 @@ typedef int (*fd_http_server_gate)(struct fd_http_req *req, void *arg);
 void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 			     void *arg);
 
+/* The replies the server has queued, by status class: by_class[1] for
+ * 1xx ... by_class[5] for 5xx, by_class[0] for any other status. */
+void fd_http_server_counts(const struct fd_http_server *srv, uint64_t by_class[6]);
+
 /* Request accessors; strings are borrowed and valid until the request ends. */
 const char *fd_http_method(const struct fd_http_req *req);
 const char *fd_http_path(const struct fd_http_req *req);

@@ -125,6 +125,23 @@ int fd_psf_parse(const void *body, size_t len, struct fd_psf *f, struct fd_err *
 		f->data = (const char *)p + 2;
 		f->len = len - 2;
 		return 0;
+	case FD_PSF_GAP:
+		if (len < 3)
+			return bad(err, "short header", len);
+		f->prio = p[1];
+		f->topic_len = p[2];
+		off = 3;
+		if (f->prio >= FD_PSF_NPRIO)
+			return bad(err, "unknown priority", 1);
+		if (f->topic_len == 0 || len - off < f->topic_len)
+			return bad(err, "topic past the end", off);
+		f->topic = (const char *)p + off;
+		off += f->topic_len;
+		if (get_varint(p, len, &off, &f->total) < 0)
+			return bad(err, "bad varint", off);
+		if (off != len)
+			return bad(err, "bytes after the count", off);
+		return 0;
 	default: return bad(err, "unknown frame type", 0);
 	}
 }
@@ -245,6 +262,28 @@ int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t p
 	p[4] = FD_PSF_MORE;
 	p[5] = (unsigned char)prio;
 	memcpy(p + 6, piece, plen);
+	return 0;
+}
+
+int fd_psf_put_gap(struct fd_buf *b, unsigned prio, const char *topic,
+		   size_t tlen, uint64_t missed)
+{
+	unsigned char *p;
+	size_t n;
+
+	if (tlen == 0 || tlen > 255 || prio >= FD_PSF_NPRIO) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (reserve(b, 7 + tlen + 10, &p) < 0)
+		return -1;
+	p[4] = FD_PSF_GAP;
+	p[5] = (unsigned char)prio;
+	p[6] = (unsigned char)tlen;
+	memcpy(p + 7, topic, tlen);
+	n = 7 + tlen + put_varint(p + 7 + tlen, missed);
+	put_len(p, n - 4);
+	b->len -= 7 + tlen + 10 - n; /* the varint's unused room */
 	return 0;
 }
 

@@ -17,6 +17,12 @@
  *           queue groups this node was picked for.
  *   MORE 3  prio:u8 piece...
  *           the next part of the last MSG of that priority.
+ *   GAP  4  prio:u8 topic_len:u8 topic missed:varint
+ *           the sending node could not bring the receiver missed messages
+ *           of that priority on topic (a subject, or ">" for several
+ *           topics): a partition, a failed batch. They came after the
+ *           messages sent before this frame and before those after it, so
+ *           the receiver tells its subscribers in order (a gap line).
  *
  * So a large payload travels as chunks, and a sender can put a frame of
  * another channel between them. The decoder checks every length and reads
@@ -37,6 +43,7 @@ enum fd_psf_type {
 	FD_PSF_PUB = 1,
 	FD_PSF_MSG = 2,
 	FD_PSF_MORE = 3,
+	FD_PSF_GAP = 4,
 };
 
 enum fd_psf_prio {
@@ -61,7 +68,7 @@ struct fd_psf {
 	unsigned flags, prio;
 	const char *topic;
 	size_t topic_len;
-	uint64_t stream, seq, ts, total;
+	uint64_t stream, seq, ts, total; /* GAP: total is missed */
 	unsigned ngroups;
 	const char *groups; /* ngroups of (len:u8, bytes) */
 	size_t groups_len;
@@ -87,6 +94,8 @@ int fd_psf_put_msg(struct fd_buf *b, unsigned flags, unsigned prio,
 		   uint64_t ts, uint64_t total, const char *const *groups,
 		   unsigned ngroups, const char *piece, size_t plen);
 int fd_psf_put_more(struct fd_buf *b, unsigned prio, const char *piece, size_t plen);
+int fd_psf_put_gap(struct fd_buf *b, unsigned prio, const char *topic,
+		   size_t tlen, uint64_t missed);
 /* Appends a whole message as a MSG frame carrying its first chunk bytes of
  * payload and MORE frames carrying chunk bytes each (chunk > 0). Returns 0,
  * or -1 as the encoders above (nothing appended then). */

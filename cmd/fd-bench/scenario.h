@@ -47,6 +47,8 @@ extern const struct scenario pubsub_scenarios[];
 extern const int pubsub_nscenarios;
 extern const struct scenario discover_scenarios[];
 extern const int discover_nscenarios;
+extern const struct scenario partition_scenarios[];
+extern const int partition_nscenarios;
 extern const struct scenario mcast_scenarios[]; /* discover.mdns, .gossip */
 extern const int mcast_nscenarios;
 

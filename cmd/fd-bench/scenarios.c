@@ -14,6 +14,7 @@ const struct scenario *bench_scenario(int i)
 		{registry_scenarios, &registry_nscenarios},
 		{pubsub_scenarios, &pubsub_nscenarios},
 		{discover_scenarios, &discover_nscenarios},
+		{partition_scenarios, &partition_nscenarios},
 		{mcast_scenarios, &mcast_nscenarios},
 	};
 

@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "fault.h"
+#include "metrics.h"
 #include "http.h"
 #include "jsonl.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -537,11 +539,30 @@ void faults_add_info(struct node *n, struct json_object *info)
 {
 	struct faults *f = n->faults;
 	struct json_object *o = json_object_new_object(),
-			   *tags = json_object_new_array();
+			   *tags = json_object_new_array(),
+			   *per_rule = json_object_new_array();
 
 	fd_fault_expire(&f->tab, fd_loop_now(n->loop));
 	for (size_t i = 0; i < f->tab.n; i++) {
+		const struct fd_fault_rule *r = &f->tab.rules[i];
+		struct json_object *ro = json_object_new_object();
 		int seen = 0;
+
+		json_object_object_add(ro, "id", json_object_new_uint64(r->id));
+		json_object_object_add(ro, "tag", json_object_new_string(r->tag));
+		json_object_object_add(ro, "peer", json_object_new_string(r->peer));
+		json_object_object_add(
+			ro, "action",
+			json_object_new_string(fd_fault_action_name(r->action)));
+		json_object_object_add(ro, "matched",
+				       json_object_new_uint64(r->matched));
+		json_object_object_add(ro, "dropped",
+				       json_object_new_uint64(r->dropped));
+		json_object_object_add(ro, "delayed",
+				       json_object_new_uint64(r->delayed));
+		json_object_object_add(ro, "duplicated",
+				       json_object_new_uint64(r->duplicated));
+		json_object_array_add(per_rule, ro);
 
 		for (size_t k = 0; k < i; k++)
 			seen |= strcmp(f->tab.rules[k].tag, f->tab.rules[i].tag) == 0;
@@ -556,10 +577,63 @@ void faults_add_info(struct node *n, struct json_object *info)
 	json_object_object_add(o, "delayed", json_object_new_uint64(f->tab.delayed));
 	json_object_object_add(o, "duplicated",
 			       json_object_new_uint64(f->tab.duplicated));
+	json_object_object_add(o, "per_rule", per_rule);
 	json_object_object_add(o, "held", json_object_new_uint64(f->nheld));
 	json_object_object_add(o, "held_dropped",
 			       json_object_new_uint64(f->held_dropped));
 	json_object_object_add(info, "faults", o);
+}
+
+void faults_add_metrics(struct node *n, struct fd_metrics *m)
+{
+	struct faults *f = n->faults;
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} per[] = {
+		{"fd_fault_rule_matched_total", "Messages a fault rule matched.",
+		 offsetof(struct fd_fault_rule, matched)},
+		{"fd_fault_rule_dropped_total", "Messages a fault rule dropped.",
+		 offsetof(struct fd_fault_rule, dropped)},
+		{"fd_fault_rule_delayed_total", "Messages a fault rule delayed.",
+		 offsetof(struct fd_fault_rule, delayed)},
+		{"fd_fault_rule_duplicated_total", "Messages a fault rule duplicated.",
+		 offsetof(struct fd_fault_rule, duplicated)},
+	};
+
+	fd_fault_expire(&f->tab, fd_loop_now(n->loop));
+	fd_metrics_gauge(m, "fd_fault_rules", "Fault rules in force.",
+			 (double)f->tab.n);
+	fd_metrics_counter(m, "fd_fault_checked_total",
+			   "Node-to-node messages that went through the fault gate.",
+			   f->tab.checked);
+	fd_metrics_counter(m, "fd_fault_dropped_total",
+			   "Messages the fault gate dropped.", f->tab.dropped);
+	fd_metrics_counter(m, "fd_fault_delayed_total",
+			   "Messages the fault gate delayed.", f->tab.delayed);
+	fd_metrics_counter(m, "fd_fault_duplicated_total",
+			   "Messages the fault gate duplicated.", f->tab.duplicated);
+	fd_metrics_gauge(m, "fd_fault_held", "Messages held back for a delay.",
+			 (double)f->nheld);
+	for (size_t k = 0; k < sizeof(per) / sizeof(per[0]); k++) {
+		fd_metrics_family(m, per[k].name, "counter", per[k].help);
+		for (size_t i = 0; i < f->tab.n; i++) {
+			const struct fd_fault_rule *r = &f->tab.rules[i];
+			char id[24];
+			const char *l[] = {
+				"rule",	     id,
+				"tag",	     r->tag,
+				"peer",	     r->peer,
+				"direction", fd_fault_dir_name(r->dir),
+				"action",    fd_fault_action_name(r->action),
+				NULL};
+
+			snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
+			fd_metrics_sample_u64(
+				m, per[k].name, l,
+				*(const uint64_t *)((const char *)r + per[k].off));
+		}
+	}
 }
 
 void faults_free(struct node *n)

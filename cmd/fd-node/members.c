@@ -7,6 +7,7 @@
 #include "jsonl.h"
 #include "log.h"
 #include "member.h"
+#include "metrics.h"
 #include "node.h"
 #include "announce.h"
 
@@ -983,6 +984,50 @@ void members_add_info(struct node *n, struct json_object *info)
 	json_object_object_add(udp, "tx_errors",
 			       json_object_new_uint64(ms->udp_tx_err));
 	json_object_object_add(info, "udp", udp);
+}
+
+void members_add_metrics(struct node *n, struct fd_metrics *m)
+{
+	struct members *ms = n->members;
+	const struct fd_member_stats *st = fd_member_stats(ms->m);
+	struct fd_member_quorum q;
+	static const enum fd_member_state states[] = {
+		FD_MEMBER_ALIVE, FD_MEMBER_SUSPECT, FD_MEMBER_FAILED, FD_MEMBER_LEFT};
+
+	fd_member_quorum(ms->m, &q);
+	fd_metrics_family(m, "fd_members", "gauge",
+			  "Members this node knows, by state (itself included).");
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		const char *l[] = {"state", fd_member_state_name(states[i]), NULL};
+
+		fd_metrics_sample(m, "fd_members", l,
+				  fd_member_count(ms->m, states[i]));
+	}
+	fd_metrics_gauge(m, "fd_partitioned",
+			 "1 when this node sees fewer than a majority of the last "
+			 "stable membership.",
+			 q.partitioned);
+	fd_metrics_gauge(m, "fd_member_health",
+			 "Local health (Lifeguard): 0 is healthy, higher slows "
+			 "probing down.",
+			 fd_member_health(ms->m));
+	fd_metrics_counter(m, "fd_member_probes_total", "Probes sent.", st->probes);
+	fd_metrics_counter(m, "fd_member_suspicions_total",
+			   "Probes that got no ack at all: the target was "
+			   "suspected.",
+			   st->probe_failed);
+	fd_metrics_counter(m, "fd_member_ping_reqs_total",
+			   "Indirect probe requests sent.", st->ping_reqs);
+	fd_metrics_counter(m, "fd_member_refutes_total",
+			   "Suspicions of this node it refuted.", st->refutes);
+	fd_metrics_counter(m, "fd_member_pushpull_total",
+			   "Push-pull state exchanges merged.", st->pushpull_rx);
+	fd_metrics_counter(m, "fd_udp_rx_datagrams_total",
+			   "Datagrams received.", st->rx);
+	fd_metrics_counter(m, "fd_udp_rx_bad_total",
+			   "Datagrams received that could not be decoded.",
+			   st->rx_bad);
+	fd_metrics_counter(m, "fd_udp_tx_datagrams_total", "Datagrams sent.", st->tx);
 }
 
 int members_ready(struct node *n, char *why, size_t len)

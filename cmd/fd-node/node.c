@@ -8,6 +8,7 @@
 #include "http.h"
 #include "jsonl.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 
 #include <arpa/inet.h>
@@ -189,6 +190,44 @@ static void h_readyz(struct fd_http_req *req, void *arg)
 static void h_info(struct fd_http_req *req, void *arg)
 {
 	fd_http_reply_json(req, 200, node_info(arg));
+}
+
+static void h_metrics(struct fd_http_req *req, void *arg)
+{
+	static const char *const classes[] = {"other", "1xx", "2xx",
+					      "3xx",   "4xx", "5xx"};
+	struct node *n = arg;
+	struct fd_buf b = FD_BUF_INIT(64 * 1024 * 1024);
+	const char *info[] = {"name",	 n->name,    "id", n->id,
+			      "version", FD_VERSION, NULL};
+	struct fd_metrics m;
+	uint64_t by_class[6];
+
+	fd_metrics_init(&m, &b);
+	fd_metrics_family(&m, "fd_node_info", "gauge",
+			  "This node: its name, id and version (always 1).");
+	fd_metrics_sample(&m, "fd_node_info", info, 1);
+	fd_metrics_gauge(&m, "fd_uptime_seconds", "Seconds since the node started.",
+			 (double)(fd_mono_ms() - n->started_mono) / 1000.0);
+	fd_http_server_counts(n->http, by_class);
+	fd_metrics_family(&m, "fd_http_requests_total", "counter",
+			  "HTTP requests answered (this one not yet), by status class.");
+	for (int i = 1; i <= 6; i++) {
+		const char *l[] = {"code", classes[i % 6], NULL};
+
+		fd_metrics_sample_u64(&m, "fd_http_requests_total", l,
+				      by_class[i % 6]);
+	}
+	members_add_metrics(n, &m);
+	registry_add_metrics(n, &m);
+	pubsub_add_metrics(n, &m);
+	faults_add_metrics(n, &m); /* faults.c */
+	if (fd_metrics_error(&m) < 0)
+		fd_http_reply_error(req, 500, "unable to write the metrics");
+	else
+		fd_http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+			      b.data ? b.data : "", b.len);
+	fd_buf_release(&b);
 }
 
 static void h_log_level(struct fd_http_req *req, void *arg)
@@ -457,6 +496,7 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);
 	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
+	fd_http_route(n.http, "GET", "/metrics", 0, h_metrics, &n);
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
 	faults_add_routes(&n); /* faults.c: /v1/faults and the server-side gate */
 	members_add_routes(&n);

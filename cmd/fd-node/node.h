@@ -105,6 +105,9 @@ void members_join(struct node *n, const char *const *addrs, int count,
 /* Graceful leave: announce, drain a little, then stop the loop. */
 void members_leave(struct node *n);
 void members_add_info(struct node *n, struct json_object *info);
+/* Each subsystem's families for /metrics (metrics.h). */
+struct fd_metrics;
+void members_add_metrics(struct node *n, struct fd_metrics *m);
 /* 1 when ready; else 0 with why filled. */
 int members_ready(struct node *n, char *why, size_t len);
 
@@ -119,6 +122,7 @@ int registry_init(struct node *n);
 void registry_free(struct node *n);
 void registry_add_routes(struct node *n);
 void registry_add_info(struct node *n, struct json_object *info);
+void registry_add_metrics(struct node *n, struct fd_metrics *m);
 void registry_member_changed(struct node *n, const struct fd_member_event *ev);
 
 /* Fault gate (faults.c): rules from /v1/faults applied to node-to-node
@@ -130,6 +134,7 @@ int faults_init(struct node *n);
 void faults_free(struct node *n);
 void faults_add_routes(struct node *n);
 void faults_add_info(struct node *n, struct json_object *info);
+void faults_add_metrics(struct node *n, struct fd_metrics *m);
 int faults_udp_out(struct node *n, const char *addr, const void *buf, size_t len);
 int faults_udp_in(struct node *n, const char *from, const void *buf, size_t len);
 /* Delivers a datagram faults_udp_in held back (members.c). */

@@ -8,6 +8,7 @@
 #include "jsonscan.h"
 #include "log.h"
 #include "member.h"
+#include "metrics.h"
 #include "node.h"
 #include "psframe.h"
 #include "topic.h"
@@ -34,6 +35,10 @@
 /* Payloads from this size on are shared rather than copied where they can
  * be (below it a copy costs less than the bookkeeping). */
 #define SHARE_MIN (16 * 1024)
+/* Topics a peer's gap report keeps apart, per channel; beyond, ">". */
+#define DEBT_TOPICS 16
+/* After a failed batch, the wait before the gap report is sent again. */
+#define DEBT_RETRY_MS 250
 
 enum { KIND_SUB = 1, KIND_PEER = 2 };
 enum { FMT_JSONL, FMT_SSE };
@@ -101,6 +106,7 @@ struct ps_sub {
 	int npatterns;
 	char *group;
 	int format, overflow, ended;
+	int policy; /* the overflow policy asked for (overflow becomes -1) */
 	size_t max_msgs, max_bytes;
 	struct ps_msg **ring;
 	size_t rcap, head, count, bytes;
@@ -122,6 +128,13 @@ struct ps_ref {
 };
 #define FRAME_REF 0xff
 
+/* Messages a peer's subscribers will not get from us, by topic: reported
+ * to it in GAP frames before anything else we send it on that channel. */
+struct ps_debt {
+	char topic[FD_TOPIC_MAX_LEN + 1];
+	uint64_t n;
+};
+
 struct ps_peer;
 struct ps_chan {
 	struct ps_peer *peer;
@@ -136,6 +149,8 @@ struct ps_chan {
 	size_t msgs;	   /* messages queued */
 	uint64_t inflight; /* request handle, 0 when idle */
 	size_t inflight_msgs;
+	struct ps_debt *debt; /* DEBT_TOPICS of them once needed */
+	unsigned ndebt;
 };
 
 struct ps_delta {
@@ -159,6 +174,7 @@ struct ps_peer {
 	struct ps_delta *deltas;
 	size_t ndeltas;
 	struct fd_timer iretry;
+	struct fd_timer dretry; /* a gap report failed: try again then */
 	/* interest we got */
 	uint64_t rvers;
 	int rhave;
@@ -192,6 +208,12 @@ struct pubsub {
 	/* counters */
 	uint64_t published, delivered, forwarded, received, missed, gaps, lost,
 		rejected, compressed, compress_saved, paused_count;
+	/* GAP frames sent to peers and got from them, and the messages the
+	 * latter said our subscribers missed */
+	uint64_t gap_frames_sent, gap_frames_received, remote_missed;
+	/* per overflow policy of the subscribers: messages they missed (their
+	 * queue overflowed, or a peer could not bring them) and gap lines */
+	uint64_t missed_by[3], gaps_by[3];
 };
 
 struct ps_pub {
@@ -224,6 +246,9 @@ static void interest_kick(struct ps_peer *p);
 static void resume_publishers(struct pubsub *ps);
 static size_t chan_done(const struct ps_chan *c);
 static void chan_unref(struct ps_chan *c, size_t from, size_t to);
+static void debt_add(struct ps_chan *c, const char *topic, size_t tlen, uint64_t n);
+static void debt_clear(struct ps_chan *c);
+static void debt_frames(struct ps_chan *c, size_t from, size_t to);
 
 void pubsub_opts_default(struct pubsub_opts *o)
 {
@@ -403,7 +428,7 @@ static struct ps_msg *gap_new(const char *topic, uint64_t missed, const char *re
 	return m;
 }
 
-static void note_missed(struct ps_sub *s, const char *topic, size_t tlen)
+static void note_missed_n(struct ps_sub *s, const char *topic, size_t tlen, uint64_t n)
 {
 	struct pubsub *ps = s->ps;
 
@@ -413,9 +438,22 @@ static void note_missed(struct ps_sub *s, const char *topic, size_t tlen)
 	} else if (strlen(s->gap_topic) != tlen || memcmp(s->gap_topic, topic, tlen)) {
 		snprintf(s->gap_topic, sizeof(s->gap_topic), "%s", s->patterns[0]);
 	}
-	s->missed++;
-	s->missed_total++;
-	ps->missed++;
+	s->missed += n;
+	s->missed_total += n;
+	ps->missed += n;
+	ps->missed_by[s->policy] += n;
+}
+
+/* A gap line was queued for s. */
+static void count_gap(struct ps_sub *s)
+{
+	s->ps->gaps++;
+	s->ps->gaps_by[s->policy]++;
+}
+
+static void note_missed(struct ps_sub *s, const char *topic, size_t tlen)
+{
+	note_missed_n(s, topic, tlen, 1);
 }
 
 static int ring_push(struct ps_sub *s, struct ps_msg *m)
@@ -477,16 +515,17 @@ static void flush_gap_tail(struct ps_sub *s)
 		free(g);
 		return;
 	}
-	s->ps->gaps++;
+	count_gap(s);
 	s->missed = 0;
 }
 
-/* Hands m to subscriber s (taking a reference when queued). */
-static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
-			size_t tlen)
+/* Hands m to subscriber s (taking a reference when queued). Returns 1 when
+ * m was queued, 0 when it was dropped. */
+static int sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
+		       size_t tlen)
 {
 	if (s->ended)
-		return;
+		return 0;
 	if (s->overflow == PS_DROP_NEW)
 		flush_gap_tail(s);
 	if (s->count >= s->max_msgs || s->bytes + m->len > s->max_bytes) {
@@ -500,16 +539,16 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 				if (ring_push(s, g) < 0)
 					free(g);
 				else
-					s->ps->gaps++;
+					count_gap(s);
 			}
 			s->missed = 0;
 			s->overflow = -1; /* ends once the queue is written */
 			sub_pump(s);
-			return;
+			return 0;
 		}
 		if (s->overflow == PS_DROP_NEW) {
 			note_missed(s, topic, tlen);
-			return;
+			return 0;
 		}
 		if (s->overflow == PS_DROP_OLDEST) {
 			while (s->count && (s->count >= s->max_msgs ||
@@ -541,18 +580,45 @@ static void sub_deliver(struct ps_sub *s, struct ps_msg *m, const char *topic,
 			}
 			if (m->len > s->max_bytes) {
 				note_missed(s, topic, tlen);
-				return;
+				return 0;
 			}
 		} else {
-			return; /* disconnecting */
+			return 0; /* disconnecting */
 		}
 	}
 	if (ring_push(s, m) < 0) {
 		note_missed(s, topic, tlen);
-		return;
+		return 0;
 	}
 	m->refs++;
 	sub_pump(s);
+	return 1;
+}
+
+/* n messages on topic for s that a peer could not bring here (a partition,
+ * a failed batch): a gap line after what is queued, since they came after
+ * it; with no room, the overflow policy applies to the gap line as to a
+ * message. */
+static void sub_lost(struct ps_sub *s, const char *topic, uint64_t n)
+{
+	size_t tlen = strlen(topic);
+	struct ps_msg *g;
+
+	if (s->ended || n == 0)
+		return;
+	if (s->overflow == PS_DROP_NEW && s->count >= s->max_msgs) {
+		note_missed_n(s, topic, tlen, n); /* told at the tail later */
+		return;
+	}
+	g = gap_new(topic, n, NULL);
+	if (!g)
+		return;
+	s->missed_total += n;
+	s->ps->missed += n;
+	s->ps->missed_by[s->policy] += n;
+	if (sub_deliver(s, g, topic, tlen))
+		count_gap(s);
+	msg_unref(g);
 }
 
 /* The same around a payload in a shared blob: the line's start only is
@@ -659,7 +725,7 @@ static void sub_pump(struct ps_sub *s)
 			if (!s->cur)
 				break;
 			s->cur_off = 0;
-			s->ps->gaps++;
+			count_gap(s);
 			s->missed = 0;
 			continue;
 		}
@@ -697,6 +763,16 @@ static void on_iretry(struct fd_loop *loop, struct fd_timer *t, void *arg)
 	interest_kick(arg);
 }
 
+static void on_dretry(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct ps_peer *p = arg;
+
+	(void)loop;
+	(void)t;
+	for (int i = 0; i < FD_PSF_NPRIO; i++)
+		peer_kick(p, i);
+}
+
 static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 {
 	struct ps_peer *p = peer_find(ps, name);
@@ -720,6 +796,7 @@ static struct ps_peer *peer_get(struct pubsub *ps, const char *name)
 		fd_psf_reasm_init(&p->rx[i], ps->o.max_payload + 64, REASM_HEAD, 2);
 	}
 	fd_timer_init(&p->iretry, on_iretry, p);
+	fd_timer_init(&p->dretry, on_dretry, p);
 	p->next = ps->peers;
 	ps->peers = p;
 	ps->npeers++;
@@ -737,19 +814,28 @@ static void deltas_clear(struct ps_peer *p)
 	p->ndeltas = 0;
 }
 
-/* The peer is gone (failed, left, restarted): forget what it wanted and
- * what we were sending it. */
-static void peer_reset(struct ps_peer *p)
+/* The peer is gone (left, restarted, forgotten): forget what it wanted and
+ * what we were sending it. With failed set it may come back (a partition):
+ * what it wanted stays, and what it will not get is owed (debt_add), to be
+ * reported to it when it is back. */
+static void peer_reset(struct ps_peer *p, int failed)
 {
 	struct pubsub *ps = p->ps;
 
-	fd_topic_tree_remove_value(ps->remote, p, NULL, NULL);
-	p->rhave = 0;
-	p->rvers = 0;
-	p->rcount = 0;
+	if (!failed) {
+		fd_topic_tree_remove_value(ps->remote, p, NULL, NULL);
+		p->rhave = 0;
+		p->rvers = 0;
+		p->rcount = 0;
+		fd_timer_disarm(ps->n->loop, &p->dretry);
+	}
 	for (int i = 0; i < FD_PSF_NPRIO; i++) {
 		struct ps_chan *c = &p->ch[i];
 
+		if (failed)
+			debt_frames(c, chan_done(c), c->q.len);
+		else
+			debt_clear(c);
 		chan_unref(c, chan_done(c), c->q.len);
 		if (c->inflight)
 			fd_http_cancel(ps->n->client, c->inflight);
@@ -983,8 +1069,10 @@ static struct ps_peer *peer_from_req(struct pubsub *ps, struct fd_http_req *req)
 			fd_topic_tree_remove_value(ps->remote, p, NULL, NULL);
 			p->rhave = 0;
 			p->rcount = 0;
-			for (int i = 0; i < FD_PSF_NPRIO; i++)
+			for (int i = 0; i < FD_PSF_NPRIO; i++) {
 				fd_psf_reasm_reset(&p->rx[i]);
+				debt_clear(&p->ch[i]); /* its subscribers are gone */
+			}
 		}
 		snprintf(p->id, sizeof(p->id), "%s", id);
 	}
@@ -1123,6 +1211,96 @@ static size_t batch_read(char *buf, size_t max, void *arg)
 	return n;
 }
 
+/* n more messages on topic that channel c's peer will not get. */
+static void debt_add(struct ps_chan *c, const char *topic, size_t tlen, uint64_t n)
+{
+	struct ps_debt *d;
+
+	if (n == 0 || tlen == 0 || tlen > FD_TOPIC_MAX_LEN)
+		return;
+	if (!c->debt) {
+		c->debt = calloc(DEBT_TOPICS, sizeof(*c->debt));
+		if (!c->debt)
+			return;
+	}
+	for (unsigned i = 0; i < c->ndebt; i++) {
+		d = &c->debt[i];
+		if (strlen(d->topic) == tlen && memcmp(d->topic, topic, tlen) == 0) {
+			d->n += n;
+			return;
+		}
+	}
+	if (c->ndebt == DEBT_TOPICS) {
+		c->debt[DEBT_TOPICS - 1].n += n; /* the ">" slot */
+		return;
+	}
+	d = &c->debt[c->ndebt++];
+	if (c->ndebt == DEBT_TOPICS)
+		snprintf(d->topic, sizeof(d->topic), ">");
+	else
+		snprintf(d->topic, sizeof(d->topic), "%.*s", (int)tlen, topic);
+	d->n = n;
+}
+
+static void debt_clear(struct ps_chan *c)
+{
+	free(c->debt);
+	c->debt = NULL;
+	c->ndebt = 0;
+}
+
+/* The frames in c->q[from, to) will not reach the peer: what they carry
+ * (messages, and earlier gap reports) is owed. */
+static void debt_frames(struct ps_chan *c, size_t from, size_t to)
+{
+	while (from < to) {
+		const char *f = c->q.data + from;
+		size_t flen = frame_len_at(f);
+		struct fd_psf pf;
+
+		if ((unsigned char)f[4] == FRAME_REF) {
+			const struct ps_ref *r = ref_at(f);
+
+			if (fd_psf_parse(r->ck.head + 4, r->ck.hlen - 4, &pf,
+					 NULL) == 0)
+				debt_add(c, pf.topic, pf.topic_len, 1);
+		} else if ((f[4] == FD_PSF_MSG || f[4] == FD_PSF_GAP) &&
+			   fd_psf_parse(f + 4, flen, &pf, NULL) == 0) {
+			debt_add(c, pf.topic, pf.topic_len,
+				 pf.type == FD_PSF_GAP ? pf.total : 1);
+		}
+		from += 4 + flen;
+	}
+}
+
+/* Puts the gap report at the head of what c sends next. Returns 0, or -1
+ * (no room: it waits). */
+static int debt_queue(struct ps_chan *c)
+{
+	struct fd_buf g = FD_BUF_INIT(DEBT_TOPICS * (FD_TOPIC_MAX_LEN + 20));
+	size_t tail;
+	char *room;
+	int rc = -1;
+
+	for (unsigned i = 0; i < c->ndebt; i++)
+		if (fd_psf_put_gap(&g, (unsigned)c->idx, c->debt[i].topic,
+				   strlen(c->debt[i].topic), c->debt[i].n) < 0)
+			goto out;
+	tail = c->q.len - c->head;
+	room = fd_buf_grow(&c->q, g.len);
+	if (!room)
+		goto out;
+	memmove(c->q.data + c->head + g.len, c->q.data + c->head, tail);
+	memcpy(c->q.data + c->head, g.data, g.len);
+	c->vbytes += g.len;
+	c->peer->ps->gap_frames_sent += c->ndebt;
+	debt_clear(c);
+	rc = 0;
+out:
+	fd_buf_release(&g);
+	return rc;
+}
+
 /* Sends the next batch of channel ch when none is in flight. */
 static void peer_kick(struct ps_peer *p, int ch)
 {
@@ -1134,7 +1312,13 @@ static void peer_kick(struct ps_peer *p, int ch)
 	static const char *const hdrs[] = {"Content-Type: application/x-fd-frames",
 					   NULL};
 
-	if (c->inflight || avail == 0 || !p->alive || !p->addr[0])
+	if (c->inflight || !p->alive || !p->addr[0])
+		return;
+	/* what the peer missed is told first, and nothing goes before it */
+	if (c->ndebt && (fd_timer_armed(&p->dretry) || debt_queue(c) < 0))
+		return;
+	avail = c->q.len - c->head;
+	if (avail == 0)
 		return;
 	/* what was sent before is done with */
 	if (c->head == c->q.len) {
@@ -1152,6 +1336,7 @@ static void peer_kick(struct ps_peer *p, int ch)
 			break;
 		if (f[4] == FD_PSF_MSG || f[4] == FRAME_REF)
 			msgs++;
+		/* (GAP frames are not messages) */
 		take += 4 + frame_len_at((const char *)f);
 		vtake += wire;
 	}
@@ -1183,6 +1368,11 @@ static void on_batch_done(const struct fd_http_resp *resp, void *arg)
 	struct ps_peer *p = c->peer;
 	struct pubsub *ps = p->ps;
 
+	if (resp->status != 200) {
+		debt_frames(c, c->fly, c->fly + c->fly_q);
+		if (c->ndebt)
+			fd_timer_arm(ps->n->loop, &p->dretry, DEBT_RETRY_MS);
+	}
 	chan_unref(c, c->fly, c->fly + c->fly_q);
 	c->inflight = 0;
 	if (resp->status != 200) {
@@ -1391,7 +1581,7 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 	for (size_t i = 0; i < k; i++) {
 		struct ps_peer *p = ps->mbuf[i].value;
 
-		if (p->kind == KIND_PEER &&
+		if (p->kind == KIND_PEER && p->alive &&
 		    chan_full(p, ps->o.shared_channel ? 0 : (int)prio))
 			return 1;
 	}
@@ -1427,6 +1617,14 @@ static int publish(struct ps_pub *pub, unsigned prio, const char *topic,
 				dup = 1;
 		if (dup)
 			continue;
+		if (!p->alive) {
+			/* failed, maybe cut off: owed, told when it is back */
+			debt_add(&p->ch[ps->o.shared_channel ? 0 : prio], topic,
+				 tlen, 1);
+			p->lost++;
+			ps->lost++;
+			continue;
+		}
 		for (size_t j = i; j < k && ng < FD_PSF_MAX_GROUPS; j++)
 			if (ps->mbuf[j].value == p && ps->mbuf[j].group)
 				groups[ng++] = ps->mbuf[j].group;
@@ -1777,6 +1975,8 @@ static void pub_finish(struct ps_pub *pub)
 	struct json_object *o = json_object_new_object();
 
 	pub->done = 1;
+	/* the stream is this node's: (node, stream, seq) names a message */
+	json_object_object_add(o, "node", json_object_new_string(pub->ps->n->name));
 	json_object_object_add(o, "stream",
 			       json_object_new_int64((int64_t)pub->stream));
 	json_object_object_add(o, "first_seq",
@@ -1958,6 +2158,35 @@ struct ps_rx {
 
 static void rx_closed(struct fd_http_req *req, void *arg);
 
+/* A peer could not bring f->total messages on f->topic here: every local
+ * subscriber that would have got them is told by a gap line (a queue
+ * group's members all are: which one would have got them is unknown). */
+static void deliver_gap(struct pubsub *ps, const struct fd_psf *f)
+{
+	char topic[FD_TOPIC_MAX_LEN + 1];
+	size_t n = 0;
+
+	ps->gap_frames_received++;
+	ps->remote_missed += f->total;
+	snprintf(topic, sizeof(topic), "%.*s", (int)f->topic_len, f->topic);
+	if (strcmp(topic, ">") == 0) {
+		for (struct ps_sub *s = ps->subs; s; s = s->next)
+			sub_lost(s, s->patterns[0], f->total);
+		return;
+	}
+	if (fd_topic_valid_subject(topic, f->topic_len, NULL) < 0 ||
+	    match_into(ps, ps->local, topic, f->topic_len, 0, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		int seen = 0;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = ps->mbuf[j].value == ps->mbuf[i].value;
+		if (!seen)
+			sub_lost(ps->mbuf[i].value, topic, f->total);
+	}
+}
+
 /* A whole message from peer p: decompressed when need be, then delivered. */
 /* src: NULL, or where a message that came whole in one frame can be taken
  * from without a copy. */
@@ -2005,6 +2234,10 @@ static int rx_frame(void *arg, const char *body, size_t len, struct fd_err *err)
 		return fd_err_set(err, "frame of %zu bytes, over the limit", len);
 	if (fd_psf_parse(body, len, &f, err) < 0)
 		return -1;
+	if (f.type == FD_PSF_GAP) {
+		deliver_gap(ps, &f);
+		return 0;
+	}
 	if (f.type != FD_PSF_MSG && f.type != FD_PSF_MORE)
 		return fd_err_set(err, "unexpected frame type %d", f.type);
 	if (f.type == FD_PSF_MSG) {
@@ -2181,6 +2414,7 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 	s->ps = ps;
 	s->req = req;
 	s->overflow = ov;
+	s->policy = ov;
 	s->format = fmt;
 	if (parse_size_param(req, "queue", ps->o.sub_queue, 10000000,
 			     &s->max_msgs) < 0 ||
@@ -2261,19 +2495,26 @@ void pubsub_member_changed(struct node *n, const struct fd_member_event *ev)
 			return;
 		snprintf(p->addr, sizeof(p->addr), "%s", ev->addr);
 		if (ev->restarted || back || !p->alive) {
-			if (ev->restarted && p->alive)
-				peer_reset(p);
+			if (ev->restarted)
+				peer_reset(p, 0);
 			p->alive = 1;
 			p->ineed_full = 1;
 			interest_kick(p);
+			for (int i = 0; i < FD_PSF_NPRIO; i++)
+				peer_kick(p, i); /* what it missed meanwhile */
 		}
 		return;
 	}
 	p = peer_find(ps, ev->name);
-	if (p && p->alive) {
+	if (p && (p->alive || ev->new_state != FD_MEMBER_FAILED)) {
+		/* failed: it may be cut off and come back, so what it wants
+		 * stays and what it misses is owed; left or forgotten: done */
+		int failed = ev->new_state == FD_MEMBER_FAILED;
+
 		p->alive = 0;
-		peer_reset(p);
-		p->id[0] = '\0';
+		peer_reset(p, failed);
+		if (!failed)
+			p->id[0] = '\0';
 	}
 }
 
@@ -2335,6 +2576,9 @@ void pubsub_free(struct node *n)
 			fd_psf_reasm_release(&p->rx[i]);
 		}
 		fd_timer_disarm(n->loop, &p->iretry);
+		fd_timer_disarm(n->loop, &p->dretry);
+		for (int i = 0; i < FD_PSF_NPRIO; i++)
+			debt_clear(&p->ch[i]);
 		deltas_clear(p);
 		free(p);
 	}
@@ -2368,6 +2612,55 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_int64((int64_t)v));
 }
 
+void pubsub_add_metrics(struct node *n, struct fd_metrics *m)
+{
+	struct pubsub *ps = n->pubsub;
+	static const char *const policies[] = {"drop-oldest", "drop-new",
+					       "disconnect"};
+
+	if (!ps)
+		return;
+	fd_metrics_gauge(m, "fd_pubsub_subscribers",
+			 "Subscribers on this node.", (double)ps->nsubs);
+	fd_metrics_counter(m, "fd_pubsub_published_total",
+			   "Messages published through this node.", ps->published);
+	fd_metrics_counter(m, "fd_pubsub_delivered_total",
+			   "Messages written to local subscribers.", ps->delivered);
+	fd_metrics_counter(m, "fd_pubsub_forwarded_total",
+			   "Messages queued for other nodes.", ps->forwarded);
+	fd_metrics_counter(m, "fd_pubsub_received_total",
+			   "Messages received from other nodes.", ps->received);
+	fd_metrics_counter(m, "fd_pubsub_lost_total",
+			   "Messages that did not reach another node (each is "
+			   "reported to it by a gap frame when it can be).",
+			   ps->lost);
+	fd_metrics_counter(m, "fd_pubsub_rejected_total",
+			   "Messages refused from publishers (bad topic or data).",
+			   ps->rejected);
+	fd_metrics_counter(m, "fd_pubsub_gap_frames_sent_total",
+			   "Gap reports sent to other nodes.", ps->gap_frames_sent);
+	fd_metrics_counter(m, "fd_pubsub_gap_frames_received_total",
+			   "Gap reports received from other nodes.",
+			   ps->gap_frames_received);
+	fd_metrics_family(m, "fd_pubsub_missed_total", "counter",
+			  "Messages local subscribers missed (told by gap lines), "
+			  "by their overflow policy.");
+	for (int i = 0; i < 3; i++) {
+		const char *l[] = {"overflow", policies[i], NULL};
+
+		fd_metrics_sample_u64(m, "fd_pubsub_missed_total", l,
+				      ps->missed_by[i]);
+	}
+	fd_metrics_family(m, "fd_pubsub_gaps_total", "counter",
+			  "Gap lines queued for local subscribers, by their "
+			  "overflow policy.");
+	for (int i = 0; i < 3; i++) {
+		const char *l[] = {"overflow", policies[i], NULL};
+
+		fd_metrics_sample_u64(m, "fd_pubsub_gaps_total", l, ps->gaps_by[i]);
+	}
+}
+
 void pubsub_add_info(struct node *n, struct json_object *info)
 {
 	struct pubsub *ps = n->pubsub;
@@ -2385,6 +2678,9 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 	add_u64(o, "missed", ps->missed);
 	add_u64(o, "gaps", ps->gaps);
 	add_u64(o, "lost", ps->lost);
+	add_u64(o, "gap_frames_sent", ps->gap_frames_sent);
+	add_u64(o, "gap_frames_received", ps->gap_frames_received);
+	add_u64(o, "remote_missed", ps->remote_missed);
 	add_u64(o, "rejected", ps->rejected);
 	add_u64(o, "paused", ps->paused_count);
 	add_u64(o, "compressed", ps->compressed);
@@ -2397,9 +2693,13 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 	for (struct ps_peer *p = ps->peers; p; p = p->next) {
 		struct json_object *po = json_object_new_object();
 		size_t queued = 0;
+		uint64_t owed = 0; /* messages it missed, to be reported */
 
-		for (int i = 0; i < FD_PSF_NPRIO; i++)
+		for (int i = 0; i < FD_PSF_NPRIO; i++) {
 			queued += p->ch[i].vbytes;
+			for (unsigned k = 0; k < p->ch[i].ndebt; k++)
+				owed += p->ch[i].debt[k].n;
+		}
 		json_object_object_add(po, "alive",
 				       json_object_new_boolean(p->alive));
 		add_u64(po, "interest", p->rcount);
@@ -2409,6 +2709,7 @@ void pubsub_add_info(struct node *n, struct json_object *info)
 		add_u64(po, "rx_msgs", p->rx_msgs);
 		add_u64(po, "queued_bytes", queued);
 		add_u64(po, "lost", p->lost);
+		add_u64(po, "owed", owed);
 		json_object_object_add(peers, p->name, po);
 	}
 	json_object_object_add(o, "peers", peers);

@@ -32,7 +32,10 @@
  *	that does not follow the last version gets 409 and the sender sends
  *	its full set. Full sets go to a member when it becomes alive (joined,
  *	restarted, back after a partition); deltas when a (pattern, group)
- *	appears or disappears. A failed or left member's interest is dropped.
+ *	appears or disappears. A left or forgotten (reaped) member's
+ *	interest is dropped, and so is a restarted one's. A failed member's
+ *	is kept: it may only be cut off (a partition), and what it misses
+ *	meanwhile is owed to it (below).
  *   POST /v1/cluster/pubsub?from=NAME&id=ID&ch=C  body: MSG/MORE frames.
  *	Per peer and channel one batch request is in flight; whatever queues
  *	meanwhile goes in the next one (at most 1 MiB of frames). With
@@ -44,6 +47,14 @@
  *	subscriber; the receiver delivers locally and never forwards.
  *	Payloads of at least --compress-min bytes are zstd-compressed (level
  *	1) when that makes them smaller.
+ *	Loss between nodes is not silent either: messages a peer does not get
+ *	(a failed batch, its queue dropped when it failed, publishes matching
+ *	its interest while it is failed) are owed to it, counted per channel
+ *	and topic (">" past 16 topics), and sent as GAP frames (psframe.h)
+ *	ahead of anything else on that channel once it can be reached again;
+ *	the receiver gives each local subscriber those topics match a gap
+ *	line, queued after what it holds. A failed report is retried after
+ *	250 ms, and nothing else goes on that channel before it.
  */
 #ifndef FD_NODE_PUBSUB_H
 #define FD_NODE_PUBSUB_H
@@ -76,6 +87,8 @@ int pubsub_init(struct node *n);
 void pubsub_free(struct node *n);
 void pubsub_add_routes(struct node *n);
 void pubsub_add_info(struct node *n, struct json_object *info);
+struct fd_metrics;
+void pubsub_add_metrics(struct node *n, struct fd_metrics *m);
 void pubsub_member_changed(struct node *n, const struct fd_member_event *ev);
 
 #endif

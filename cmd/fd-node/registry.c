@@ -30,6 +30,7 @@
 #include "jsonl.h"
 #include "log.h"
 #include "member.h"
+#include "metrics.h"
 #include "node.h"
 
 #include <errno.h>
@@ -1415,6 +1416,28 @@ void registry_add_routes(struct node *n)
 	fd_http_route(s, "DELETE", "/v1/registry/", 0, h_delete, r);
 }
 
+/* A short summary of the replica's whole state: a hash of its anti-entropy
+ * digest (per writer: its context, live entries and their hash; the gone
+ * nodes), which is canonical, so two replicas holding the same state show
+ * the same digest. Costs one pass over the writers, not the entries. */
+static void add_digest(struct registry *r, struct json_object *o)
+{
+	struct fd_crdt *d = fd_crdt_digest(r->c);
+	unsigned char *buf = NULL;
+	uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+	size_t len;
+	char hex[17];
+
+	if (d && fd_crdt_encode(d, &buf, &len) == 0) {
+		for (size_t i = 0; i < len; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ULL;
+		hex64(h, hex);
+		json_object_object_add(o, "digest", json_object_new_string(hex));
+	}
+	free(buf);
+	fd_crdt_free(d);
+}
+
 void registry_add_info(struct node *n, struct json_object *info)
 {
 	struct registry *r = reg_of(n);
@@ -1443,7 +1466,42 @@ void registry_add_info(struct node *n, struct json_object *info)
 	json_object_object_add(o, "yielded",
 			       json_object_new_uint64(r->stats.yielded));
 	json_object_object_add(o, "watchers", json_object_new_int(r->nwatchers));
+	add_digest(r, o);
 	json_object_object_add(info, "registry", o);
+}
+
+void registry_add_metrics(struct node *n, struct fd_metrics *m)
+{
+	struct registry *r = reg_of(n);
+
+	fd_metrics_gauge(m, "fd_registry_names", "Names in the registry.",
+			 (double)fd_crdt_names(r->c));
+	fd_metrics_gauge(m, "fd_registry_entries",
+			 "Entries in the registry (a name in conflict has several).",
+			 (double)fd_crdt_entries(r->c));
+	fd_metrics_gauge(m, "fd_registry_memory_bytes",
+			 "Bytes the registry holds.", (double)fd_crdt_mem(r->c));
+	fd_metrics_counter(m, "fd_registry_deltas_sent_total",
+			   "Delta groups sent to peers.", r->stats.deltas_sent);
+	fd_metrics_counter(m, "fd_registry_deltas_received_total",
+			   "Delta groups received from peers.",
+			   r->stats.deltas_received);
+	fd_metrics_counter(m, "fd_registry_delta_errors_total",
+			   "Delta groups that failed to go or to merge.",
+			   r->stats.delta_errors);
+	fd_metrics_counter(m, "fd_registry_syncs_total",
+			   "Anti-entropy exchanges done.", r->stats.syncs);
+	fd_metrics_counter(m, "fd_registry_sync_errors_total",
+			   "Anti-entropy exchanges that failed.",
+			   r->stats.sync_errors);
+	fd_metrics_counter(m, "fd_registry_conflicts_total",
+			   "Conflicts seen (concurrent registrations of a name).",
+			   r->stats.conflicts);
+	fd_metrics_counter(m, "fd_registry_yielded_total",
+			   "Entries of ours dropped after losing a conflict.",
+			   r->stats.yielded);
+	fd_metrics_gauge(m, "fd_registry_watchers", "Open watch streams.",
+			 r->nwatchers);
 }
 
 void registry_free(struct node *n)

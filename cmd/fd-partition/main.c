@@ -5,6 +5,7 @@
  *
  * This file parses the options and calls the subcommand; each subcommand
  * lives in its own file (partition.h). */
+#include "check.h"
 #include "cli.h"
 #include "jsonl.h"
 #include "partition.h"
@@ -44,6 +45,7 @@ static const char help[] =
 	"                          slow flaky kill; {name} {addr} in CMD\n"
 	"  heal                    remove the rules fd-partition installed\n"
 	"  status                  print each node's fault rules, one JSON line per node\n"
+	"  check [FILE...|-]       check the history of a run (see check --help)\n"
 	"\n"
 	"Options (before or after the subcommand):\n"
 	"  -n, --node HOST:PORT[@NETNS]\n"
@@ -76,6 +78,7 @@ static const struct subcommand {
 	{"chaos", cmd_chaos},
 	{"heal", cmd_heal},
 	{"status", cmd_status},
+	{"check", cmd_check}, /* check.c */
 	/* clang-format on */
 	{NULL, NULL},
 };

@@ -69,6 +69,7 @@ struct pub {
 	/* --confirm */
 	unsigned long batch_msgs;
 	uint64_t stream, last_seq;
+	char node[256]; /* the node's name, from its answer */
 };
 
 struct fields {
@@ -313,6 +314,9 @@ static int check_answer(struct fd_client *c, long status,
 		}
 		p->stream = (uint64_t)fd_json_get_int(resp, "stream", 0);
 		p->last_seq = (uint64_t)fd_json_get_int(resp, "last_seq", 0);
+		if (fd_json_get_str(resp, "node"))
+			snprintf(p->node, sizeof(p->node), "%s",
+				 fd_json_get_str(resp, "node"));
 		return fd_json_get_int(resp, "rejected", 0) ? FD_EXIT_DATA
 							    : FD_EXIT_OK;
 	}
@@ -373,6 +377,9 @@ static int send_batch(struct fd_client *c, struct pub *p)
 			json_object_object_add(
 				o, "stream",
 				json_object_new_int64((int64_t)p->stream));
+			if (p->node[0])
+				json_object_object_add(
+					o, "node", json_object_new_string(p->node));
 			json_object_object_add(
 				o, "bytes", json_object_new_int64((int64_t)f.len));
 			fd_emit(o);

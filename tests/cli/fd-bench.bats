@@ -77,7 +77,7 @@ write_baseline()
 	run -0 --separate-stderr fd-bench list
 	assert_equal "$stderr" ""
 	fd_assert_jsonl <(printf '%s\n' "$output")
-	assert_equal "${#lines[@]}" 27
+	assert_equal "${#lines[@]}" 28
 	run -0 jq -e -s '
 		map(.type == "scenario" and (.unit | length > 0) and (.description | length > 0)) | all' \
 		<<<"$output"
@@ -91,6 +91,8 @@ write_baseline()
 	assert_output 'pubsub.codec.json pubsub.codec.random pubsub.codec.text pubsub.compression pubsub.compression.random pubsub.compression.text pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name | startswith(\"discover.\")) | .name" | tr "\n" " "'
 	assert_output 'discover.dns discover.kubernetes discover.mdns discover.gossip '
+	run -0 bash -c 'fd-bench list | jq -r .name | grep ^partition | sort | tr "\n" " "'
+	assert_output 'partition.heal '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.false_positives\") | .unit"'
 	assert_output count
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.rss\") | .unit"'
@@ -213,6 +215,15 @@ write_baseline()
 		(map(.name) == ["registry.visible.p50", "registry.visible.p99"]) and
 		.[0].value <= .[1].value' <<<"$output"
 	assert_clean
+}
+
+@test "partition.heal -N 4 --duration 3s --entries 200: seconds from the heal to membership and registry agreement" {
+	run -0 --separate-stderr fd-bench -N 4 -r 1 --duration 3s --entries 200 --timeout 60s partition.heal
+	run -0 jq -s -e 'length == 2 and (map(.name) == ["partition.heal.members", "partition.heal.registry"])
+		and all(.[]; .type == "result" and .unit == "s" and .value > 0 and .value < 60
+			and .params.nodes == 4 and .params.entries == 200)' <<<"$output"
+	run -1 --separate-stderr fd-bench -N 1 -r 1 --duration 1s partition.heal
+	[[ $stderr == *"needs at least 2 nodes"* ]]
 }
 
 @test "registry.visible -N 1: needs 2 nodes, an error record and exit 1" {
@@ -393,6 +404,8 @@ complete_words()
 	assert_line registry.memory
 	run -0 complete_words fd-bench registry.l
 	assert_output 'registry.lookup'
+	run -0 complete_words fd-bench partition.
+	assert_output 'partition.heal'
 	run -0 complete_words fd-bench --ent
 	assert_output '--entries'
 	run -0 complete_words fd-bench -p ''

@@ -100,7 +100,13 @@ start() {
 	fd_spawn s2 fd-sub -n "${FD_ADDR[b]}" -t 30s 'i.*'
 	ps_wait_interest a b 1
 	fd_stop_node b KILL
-	fd_wait_until 15s ps_true a '.peers.b.alive == false and .peers.b.interest == 0'
+	# failed may be cut off only: what b wanted stays, what it misses is owed
+	fd_wait_until 15s ps_true a '.peers.b.alive == false and .peers.b.interest == 1'
+	fd-pub -n "${FD_ADDR[a]}" i.x 1 2
+	fd_wait_until 5s ps_true a '.peers.b.owed == 2 and .lost == 2'
+	# a new instance of b: what the old one wanted and was owed is void
+	fd_start_node b --profile local --join "${FD_ADDR[a]}"
+	fd_wait_until 15s ps_true a '.peers.b.alive and .peers.b.interest == 0 and .peers.b.owed == 0'
 }
 
 @test "killing the subscriber's node mid-stream: fd-sub reports it, reconnects after the restart, prints a gap" {

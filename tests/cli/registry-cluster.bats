@@ -220,3 +220,31 @@ ns_node() {
 	done
 	run -0 jq -e -s 'map(select(.event == "conflict")) | .[0] | .winner.owner_id != .loser.owner_id' "${FD_OUT[watch]}"
 }
+
+@test "/v1/info registry.digest: one value on replicas holding the same, another when one lacks a name" {
+	fd_start_node a --profile local
+	fd_start_node b --profile local --join "${FD_ADDR[a]}"
+	fd_wait_until 10s bash -c "[ \$(fd-node members -n ${FD_ADDR[b]} | grep -c alive) = 2 ]"
+	info_digest() { curl -sf "http://${FD_ADDR[$1]}/v1/info" | jq -r .registry.digest; }
+	run -0 info_digest a
+	[[ $output =~ ^[0-9a-f]{16}$ ]]
+	local empty=$output
+	gen "$FD_TMP/r.jsonl" 1 500 d
+	batch a "$FD_TMP/r.jsonl"
+	fd_wait_until 20s converged 500 a b
+	fd_wait_until 10s bash -c "[ \"\$(curl -sf http://${FD_ADDR[a]}/v1/info | jq -r .registry.digest)\" = \"\$(curl -sf http://${FD_ADDR[b]}/v1/info | jq -r .registry.digest)\" ]"
+	run -0 info_digest a
+	[ "$output" != "$empty" ]
+	local full=$output
+	# b cut off from a: a name unregistered on a leaves the two apart
+	curl -sf -X PUT "http://${FD_ADDR[a]}/v1/faults" -d '{"tag":"t","rules":[{"peer":"b","duration":60}]}' >/dev/null
+	curl -sf -X PUT "http://${FD_ADDR[b]}/v1/faults" -d '{"tag":"t","rules":[{"peer":"a","duration":60}]}' >/dev/null
+	curl -sf -X DELETE "http://${FD_ADDR[a]}/v1/registry?name=d000007" >/dev/null
+	run -0 info_digest a
+	[ "$output" != "$full" ]
+	run -0 info_digest b
+	[ "$output" = "$full" ]
+	for n in a b; do curl -sf -X DELETE "http://${FD_ADDR[$n]}/v1/faults?tag=t" >/dev/null; done
+	fd_wait_until 30s converged 499 a b
+	fd_wait_until 10s bash -c "[ \"\$(curl -sf http://${FD_ADDR[a]}/v1/info | jq -r .registry.digest)\" = \"\$(curl -sf http://${FD_ADDR[b]}/v1/info | jq -r .registry.digest)\" ]"
+}

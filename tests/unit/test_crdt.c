@@ -490,7 +490,7 @@ TEST(deltas_in_any_order_with_duplicates_converge)
 	for (int run = 0; run < 300; run++) {
 		struct sim s;
 		struct fd_crdt *deltas[MAXD];
-		int origin[MAXD], nd = 0;
+		int origin[MAXD] = {0}, nd = 0;
 		int n = 3 + (int)unit_rand_below(3),
 		    nnames = 2 + (int)unit_rand_below(10);
 		struct {

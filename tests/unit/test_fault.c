@@ -100,6 +100,9 @@ TEST(direction_semantics)
 	CHECK_EQ(v.duplicate, 0);
 	CHECK_EQ(tab.rules[0].matched, 1);
 	CHECK_EQ(tab.rules[0].applied, 1);
+	CHECK_EQ(tab.rules[0].dropped, 1);
+	CHECK_EQ(tab.rules[3].duplicated, 1);
+	CHECK_EQ(tab.rules[3].dropped, 0);
 }
 
 TEST(expired_rules_never_apply)
@@ -159,6 +162,8 @@ TEST(loss_drops_about_p)
 		CHECK_DBL((double)drops / n, ps[k], 0.02);
 		CHECK_EQ(tab.rules[0].matched, (uint64_t)n);
 		CHECK_EQ(tab.rules[0].applied, (uint64_t)drops);
+		CHECK_EQ(tab.rules[0].dropped, (uint64_t)drops);
+		CHECK_EQ(tab.rules[0].delayed + tab.rules[0].duplicated, 0);
 		CHECK_EQ(tab.dropped, (uint64_t)drops);
 	}
 }
@@ -185,6 +190,8 @@ TEST(delay_stays_within_jitter)
 	}
 	CHECK_INT(lo, >=, 150);
 	CHECK_INT(hi, <=, 250);
+	CHECK_EQ(tab.rules[0].delayed, 5000);
+	CHECK_EQ(tab.rules[0].dropped, 0);
 	CHECK_INT(lo, <, 160); /* the whole range is used */
 	CHECK_INT(hi, >, 240);
 }

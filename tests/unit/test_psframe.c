@@ -198,6 +198,46 @@ TEST(more_round_trip)
 	}
 }
 
+TEST(gap_round_trip)
+{
+	for (int iter = 0; iter < 2000 && !unit_failed; iter++) {
+		struct fd_buf b = FD_BUF_INIT(1 << 20);
+		struct msg m;
+		struct fd_psf f;
+		struct fd_err err;
+		uint64_t missed = unit_rand() >> unit_rand_below(64);
+		char *body;
+
+		rand_msg(&m, 16);
+		if (m.tlen == 0) {
+			CHECK_EQ(fd_psf_put_gap(&b, m.prio, m.topic, 0, 1), -1);
+			CHECK_EQ(b.len, 0);
+			free(m.data);
+			continue;
+		}
+		REQUIRE(fd_psf_put_gap(&b, m.prio, m.topic, m.tlen, missed) == 0);
+		CHECK_EQ(frame_len(b.data), b.len - 4);
+		body = exact(b.data + 4, b.len - 4);
+		REQUIRE(fd_psf_parse(body, b.len - 4, &f, &err) == 0);
+		CHECK_EQ(f.type, FD_PSF_GAP);
+		CHECK_EQ(f.prio, m.prio);
+		CHECK_EQ(f.topic_len, m.tlen);
+		CHECK(memcmp(f.topic, m.topic, m.tlen) == 0);
+		CHECK(f.total == missed);
+		/* every cut is refused, and so is a byte more */
+		for (size_t cut = 0; cut < b.len - 4; cut++)
+			CHECK_EQ(fd_psf_parse(body, cut, &f, NULL), -1);
+		free(body);
+		body = malloc(b.len - 3);
+		memcpy(body, b.data + 4, b.len - 4);
+		body[b.len - 4] = 0;
+		CHECK_EQ(fd_psf_parse(body, b.len - 3, &f, NULL), -1);
+		free(body);
+		free(m.data);
+		fd_buf_release(&b);
+	}
+}
+
 TEST(encoders_refuse_bad_arguments)
 {
 	struct fd_buf b = FD_BUF_INIT(1 << 20);
@@ -226,6 +266,8 @@ TEST(encoders_refuse_bad_arguments)
 	CHECK_EQ(fd_psf_put_msg(&b, 0, 0, topic, 1, 1, 1, 1, 1, groups, 1, "1", 1),
 		 -1);
 	CHECK_EQ(fd_psf_put_more(&b, 3, "1", 1), -1);
+	CHECK_EQ(fd_psf_put_gap(&b, 3, "t", 1, 1), -1);
+	CHECK_EQ(fd_psf_put_gap(&b, 0, topic, 256, 1), -1);
 	CHECK_EQ(fd_psf_put_chunks(&b, 0, 0, topic, 1, 1, 1, 1, NULL, 0, "1", 1, 0),
 		 -1);
 	CHECK_EQ(b.len, 0);
