@@ -5,6 +5,9 @@
  * answers; /v1/keys changes the ring across the cluster (through signed
  * /v1/cluster/keys requests with sealed bodies) and the file follows.
  *
+ * A datagram is sealed under the context "udp>" + its destination address
+ * and the cluster name (see keys_udp_send).
+ *
  * Rollout (--encrypt-rollout): everything received may also be plaintext
  * or unsigned (counted). Requests are signed anyway (a node without a key
  * ignores the header). A datagram is sealed for a peer this node has
@@ -83,7 +86,10 @@ static const char *hint_of(enum reason r, int http)
 		return http ? " (this cluster needs a key: --key-file)"
 			    : " (a node without a key?)";
 	case R_UNKNOWN_KEY: return " (is it in the key file?)";
-	case R_BAD: return " (another cluster name, or forged?)";
+	case R_BAD:
+		return http ? " (another cluster name, or forged?)"
+			    : " (another cluster name, sent to another address, "
+			      "or forged?)";
 	case R_STALE: return " (are the clocks in sync?)";
 	default: return "";
 	}
@@ -385,10 +391,20 @@ static int send_raw(struct node *n, const char *addr, const void *buf, size_t le
 									      : 0;
 }
 
+/* A datagram is sealed for its destination: the context is "udp>" and the
+ * address it is sent to, which the receiver knows as its own address. So a
+ * datagram captured on its way to one node does not open at another (and
+ * at its own destination, the replay cache refuses it a second time). */
+static void udp_context(char *ctx, size_t len, const char *addr)
+{
+	snprintf(ctx, len, "udp>%s", addr);
+}
+
 int keys_udp_send(struct node *n, const char *addr, const void *buf, size_t len)
 {
 	struct keys *ks = n->keys;
 	uint8_t sealed[FD_WIRE_MTU + FD_SEAL_OVERHEAD];
+	char ctx[96];
 	ssize_t sl;
 
 	if (!ks->enabled)
@@ -396,7 +412,8 @@ int keys_udp_send(struct node *n, const char *addr, const void *buf, size_t len)
 	if (ks->rollout && !peer_seals(ks, addr, fd_mono_ms()) &&
 	    send_raw(n, addr, buf, len) < 0)
 		return -1;
-	sl = fd_auth_seal(&ks->kr, "udp", ks->cluster, wall_ms(), buf, len,
+	udp_context(ctx, sizeof(ctx), addr);
+	sl = fd_auth_seal(&ks->kr, ctx, ks->cluster, wall_ms(), buf, len,
 			  sealed, sizeof(sealed));
 	if (sl < 0)
 		return -1;
@@ -409,6 +426,7 @@ const void *keys_udp_open(struct node *n, const char *from, const void *buf,
 {
 	struct keys *ks = n->keys;
 	struct fd_err err;
+	char ctx[96];
 	ssize_t pl;
 	enum reason r;
 
@@ -419,8 +437,9 @@ const void *keys_udp_open(struct node *n, const char *from, const void *buf,
 		ks->udp_plain++;
 		return buf;
 	}
-	pl = fd_auth_open(&ks->kr, ks->udp_rc, "udp", ks->cluster, wall_ms(),
-			  buf, len, out, cap, &err);
+	udp_context(ctx, sizeof(ctx), n->addr);
+	pl = fd_auth_open(&ks->kr, ks->udp_rc, ctx, ks->cluster, wall_ms(), buf,
+			  len, out, cap, &err);
 	if (pl >= 0) {
 		ks->udp_opened++;
 		if (ks->rollout) {
