@@ -338,6 +338,7 @@ static int start_nodes(const struct bench_opts *o, struct cluster *c, int n,
 	memset(c, 0, sizeof(*c));
 	c->fd_node = o->fd_node;
 	c->profile = "local";
+	c->encrypt = o->encrypt;
 	if (cluster_start(c, n, extra, 15000, err) < 0)
 		return -1;
 	/* wait until they see each other */
@@ -913,7 +914,8 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.compression.off", "MB/s"},
 	  {"pubsub.compression.on.ratio", "ratio"},
 	  {"pubsub.compression.off.ratio", "ratio"}},
-	 run_compression, 0},
+	 run_compression,
+	 0},
 	{"pubsub.compression.text",
 	 "the same with repetitive text (a JSON string of log-like words)",
 	 0,
@@ -922,7 +924,8 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.compression.text.off", "MB/s"},
 	  {"pubsub.compression.text.on.ratio", "ratio"},
 	  {"pubsub.compression.text.off.ratio", "ratio"}},
-	 run_compression_text, 0},
+	 run_compression_text,
+	 0},
 	{"pubsub.compression.random",
 	 "the same with random bytes (a JSON string of base64)",
 	 0,
@@ -931,7 +934,8 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.compression.random.off", "MB/s"},
 	  {"pubsub.compression.random.on.ratio", "ratio"},
 	  {"pubsub.compression.random.off.ratio", "ratio"}},
-	 run_compression_random, 0},
+	 run_compression_random,
+	 0},
 	{"pubsub.codec.json",
 	 "zstd and zlib at level 1 in process on 64 KiB of JSON records: "
 	 "compressed size per byte, MB/s through compression and decompression",
@@ -941,7 +945,8 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.codec.json.zlib.ratio", "ratio"},
 	  {"pubsub.codec.json.zstd", "MB/s"},
 	  {"pubsub.codec.json.zlib", "MB/s"}},
-	 run_codec_json, 0},
+	 run_codec_json,
+	 0},
 	{"pubsub.codec.text",
 	 "the same on 64 KiB of repetitive text",
 	 0,
@@ -950,7 +955,8 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.codec.text.zlib.ratio", "ratio"},
 	  {"pubsub.codec.text.zstd", "MB/s"},
 	  {"pubsub.codec.text.zlib", "MB/s"}},
-	 run_codec_text, 0},
+	 run_codec_text,
+	 0},
 	{"pubsub.codec.random",
 	 "the same on 64 KiB of base64 random bytes",
 	 0,
@@ -959,6 +965,7 @@ const struct scenario pubsub_scenarios[] = {
 	  {"pubsub.codec.random.zlib.ratio", "ratio"},
 	  {"pubsub.codec.random.zstd", "MB/s"},
 	  {"pubsub.codec.random.zlib", "MB/s"}},
-	 run_codec_random, 0},
+	 run_codec_random,
+	 0},
 };
 const int pubsub_nscenarios = sizeof(pubsub_scenarios) / sizeof(pubsub_scenarios[0]);

@@ -242,8 +242,8 @@ static int save_key_file(const char *path, const struct fd_keyring *kr,
 		}
 		OPENSSL_cleanse(text, tl);
 		free(text);
-		return snprintf(why, len, "unable to write '%s': %s", tmp,
-				strerror(e)),
+		return snprintf(why, len, "unable to write a new '%s': %s",
+				path, strerror(e)),
 		       -1;
 	}
 	OPENSSL_cleanse(text, tl);
