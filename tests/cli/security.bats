@@ -10,7 +10,13 @@ setup() {
 	load helpers/pubsub
 	fd_common_setup
 }
-teardown() { fd_common_teardown; }
+teardown() {
+	fd_common_teardown
+	local ns
+	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+
+declare -ga NETNS=()
 
 alive() { fd-node members -n "${FD_ADDR[$1]}" | jq -s -e "[.[] | select(.state == \"alive\")] | length == $2" >/dev/null; }
 # auth NODE JQ: JQ applied to NODE's /v1/info .auth
@@ -406,4 +412,50 @@ more_opened() {
 	fd_wait_until 20s _fd_gone "${FD_PID[s]}"
 	run -0 jq -r .data "${FD_OUT[s]}"
 	assert_output done
+}
+
+# Two network namespaces joined by a veth pair: 10.211.8.1 and 10.211.8.2.
+netns_setup() {
+	[ "$(id -u)" = 0 ] || skip "network namespaces need root"
+	local id=$$.$BATS_TEST_NUMBER
+	NS1=fds1.$id NS2=fds2.$id
+	ip netns add "$NS1" || skip "ip netns unavailable"
+	NETNS+=("$NS1")
+	ip netns add "$NS2"
+	NETNS+=("$NS2")
+	ip link add "fds1.$$" netns "$NS1" type veth peer name "fds2.$$" netns "$NS2"
+	ip -n "$NS1" addr add 10.211.8.1/24 dev "fds1.$$"
+	ip -n "$NS2" addr add 10.211.8.2/24 dev "fds2.$$"
+	for ns in "$NS1" "$NS2"; do ip -n "$ns" link set lo up; done
+	ip -n "$NS1" link set "fds1.$$" up
+	ip -n "$NS2" link set "fds2.$$" up
+}
+
+@test "off loopback (network namespaces): keyed nodes form a cluster; /v1/keys only from the node's host; no key, no join" {
+	netns_setup
+	fd-node keygen "$FD_TMP/k"
+	cp "$FD_TMP/k" "$FD_TMP/b.key"
+	fd_spawn a ip netns exec "$NS1" fd-node --name a --listen 10.211.8.1:0 --profile local --key-file "$FD_TMP/k"
+	fd_wait_identity a
+	fd_spawn b ip netns exec "$NS2" fd-node --name b --listen 10.211.8.2:0 --profile local \
+		--key-file "$FD_TMP/b.key" --join "${FD_ADDR[a]}"
+	fd_wait_identity b
+	in1() { ip netns exec "$NS1" "$@"; }
+	in2() { ip netns exec "$NS2" "$@"; }
+	fd_wait_until 20s in1 bash -c "fd-node members -n ${FD_ADDR[a]} | jq -s -e '[.[] | select(.state == \"alive\")] | length == 2'"
+	run -0 in1 bash -c "fd-node info -n ${FD_ADDR[a]} | jq -e '.auth.udp.opened > 0 and .auth.http.verified > 0'"
+	# the key ring: from a's own host yes, from b's host no
+	run -0 in1 fd-node keys list -n "${FD_ADDR[a]}"
+	run -0 jq -e '.holders == 2' <<<"$output"
+	run -1 --separate-stderr in2 fd-node keys list -n "${FD_ADDR[a]}"
+	assert_equal "${stderr_lines[0]}" "fd-node: the key ring is managed from the node's own host only"
+	run -1 --separate-stderr in2 fd-node keys install -n "${FD_ADDR[a]}" "$(fd-node keygen)"
+	run -0 in1 bash -c "fd-node info -n ${FD_ADDR[a]} | jq -e '.auth.keys == 1'"
+	# without a key: refused off loopback; with --insecure it starts but
+	# cannot join
+	run -2 --separate-stderr timeout 20 ip netns exec "$NS2" fd-node --name c --listen 10.211.8.2:0
+	fd_assert_stderr_match "refusing to listen on '10.211.8.2:0' without a cluster key"
+	run -1 --separate-stderr timeout 20 ip netns exec "$NS2" fd-node --name c --listen 10.211.8.2:0 \
+		--insecure --profile local --join "${FD_ADDR[a]}"
+	fd_assert_stderr_match "unable to join '${FD_ADDR[a]}': unauthorized: no X-FD-Auth header"
 }
