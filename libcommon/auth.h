@@ -65,9 +65,12 @@
 #define FD_AUTH_WINDOW_MS_DEFAULT 60000 /* replay window and clock skew */
 #define FD_AUTH_NAME_MAX 255		/* longest context or cluster name */
 
+/* A key comes from fd_key_generate, fd_key_parse or fd_keyring_parse,
+ * which fill its id and its two per-use keys (copying the struct is fine). */
 struct fd_key {
 	uint8_t bytes[FD_KEY_LEN];
 	uint32_t id;
+	uint8_t seal[32], sign[32]; /* derived from bytes, see above */
 };
 
 struct fd_keyring {

@@ -917,7 +917,7 @@ static void check_done(struct fd_http_client *c)
 		}
 		resp.body = fd_buf_str(&r->resp);
 		resp.len = r->resp.len;
-		if (resp.status && c->signer.check &&
+		if (resp.status && r->signed_hdr && c->signer.check &&
 		    c->signer.check(r->target, r->signed_hdr, resp.status,
 				    r->check_value, resp.body, resp.len, r->errbuf,
 				    sizeof(r->errbuf), c->signer.arg) < 0) {

@@ -29,6 +29,15 @@ no_failures() {
 		fd-node members -n "${FD_ADDR[$n]}" | jq -s -e 'all(.failures == 0)' >/dev/null || return 1
 	done
 }
+# stop_clean NAME...: SIGTERM, and a clean exit (0: the sanitizers found
+# no leak or error either)
+stop_clean() {
+	local n
+	for n in "$@"; do
+		fd_stop_node "$n" TERM 20s
+		[ "${FD_EXIT[$n]}" = 0 ] || fail "$n exited ${FD_EXIT[$n]}: $(tail -5 "${FD_ERR[$n]}")"
+	done
+}
 # got_more NAME N: NAME's output holds more than N messages
 got_more() { [ "$(ps_lines "${FD_OUT[$1]}")" -gt "$2" ]; }
 kid() { (printf 'fd-key-id' && base64 -d <"$1") | sha256sum | cut -c1-8; }
@@ -147,6 +156,7 @@ sign() {
 			and .udp.sealed > 0 and .udp.opened > 0 and .http.signed > 0 and .http.verified > 0
 			and .http.answers_verified > 0 and ([.udp.rejected[], .http.rejected[]] | add) == 0"
 	done
+	stop_clean b a
 }
 
 @test "a node with another key, or none, cannot join: exit 1, and both sides log why" {
@@ -221,6 +231,7 @@ sign() {
 	run -0 auth_true a '.http.rejected.unsigned == 7 and .http.rejected.unknown_key == 1 and
 		.http.rejected.bad_auth == 2 and .http.rejected.replayed == 1'
 	[ ! -s "${FD_OUT[s]}" ]
+	stop_clean b a
 }
 
 @test "over UDP: plaintext and other-key datagrams are dropped and counted; a captured datagram replayed is refused" {
@@ -315,6 +326,7 @@ sign() {
 	fd_start_node p --profile local
 	run -4 --separate-stderr fd-node keys list -n "${FD_ADDR[p]}"
 	assert_equal "${stderr_lines[0]}" "fd-node: this node runs without a key (--key-file)"
+	stop_clean b a
 }
 
 @test "key rotation on a running 3-node cluster while fd-sub gets a steady stream: no message lost, no member failed" {
@@ -351,6 +363,7 @@ sign() {
 		run -0 auth_true "$n" "(.keys == 1) and (.primary == \"$(kid "$FD_TMP/k2")\") and ([.udp.rejected[], .http.rejected[]] | add) == 0"
 	done
 	run -0 jq -e '.pubsub.lost == 0' < <(fd-node info -n "${FD_ADDR[a]}")
+	stop_clean c b a
 }
 
 # opened_all NODE...: prints NODE=udp.opened for each
