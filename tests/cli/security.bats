@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# shellcheck disable=SC2154  # $stderr comes from run
+# shellcheck disable=SC2016,SC2154  # jq and bash -c scripts in single quotes; $stderr comes from run
 # The cluster key across real fd-node processes on 127.0.0.1: key files and
 # keygen, secure defaults, nodes with and without the key, forged, unsigned
 # and replayed node-to-node requests, captured and replayed datagrams, key
@@ -421,10 +421,10 @@ more_opened() {
 	# and pub/sub runs across the encrypted cluster
 	fd_spawn s fd-sub -n "${FD_ADDR[c]}" -c 1 -t 20s 'roll.>'
 	ps_wait_interest a c 1
-	fd-pub -n "${FD_ADDR[a]}" roll.x done
+	fd-pub -n "${FD_ADDR[a]}" roll.x finished
 	fd_wait_until 20s _fd_gone "${FD_PID[s]}"
 	run -0 jq -r .data "${FD_OUT[s]}"
-	assert_output done
+	assert_output finished
 }
 
 # Two network namespaces joined by a veth pair: 10.211.8.1 and 10.211.8.2.
