@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define NOW 1767225600000LL /* 2026-01-01T00:00:00Z in ms */
 
@@ -837,4 +839,35 @@ TEST(memcmp_const_time_api)
 	CHECK_EQ(fd_auth_memcmp("abc", "abc", 3), 0);
 	CHECK(fd_auth_memcmp("abc", "abd", 3) != 0);
 	CHECK_EQ(fd_auth_memcmp("", "", 0), 0);
+}
+
+TEST(nonces_differ_across_fork)
+{
+	/* the nonce pool is per process: a child must not repeat the
+	 * parent's next nonces (GCM with a repeated nonce leaks) */
+	struct fd_keyring kr;
+	struct fd_key k;
+	uint8_t a[FD_SEAL_OVERHEAD], b[FD_SEAL_OVERHEAD];
+	int p[2], status;
+	pid_t pid;
+
+	rand_key(&k);
+	ring_of(&kr, &k);
+	REQUIRE(fd_auth_seal(&kr, "udp", "fd", NOW, "", 0, a, sizeof(a)) > 0);
+	REQUIRE(pipe(p) == 0);
+	fflush(stdout);
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		ssize_t n = fd_auth_seal(&kr, "udp", "fd", NOW, "", 0, b, sizeof(b));
+
+		_exit(n > 0 && write(p[1], b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : 1);
+	}
+	close(p[1]);
+	REQUIRE(fd_auth_seal(&kr, "udp", "fd", NOW, "", 0, a, sizeof(a)) > 0);
+	REQUIRE(read(p[0], b, sizeof(b)) == (ssize_t)sizeof(b));
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(memcmp(a + 5, b + 5, 12) != 0);
 }
