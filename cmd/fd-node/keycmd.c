@@ -289,7 +289,9 @@ static int keys_change(const char *node, int64_t timeout, const char *op,
 
 		json_object_object_add(o, "op", json_object_new_string(op));
 		json_object_object_foreach(res, key, v)
+		{
 			json_object_object_add(o, key, json_object_get(v));
+		}
 		fd_emit(o);
 		json_object_put(o);
 		bad |= failed(res);

@@ -284,7 +284,7 @@ int keys_load(struct node *n)
 	int usage;
 
 	if (!ks)
-		fd_die(FD_EXIT_RUNTIME, "out of memory");
+		return -1;
 	n->keys = ks;
 	ks->n = n;
 	ks->path = o->key_file;

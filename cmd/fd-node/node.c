@@ -468,7 +468,8 @@ int node_main(const struct node_opts *opts)
 	char msg[512];
 
 	make_identity(&n, opts->name);
-	keys_load(&n); /* before binding: no key, no public address */
+	if (keys_load(&n) < 0) /* before binding: no key, no public address */
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	node_bind(&n, opts->listen);
 	if (opts->detach)
 		detach(&n, &n.report_fd);

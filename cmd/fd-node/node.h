@@ -123,7 +123,7 @@ void members_udp_deliver(struct node *n, const char *from, const void *buf,
 			 size_t len);
 
 /* Cluster key (keys.c). keys_load reads --key-file before anything binds
- * (and dies on a bad file); keys_init signs the HTTP client's requests;
+ * (and dies on a bad file; -1: out of memory); keys_init signs the HTTP client's requests;
  * keys_add_routes adds /v1/keys, /v1/cluster/keys and the answer signing.
  * keys_udp_send seals and sends a datagram (0, or -1: not sent);
  * keys_udp_open opens a received one: the payload (buf itself, or out

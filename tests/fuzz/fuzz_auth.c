@@ -73,10 +73,10 @@ static void datagram(const uint8_t *d, size_t n)
 			 n, &err);
 	if (r >= 0) {
 		ASSERT((size_t)r + FD_SEAL_OVERHEAD == n);
-		ASSERT(fd_auth_open(&ring, rc, "udp>127.0.0.1:4380", "fd", NOW, d,
-				    n, out, n, &err) < 0);
-		ASSERT(fd_auth_open(&ring, NULL, "udp>127.0.0.1:4381", "fd", NOW,
+		ASSERT(fd_auth_open(&ring, rc, "udp>127.0.0.1:4380", "fd", NOW,
 				    d, n, out, n, &err) < 0);
+		ASSERT(fd_auth_open(&ring, NULL, "udp>127.0.0.1:4381", "fd",
+				    NOW, d, n, out, n, &err) < 0);
 	}
 	fd_replay_free(rc);
 	free(out);
@@ -92,16 +92,16 @@ static void header(const uint8_t *d, size_t n)
 	ASSERT(h && rc);
 	memcpy(h, d, n);
 	h[n] = '\0';
-	if (fd_auth_verify(&ring, rc, "GET", "/v1/cluster/keys", "fd", NOW, "", 0,
-			   0, h, &err) == 0)
-		ASSERT(fd_auth_verify(&ring, rc, "GET", "/v1/cluster/keys", "fd",
-				      NOW, "", 0, 0, h, &err) < 0);
-	fd_auth_verify(&ring, NULL, "POST", "/v1/cluster/pubsub", "fd", NOW, NULL,
-		       0, 1, h, &err);
+	if (fd_auth_verify(&ring, rc, "GET", "/v1/cluster/keys", "fd", NOW, "",
+			   0, 0, h, &err) == 0)
+		ASSERT(fd_auth_verify(&ring, rc, "GET", "/v1/cluster/keys",
+				      "fd", NOW, "", 0, 0, h, &err) < 0);
+	fd_auth_verify(&ring, NULL, "POST", "/v1/cluster/pubsub", "fd", NOW,
+		       NULL, 0, 1, h, &err);
 	fd_auth_verify_response(&ring, "fd", h, 200, "{}", 2, h, &err);
 	if (fd_auth_sign_response(&ring, "fd", h, 200, "{}", 2, resp) == 0)
-		ASSERT(fd_auth_verify_response(&ring, "fd", h, 200, "{}", 2, resp,
-					       &err) == 0);
+		ASSERT(fd_auth_verify_response(&ring, "fd", h, 200, "{}", 2,
+					       resp, &err) == 0);
 	fd_auth_header_kid(h, &kid);
 	fd_replay_free(rc);
 	free(h);
