@@ -50,6 +50,27 @@ void fd_client_release(struct fd_client *c)
 	c->headers = NULL;
 }
 
+/* Applies the client's local address (see fd_client_send_from). */
+static void send_from(const struct fd_client *c, CURL *h)
+{
+	if (c->local[0])
+		curl_easy_setopt(h, CURLOPT_INTERFACE, c->local);
+}
+
+int fd_client_send_from(struct fd_client *c, const char *ip)
+{
+	if (!ip) {
+		c->local[0] = 0;
+		return 0;
+	}
+	if (strlen(ip) + 6 > sizeof(c->local)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(c->local, sizeof(c->local), "host!%s", ip);
+	return 0;
+}
+
 int fd_client_call(struct fd_client *c, const char *method, const char *path,
 		   struct json_object *body, long *status,
 		   struct json_object **resp, struct fd_err *err)
@@ -67,6 +88,7 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 	    sizeof(url))
 		return fd_err_set(err, "path too long");
 	curl_easy_reset(h);
+	send_from(c, h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
@@ -252,6 +274,7 @@ int fd_client_lines(struct fd_client *c, struct fd_client_lines *l, struct fd_er
 	if (!headers)
 		return fd_err_set(err, "out of memory");
 	curl_easy_reset(h);
+	send_from(c, h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, l->method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -371,6 +394,7 @@ static int post_common(struct fd_client *c, const char *path,
 	if (r)
 		h = curl_slist_append(h, "Transfer-Encoding: chunked");
 	curl_easy_reset(e);
+	send_from(c, e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
@@ -500,6 +524,7 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	    sizeof(url))
 		return fd_err_set(err, "path too long");
 	curl_easy_reset(e);
+	send_from(c, e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream);

@@ -864,7 +864,8 @@ struct fd_http_client {
 	size_t n;
 	fd_http_client_gate gate; /* fault injection */
 	void *gate_arg;
-	char *header;		      /* added to every request */
+	char *header;  /* added to every request */
+	char *ca_file; /* CA bundle for https (NULL: the system's) */
 	struct fd_http_signer signer; /* sign is NULL: none */
 };
 
@@ -1036,6 +1037,7 @@ void fd_http_client_free(struct fd_http_client *c)
 	curl_multi_cleanup(c->multi);
 	curl_global_cleanup();
 	free(c->header);
+	free(c->ca_file);
 	free(c);
 }
 
@@ -1154,6 +1156,17 @@ static int sign_request(struct fd_http_client *c, struct creq *r, const char *me
 	return 0;
 }
 
+int fd_http_client_set_ca(struct fd_http_client *c, const char *path)
+{
+	char *p = path ? strdup(path) : NULL;
+
+	if (path && !p)
+		return -1;
+	free(c->ca_file);
+	c->ca_file = p;
+	return 0;
+}
+
 static size_t on_curl_read(char *buf, size_t size, size_t nmemb, void *userdata)
 {
 	struct creq *r = userdata;
@@ -1228,6 +1241,8 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->ca_file)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->ca_file);
 	if (timeout_ms > 0) {
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);

@@ -17,7 +17,7 @@
 #define POLL_US 10000
 
 static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
-		   const char *const *extra)
+		   const char *listen, const char *const *extra)
 {
 	const char *argv[MAX_ARGS];
 	char log[320];
@@ -29,7 +29,7 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 	argv[k++] = "--name";
 	argv[k++] = bn->name;
 	argv[k++] = "--listen";
-	argv[k++] = "127.0.0.1:0";
+	argv[k++] = listen ? listen : "127.0.0.1:0";
 	argv[k++] = "--log-level";
 	argv[k++] = "warn";
 	if (c->profile) {
@@ -149,6 +149,8 @@ static int read_identity(const struct cluster *c, struct bench_node *bn,
 	}
 }
 
+static void rm_dir(const char *dir);
+
 /* A new cluster key in dir/cluster.key (0600). 0, or -1 with err. */
 static int write_key(struct cluster *c, struct fd_err *err)
 {
@@ -194,11 +196,11 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "b%d", i + 1);
 		c->nodes[i].out_fd = -1;
 	}
-	if (spawn(c, &c->nodes[0], NULL, extra) < 0 ||
+	if (spawn(c, &c->nodes[0], NULL, NULL, extra) < 0 ||
 	    read_identity(c, &c->nodes[0], deadline, err) < 0)
 		goto fail;
 	for (int i = 1; i < n; i++)
-		if (spawn(c, &c->nodes[i], c->nodes[0].addr, extra) < 0) {
+		if (spawn(c, &c->nodes[i], c->nodes[0].addr, NULL, extra) < 0) {
 			fd_err_set(err, "unable to start fd-node: %s",
 				   strerror(errno));
 			goto fail;
@@ -210,6 +212,47 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 fail:
 	cluster_stop(c);
 	return -1;
+}
+
+int cluster_init(struct cluster *c, int max, struct fd_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(c->dir, sizeof(c->dir), "%s/fd-bench.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->dir))
+		return fd_err_set(err, "unable to create a temp dir: %s",
+				  strerror(errno));
+	if (c->encrypt && write_key(c, err) < 0) {
+		rmdir(c->dir);
+		return -1;
+	}
+	c->nodes = calloc((size_t)max, sizeof(*c->nodes));
+	if (!c->nodes) {
+		rm_dir(c->dir);
+		return fd_err_set(err, "out of memory");
+	}
+	c->n = max;
+	for (int i = 0; i < max; i++) {
+		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "b%d", i + 1);
+		c->nodes[i].out_fd = -1;
+	}
+	return 0;
+}
+
+int cluster_start_node(struct cluster *c, int i, const char *listen,
+		       const char *const *extra, int64_t deadline, struct fd_err *err)
+{
+	struct bench_node *bn = &c->nodes[i];
+
+	if (bn->has_client) {
+		fd_client_release(&bn->client);
+		bn->has_client = 0;
+	}
+	if (spawn(c, bn, NULL, listen, extra) < 0)
+		return fd_err_set(err, "unable to start fd-node: %s",
+				  strerror(errno));
+	return read_identity(c, bn, deadline, err);
 }
 
 static void rm_dir(const char *dir)
