@@ -50,6 +50,8 @@ struct fd_http_server {
 	fd_http_server_gate gate; /* fault injection */
 	void *gate_arg;
 	uint64_t replies[6]; /* by status class (fd_http_server_counts) */
+	fd_http_reply_hook reply_hook; /* response signing */
+	void *reply_hook_arg;
 };
 
 enum req_state {
@@ -64,6 +66,7 @@ struct fd_http_req {
 	struct fd_http_server *srv;
 	struct MHD_Connection *conn;
 	const char *method, *path, *subpath;
+	char *target; /* path and query as sent */
 	enum req_state state;
 	struct fd_buf body;
 	int too_big;
@@ -195,6 +198,7 @@ static void req_free(struct fd_http_req *req)
 	}
 	json_object_put(req->json);
 	free((char *)req->subpath);
+	free(req->target);
 	fd_buf_release(&req->body);
 	free(req->sbuf);
 	free(req);
@@ -401,6 +405,34 @@ static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
 	return MHD_YES;
 }
 
+static struct fd_http_req *req_new(struct fd_http_server *srv)
+{
+	struct fd_http_req *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return NULL;
+	req->srv = srv;
+	req->watch_fd = -1;
+	req->next = srv->reqs;
+	if (srv->reqs)
+		srv->reqs->prev = req;
+	srv->reqs = req;
+	return req;
+}
+
+/* MHD's first word on a request, with the target as sent (path and query,
+ * before any decoding): signed requests need it verbatim. What this returns
+ * is the request's *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct fd_http_req *req = req_new(cls);
+
+	(void)conn;
+	if (req)
+		req->target = strdup(uri);
+	return req;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
@@ -410,19 +442,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	struct fd_http_req *req = *con_cls;
 
 	(void)version;
-	if (!req) {
+	if (!req || !req->conn) {
 		const struct route *r;
 		const char *cl;
 		int known;
 
-		req = calloc(1, sizeof(*req));
-		if (!req)
+		if (!req && !(req = req_new(srv)))
 			return MHD_NO;
-		req->srv = srv;
 		req->conn = conn;
 		req->method = method;
 		req->path = url;
-		req->watch_fd = -1;
 		r = find_route(srv, method, url, &known);
 		req->body.max = r && (r->flags & FD_HTTP_LARGE) ? srv->max_large_body
 								: srv->max_body;
@@ -431,10 +460,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > req->body.max)
 			req->too_big = 1;
-		req->next = srv->reqs;
-		if (srv->reqs)
-			srv->reqs->prev = req;
-		srv->reqs = req;
 		*con_cls = req;
 		if (r && (r->flags & FD_HTTP_STREAM_BODY)) {
 			req->sbody = 1;
@@ -481,7 +506,8 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	srv->d = MHD_start_daemon(
 		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
 		NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		NULL, MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
+		NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+		MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
 		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
 		MHD_OPTION_CONNECTION_TIMEOUT,
@@ -526,6 +552,13 @@ void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 	srv->gate_arg = arg;
 }
 
+void fd_http_server_set_reply_hook(struct fd_http_server *srv,
+				   fd_http_reply_hook h, void *arg)
+{
+	srv->reply_hook = h;
+	srv->reply_hook_arg = arg;
+}
+
 int fd_http_route(struct fd_http_server *srv, const char *method,
 		  const char *path, unsigned flags, fd_http_handler h, void *arg)
 {
@@ -560,6 +593,16 @@ const char *fd_http_method(const struct fd_http_req *req)
 const char *fd_http_path(const struct fd_http_req *req)
 {
 	return req->path;
+}
+
+const char *fd_http_target(const struct fd_http_req *req)
+{
+	return req->target ? req->target : req->path;
+}
+
+int fd_http_body_streamed(const struct fd_http_req *req)
+{
+	return req->sbody;
 }
 
 const char *fd_http_subpath(const struct fd_http_req *req)
@@ -599,6 +642,8 @@ void fd_http_reply(struct fd_http_req *req, unsigned status,
 {
 	if (req->state == REQ_REPLIED || req->state == REQ_STREAMING || req->resp)
 		return;
+	if (req->srv->reply_hook)
+		req->srv->reply_hook(req, status, body, len, req->srv->reply_hook_arg);
 	req->resp = MHD_create_response_from_buffer(len, (void *)body,
 						    MHD_RESPMEM_MUST_COPY);
 	if (!req->resp)
@@ -808,6 +853,9 @@ struct creq {
 	void *rarg;
 	char errbuf[CURL_ERROR_SIZE];
 	struct creq *prev, *next;
+	char *signed_hdr;  /* the signer's header line, if any */
+	char *check_value; /* the response header the signer checks */
+	char *target;	   /* path and query, for the signer's check */
 	/* fault gate: a request held back (delay) or failed (drop) */
 	struct fd_http_client *c;
 	struct fd_timer gate_timer;
@@ -826,6 +874,7 @@ struct fd_http_client {
 	void *gate_arg;
 	char *header;  /* added to every request */
 	char *ca_file; /* CA bundle for https (NULL: the system's) */
+	struct fd_http_signer signer; /* sign is NULL: none */
 };
 
 static void creq_free(struct fd_http_client *c, struct creq *r)
@@ -843,6 +892,9 @@ static void creq_free(struct fd_http_client *c, struct creq *r)
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
+	free(r->signed_hdr);
+	free(r->check_value);
+	free(r->target);
 	fd_buf_release(&r->resp);
 	free(r);
 }
@@ -874,6 +926,13 @@ static void check_done(struct fd_http_client *c)
 		}
 		resp.body = fd_buf_str(&r->resp);
 		resp.len = r->resp.len;
+		if (resp.status && r->signed_hdr && c->signer.check &&
+		    c->signer.check(r->target, r->signed_hdr, resp.status,
+				    r->check_value, resp.body, resp.len, r->errbuf,
+				    sizeof(r->errbuf), c->signer.arg) < 0) {
+			resp.status = 0;
+			resp.error = r->errbuf;
+		}
 		r->cb(&resp, r->arg);
 		creq_free(c, r);
 	}
@@ -1046,6 +1105,65 @@ int fd_http_client_set_header(struct fd_http_client *c, const char *header)
 	return 0;
 }
 
+void fd_http_client_set_signer(struct fd_http_client *c,
+			       const struct fd_http_signer *s)
+{
+	if (s)
+		c->signer = *s;
+	else
+		memset(&c->signer, 0, sizeof(c->signer));
+}
+
+/* Keeps the value of the response header the signer checks (the last one
+ * of the last header block). */
+static size_t on_curl_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct creq *r = userdata;
+	size_t n = size * nitems, nl = strlen(r->c->signer.check_header);
+
+	if (n > 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		free(r->check_value); /* a new block (after a 100 Continue) */
+		r->check_value = NULL;
+	} else if (n > nl && buf[nl] == ':' &&
+		   strncasecmp(buf, r->c->signer.check_header, nl) == 0) {
+		const char *v = buf + nl + 1, *e = buf + n;
+
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+			e--;
+		free(r->check_value);
+		r->check_value = strndup(v, (size_t)(e - v));
+	}
+	return n;
+}
+
+/* The signer's header line for this request (added to r->hdrs). */
+static int sign_request(struct fd_http_client *c, struct creq *r, const char *method,
+			const char *url, const char *body, size_t len, int stream)
+{
+	const char *p = strstr(url, "://");
+	char line[512];
+
+	p = p ? strchr(p + 3, '/') : NULL;
+	if (!p)
+		p = "/";
+	if (!c->signer.sign(method, p, body, len, stream, line, sizeof(line),
+			    c->signer.arg))
+		return 0;
+	r->signed_hdr = strdup(line);
+	r->target = strdup(p);
+	if (!r->signed_hdr || !r->target)
+		return -1;
+	r->hdrs = curl_slist_append(r->hdrs, line);
+	r->c = c;
+	if (c->signer.check_header) {
+		curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_curl_header);
+		curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+	}
+	return 0;
+}
+
 int fd_http_client_set_ca(struct fd_http_client *c, const char *path)
 {
 	char *p = path ? strdup(path) : NULL;
@@ -1086,6 +1204,16 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 		r->hdrs = curl_slist_append(r->hdrs, headers[i]);
 	if (c->header)
 		r->hdrs = curl_slist_append(r->hdrs, c->header);
+	if (c->signer.sign && sign_request(c, r, method, url, body,
+					   body ? len : 0, !body && rd) < 0) {
+		curl_slist_free_all(r->hdrs);
+		curl_easy_cleanup(r->easy);
+		free(r->signed_hdr);
+		free(r->target);
+		free(r);
+		fd_err_set(err, "out of memory");
+		return 0;
+	}
 	if (body) {
 		r->body = malloc(len ? len : 1);
 		if (!r->body) {

@@ -74,10 +74,22 @@ void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 /* The replies the server has queued, by status class: by_class[1] for
  * 1xx ... by_class[5] for 5xx, by_class[0] for any other status. */
 void fd_http_server_counts(const struct fd_http_server *srv, uint64_t by_class[6]);
+/* Reply hook (fd-node's response signing): called by every non-stream
+ * reply with its status and body before it is queued; it may add headers
+ * (fd_http_reply_header). NULL removes it. */
+typedef void (*fd_http_reply_hook)(struct fd_http_req *req, unsigned status,
+				   const char *body, size_t len, void *arg);
+void fd_http_server_set_reply_hook(struct fd_http_server *srv,
+				   fd_http_reply_hook h, void *arg);
 
 /* Request accessors; strings are borrowed and valid until the request ends. */
 const char *fd_http_method(const struct fd_http_req *req);
 const char *fd_http_path(const struct fd_http_req *req);
+/* The request target as sent: path and query, not decoded. */
+const char *fd_http_target(const struct fd_http_req *req);
+/* 1 on a route flagged FD_HTTP_STREAM_BODY (its body is not read yet when
+ * the gate runs), else 0. */
+int fd_http_body_streamed(const struct fd_http_req *req);
 /* The part of the path after a prefix route's '/' ("" for exact routes),
  * percent-decoded. */
 const char *fd_http_subpath(const struct fd_http_req *req);
@@ -194,6 +206,28 @@ void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
 /* A header ("Name: value", copied) added to every request of c from now
  * on (e.g. "X-FD-From: n1"). Returns 0, or -1 (ENOMEM). */
 int fd_http_client_set_header(struct fd_http_client *c, const char *header);
+
+/* Signing hook (fd-node's cluster key). sign is called for every request
+ * of c with its method, target (path and query), and body (NULL with len 0
+ * and stream 1 for a body read as it is sent, fd_http_request_read); it
+ * writes one header line ("Name: value") into hdr (cap bytes) and returns
+ * 1, or returns 0 to add none. check (may be NULL) is called for each
+ * answer to a request sign added a line to, before the request's callback:
+ * with the target, that line, the status, the value of the answer's header
+ * named check_header (NULL when absent) and the body. It returns 0 to pass
+ * the answer on, or -1 with why filled: the callback then sees status 0
+ * and error why. NULL removes the hook. */
+struct fd_http_signer {
+	int (*sign)(const char *method, const char *target, const void *body,
+		    size_t len, int stream, char *hdr, size_t cap, void *arg);
+	int (*check)(const char *target, const char *sent, long status,
+		     const char *value, const char *body, size_t len, char *why,
+		     size_t cap, void *arg);
+	const char *check_header; /* borrowed */
+	void *arg;
+};
+void fd_http_client_set_signer(struct fd_http_client *c,
+			       const struct fd_http_signer *s);
 
 /* The CA bundle (a PEM file, copied path) that https requests of c trust
  * from now on, instead of the system's (NULL: the system's again). Returns

@@ -6,19 +6,23 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                              \
-	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
-	"               [--discover spec]...\n"                                            \
-	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
-	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
-	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"   \
-	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"   \
-	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"   \
-	"               [--channels separate|shared]\n"                                    \
-	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
+#define USAGE                                                                                  \
+	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n"     \
+	"               [--discover spec]...\n"                                                \
+	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"         \
+	"               [--pid-file file] [--log-file file] [--log-level level]\n"             \
+	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"       \
+	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"       \
+	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"       \
+	"               [--channels separate|shared] [--key-file file] [--cluster name]\n"     \
+	"               [--encrypt-rollout] [--insecure]\n"                                    \
+	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]\n"           \
+	"       fd-node keys list|install KEY|use KEYID|remove KEYID [-n node] [-t timeout]\n" \
+	"       fd-node keygen [--force] [file]"
 
 static const char help[] =
 	"\n"
@@ -44,6 +48,14 @@ static const char help[] =
 	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
 	"      --max-duration T    longest life of a fault rule, and its default (10m)\n"
 	"\n"
+	"Security options:\n"
+	"      --key-file FILE     cluster key ring (default $FD_KEY_FILE): seal UDP,\n"
+	"                          sign node-to-node HTTP; mode 0600 required\n"
+	"      --cluster NAME      cluster name bound into every seal and signature (fd)\n"
+	"      --encrypt-rollout   with --key-file: also accept plaintext and unsigned\n"
+	"                          traffic, to move a live cluster to a key\n"
+	"      --insecure          allow a non-loopback --listen/--advertise without a key\n"
+	"\n"
 	"Pub/sub options:\n"
 	"      --max-payload SIZE  largest message payload (default 8MiB)\n"
 	"      --sub-queue N       messages queued per subscriber (default 100000)\n"
@@ -61,6 +73,8 @@ static const char help[] =
 	"  info                    print the node's identity and state as JSON\n"
 	"  members                 print the members the node knows, one JSON line each\n"
 	"  leave                   make the node leave the cluster gracefully and stop\n"
+	"  keys list|install|use|remove  the key ring across the cluster\n"
+	"  keygen [FILE]           write a new key (mode 0600; stdout without FILE)\n"
 	"\n"
 	"Client options:\n"
 	"  -n, --node HOST:PORT    the node to ask (default $FD_NODE, else 127.0.0.1:4380)\n"
@@ -74,10 +88,22 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } subcommands[] = {
-	{"info", cmd_info},
-	{"members", cmd_members},
-	{"leave", cmd_leave},
+	{"info", cmd_info}, {"members", cmd_members}, {"leave", cmd_leave},
+	{"keys", cmd_keys}, {"keygen", cmd_keygen},
 };
+
+static int valid_cluster(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
 
 int main(int argc, char **argv)
 {
@@ -100,6 +126,10 @@ int main(int argc, char **argv)
 		OPT_PS_CHUNK,
 		OPT_PS_COMPRESS_MIN,
 		OPT_PS_CHANNELS,
+		OPT_KEY_FILE, /* security */
+		OPT_CLUSTER,
+		OPT_ROLLOUT,
+		OPT_INSECURE,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, 'N'},
@@ -125,6 +155,10 @@ int main(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, OPT_PS_CHUNK},
 		{"compress-min", required_argument, NULL, OPT_PS_COMPRESS_MIN},
 		{"channels", required_argument, NULL, OPT_PS_CHANNELS},
+		{"key-file", required_argument, NULL, OPT_KEY_FILE},
+		{"cluster", required_argument, NULL, OPT_CLUSTER},
+		{"encrypt-rollout", no_argument, NULL, OPT_ROLLOUT},
+		{"insecure", no_argument, NULL, OPT_INSECURE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -132,7 +166,8 @@ int main(int argc, char **argv)
 	struct node_opts o = {.listen = "127.0.0.1:4380",
 			      .max_body = 1024 * 1024,
 			      .fault_max_ms = 600000,
-			      .profile = "lan"};
+			      .profile = "lan",
+			      .cluster = "fd"};
 	struct pubsub_opts ps;
 	uint64_t size;
 	long long v;
@@ -260,6 +295,20 @@ int main(int argc, char **argv)
 					     optarg);
 			ps.shared_channel = strcmp(optarg, "shared") == 0;
 			break;
+		case OPT_KEY_FILE:
+			if (!*optarg)
+				fd_usage_die("invalid --key-file ''");
+			o.key_file = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (!valid_cluster(optarg))
+				fd_usage_die("invalid --cluster '%s' (1 to 64 letters, "
+					     "digits, '.', '-', '_')",
+					     optarg);
+			o.cluster = optarg;
+			break;
+		case OPT_ROLLOUT: o.encrypt_rollout = 1; break;
+		case OPT_INSECURE: o.insecure = 1; break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
 		default: fd_usage_getopt(c, argv);
@@ -267,5 +316,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		fd_usage_die("unexpected argument '%s'", argv[optind]);
+	if (!o.key_file && getenv("FD_KEY_FILE") && *getenv("FD_KEY_FILE"))
+		o.key_file = getenv("FD_KEY_FILE");
 	return node_main(&o);
 }

@@ -68,6 +68,53 @@ static void set_port(struct sockaddr_storage *ss, int port)
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
+			24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+/* 1 when every address host resolves to is a loopback one. */
+static int host_is_loopback(const char *host)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai = NULL;
+	int all = 1;
+
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+		return 0;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		struct sockaddr_storage ss;
+
+		memcpy(&ss, a->ai_addr, a->ai_addrlen);
+		all &= is_loopback(&ss);
+	}
+	freeaddrinfo(ai);
+	return all;
+}
+
+/* Secure by default: without a key, traffic is plaintext and anyone who
+ * can reach the port can join; only loopback is allowed unless the
+ * operator says --insecure. Checked before anything is bound. */
+static void refuse_plaintext(struct node *n, const char *what, const char *addr)
+{
+	if (keys_enabled(n) || n->opts->insecure)
+		return;
+	fd_die(FD_EXIT_USAGE,
+	       "refusing %s '%s' without a cluster key: node-to-node traffic "
+	       "would be plaintext and unauthenticated (give --key-file FILE, "
+	       "made by 'fd-node keygen FILE', or --insecure)",
+	       what, addr);
+}
+
 /* Binds TCP and UDP on one port: the given one, or with port 0 the first
  * free port for both (a free TCP port may be taken for UDP: try again). */
 static int node_bind(struct node *n, const char *listen)
@@ -88,6 +135,17 @@ static int node_bind(struct node *n, const char *listen)
 		       gai_strerror(rc));
 	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
+	if (!is_loopback(&ss))
+		refuse_plaintext(n, "to listen on", listen);
+	if (n->opts->advertise) {
+		char ahost[256];
+		int aport;
+
+		if (fd_parse_hostport(n->opts->advertise, ahost, sizeof(ahost),
+				      -1, &aport) == 0 &&
+		    !host_is_loopback(ahost))
+			refuse_plaintext(n, "to advertise", n->opts->advertise);
+	}
 	for (;;) {
 		socklen_t len = ss.ss_family == AF_INET6
 					? sizeof(struct sockaddr_in6)
@@ -157,6 +215,7 @@ static struct json_object *node_info(struct node *n)
 	json_object_object_add(o, "uptime",
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
 	members_add_info(n, o);
+	keys_add_info(n, o); /* keys.c */
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
 	faults_add_info(n, o);	 /* faults.c */
@@ -308,8 +367,7 @@ static void on_hup(struct fd_loop *loop, int signo, void *arg)
 {
 	(void)loop;
 	(void)signo;
-	(void)arg;
-	fd_info("SIGHUP received: nothing to reload");
+	keys_reload(arg); /* the key file */
 }
 
 static void make_identity(struct node *n, const char *name)
@@ -450,6 +508,8 @@ int node_main(const struct node_opts *opts)
 	char msg[512];
 
 	make_identity(&n, opts->name);
+	if (keys_load(&n) < 0) /* before binding: no key, no public address */
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	node_bind(&n, opts->listen);
 	if (opts->detach)
 		detach(&n, &n.report_fd);
@@ -477,8 +537,8 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
 		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
-	if (!n.client || faults_init(&n) < 0 || members_init(&n) < 0 ||
-	    registry_init(&n) < 0) {
+	if (!n.client || keys_init(&n) < 0 || faults_init(&n) < 0 ||
+	    members_init(&n) < 0 || registry_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
@@ -497,6 +557,7 @@ int node_main(const struct node_opts *opts)
 	fd_http_route(n.http, "GET", "/metrics", 0, h_metrics, &n);
 	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
 	faults_add_routes(&n); /* faults.c: /v1/faults and the server-side gate */
+	keys_add_routes(&n);   /* keys.c: /v1/keys, answer signing */
 	members_add_routes(&n);
 	registry_add_routes(&n);
 	if (pubsub_init(&n) < 0)
@@ -522,6 +583,7 @@ int node_main(const struct node_opts *opts)
 	pubsub_free(&n);
 	members_free(&n);
 	faults_free(&n);
+	keys_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);
 	if (opts->pid_file)

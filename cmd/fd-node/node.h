@@ -30,6 +30,10 @@ struct node_opts {
 	int detach;
 	size_t max_body;
 	int64_t fault_max_ms; /* --max-duration: longest fault rule (faults.c) */
+	const char *key_file; /* --key-file / FD_KEY_FILE (keys.c) */
+	const char *cluster;  /* --cluster: sealed into every datagram */
+	int encrypt_rollout;  /* accept plaintext too, while moving to a key */
+	int insecure;	      /* plaintext on a non-loopback address */
 	const struct pubsub_opts *pubsub; /* pub/sub options (pubsub.h) */
 };
 
@@ -38,6 +42,7 @@ struct registry;
 struct pubsub;
 struct pubsub_opts;
 struct faults;
+struct keys;
 struct discover;
 
 struct node {
@@ -55,6 +60,7 @@ struct node {
 	struct registry *registry;
 	struct pubsub *pubsub;	   /* pubsub.c */
 	struct faults *faults;	   /* faults.c */
+	struct keys *keys;	   /* keys.c */
 	struct discover *discover; /* discover.c */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
@@ -139,9 +145,31 @@ int faults_udp_in(struct node *n, const char *from, const void *buf, size_t len)
 void members_udp_deliver(struct node *n, const char *from, const void *buf,
 			 size_t len);
 
+/* Cluster key (keys.c). keys_load reads --key-file before anything binds
+ * (and dies on a bad file; -1: out of memory); keys_init signs the HTTP client's requests;
+ * keys_add_routes adds /v1/keys, /v1/cluster/keys and the answer signing.
+ * keys_udp_send seals and sends a datagram (0, or -1: not sent);
+ * keys_udp_open opens a received one: the payload (buf itself, or out
+ * with *outlen), or NULL to drop it (counted, logged). keys_http_gate
+ * returns 1 when it refused a /v1/cluster/ request (401 sent). */
+int keys_load(struct node *n);
+int keys_enabled(const struct node *n);
+int keys_init(struct node *n);
+void keys_add_routes(struct node *n);
+void keys_add_info(struct node *n, struct json_object *info);
+void keys_reload(struct node *n);
+void keys_free(struct node *n);
+int keys_udp_send(struct node *n, const char *addr, const void *buf, size_t len);
+const void *keys_udp_open(struct node *n, const char *from, const void *buf,
+			  size_t len, void *out, size_t cap, size_t *outlen);
+struct fd_http_req;
+int keys_http_gate(struct node *n, struct fd_http_req *req);
+
 /* Client subcommands; argv[0] is the subcommand. */
 int cmd_info(int argc, char **argv);
 int cmd_members(int argc, char **argv);
 int cmd_leave(int argc, char **argv);
+int cmd_keys(int argc, char **argv);   /* keycmd.c */
+int cmd_keygen(int argc, char **argv); /* keycmd.c */
 
 #endif
