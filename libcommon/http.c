@@ -784,6 +784,30 @@ int fd_http_peer_local(const struct fd_http_req *req)
 	return req->local;
 }
 
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *value)
+{
+	(void)kind;
+	json_object_object_add(cls, key, json_object_new_string(value ? value : ""));
+	return MHD_YES;
+}
+
+struct json_object *fd_http_query_json(struct fd_http_req *req)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o)
+		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+					  add_arg, o);
+	return o;
+}
+
+unsigned fd_http_status(const struct fd_http_req *req)
+{
+	return req->state == REQ_REPLIED || req->state == REQ_STREAMING ? req->status
+									: 0;
+}
+
 int fd_http_tls(const struct fd_http_req *req)
 {
 	return req->srv->tls;

@@ -119,6 +119,11 @@ const char *fd_http_peer(const struct fd_http_req *req);
  * using the node's own address; the kernel drops such packets from
  * outside), else 0. */
 int fd_http_peer_local(const struct fd_http_req *req);
+/* Every query argument as a new JSON object of strings (the caller must
+ * json_object_put() it). */
+struct json_object *fd_http_query_json(struct fd_http_req *req);
+/* The status of the reply given (0: none yet). */
+unsigned fd_http_status(const struct fd_http_req *req);
 /* 1 when the request came over TLS. */
 int fd_http_tls(const struct fd_http_req *req);
 

@@ -40,7 +40,7 @@ static const char help[] =
 	"                          --max-duration, 10m unless set)\n"
 	"      --dry-run           check everything and print what would be done\n"
 	"      --tag TAG           the rules' tag (default fd-partition)\n"
-	"  -t, --timeout T         longest wait for each node (default 5s)\n"
+	"  -t, --timeout T         longest wait for each node (default 5s)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -388,6 +388,7 @@ int main(int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"tag", required_argument, NULL, OPT_TAG},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -419,7 +420,9 @@ int main(int argc, char **argv)
 		case OPT_TAG: tag = optarg; break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

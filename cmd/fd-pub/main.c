@@ -45,7 +45,7 @@ static const char help[] =
 	"  -c, --confirm           print {\"type\":\"published\",...} per message, with its seq\n"
 	"      --strict            stop at the first bad input line (exit 7)\n"
 	"      --max-payload SIZE  largest payload (default 8MiB, the node's default)\n"
-	"  -t, --timeout DURATION  how long to wait for the node's answer (default 30s)\n"
+	"  -t, --timeout DURATION  how long to wait for the node's answer (default 30s)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -417,6 +417,7 @@ int main(int argc, char **argv)
 		{"strict", no_argument, NULL, OPT_STRICT},
 		{"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 		{"timeout", required_argument, NULL, 't'},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -464,7 +465,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;
