@@ -206,6 +206,10 @@ static void principal_free(void *arg)
 					       json_object_get(p->args));
 		if (body)
 			json_object_object_add(detail, "body", json_object_get(body));
+		if (json_object_object_length(detail) == 0) {
+			json_object_put(detail);
+			detail = NULL;
+		}
 		audit(p->az, who_of(p, fd_http_peer(p->req)), fd_http_peer(p->req),
 		      action, detail, fd_http_status(p->req));
 	}

@@ -219,6 +219,7 @@ struct ps_pub {
 	const struct fd_scopes *scopes;
 	char who[160];
 	char *denied; /* the 403 message, once a topic was refused */
+	char denied_topic[FD_TOPIC_MAX_LEN + 1];
 	struct ps_pub *pnext;
 };
 
@@ -1558,6 +1559,8 @@ static int pub_allowed(struct ps_pub *pub, const char *topic, size_t tlen)
 			 pub->who, strncmp(pub->who, "token", 5) ? "lack" : "lacks",
 			 (int)tlen, topic);
 		pub->denied = strdup(msg);
+		snprintf(pub->denied_topic, sizeof(pub->denied_topic), "%.*s",
+			 (int)tlen, topic);
 	}
 	return 0;
 }
@@ -1837,6 +1840,7 @@ static void pub_deny(struct ps_pub *pub)
 	pub->done = 1;
 	json_object_object_add(o, "error", json_object_new_string(pub->denied));
 	json_object_object_add(o, "status", json_object_new_int(403));
+	json_object_object_add(o, "topic", json_object_new_string(pub->denied_topic));
 	json_object_object_add(o, "stream",
 			       json_object_new_int64((int64_t)pub->stream));
 	json_object_object_add(o, "published",

@@ -316,6 +316,18 @@ static int check_answer(struct fd_client *c, long status,
 		return fd_json_get_int(resp, "rejected", 0) ? FD_EXIT_DATA
 							    : FD_EXIT_OK;
 	}
+	if ((status == 401 || status == 403) && fd_json_get_str(resp, "error")) {
+		/* "publish to billing.x: forbidden: token "ci" lacks …" */
+		if (fd_json_get_str(resp, "topic"))
+			fd_warn("publish to %s: %s", fd_json_get_str(resp, "topic"),
+				fd_json_get_str(resp, "error"));
+		else
+			fd_warn("publish: %s", fd_json_get_str(resp, "error"));
+		if (fd_json_get_int(resp, "published", 0) > 0)
+			fd_warn("%lld messages before it were published",
+				fd_json_get_int(resp, "published", 0));
+		return FD_EXIT_RUNTIME;
+	}
 	fd_warn("'%s' answered HTTP %ld: %s", c->addr, status,
 		fd_json_get_str(resp, "error") ? fd_json_get_str(resp, "error") : "?");
 	return FD_EXIT_RUNTIME;
