@@ -49,6 +49,7 @@ struct fd_http_server {
 	struct fd_http_req *reqs; /* every live request, for shutdown */
 	int stopping;
 	int resumed; /* a connection was resumed since the last MHD_run() */
+	int closed;  /* a connection was closed during the last MHD_run() */
 	fd_http_server_gate gate; /* fault injection */
 	void *gate_arg;
 	fd_http_server_auth auth;
@@ -121,13 +122,15 @@ static void server_run(struct fd_http_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG timeout;
 
-	srv->resumed = 0;
+	srv->resumed = srv->closed = 0;
 	MHD_run(srv->d);
 	/* A connection resumed during that run (a handler that wrote to a
 	 * stream or replied to a deferred request) is only acted on in the
 	 * next run, and MHD's own timeout does not count it: run again now
-	 * rather than at the next unrelated event. */
-	if (srv->resumed)
+	 * rather than at the next unrelated event. The same after a connection
+	 * closed: at --max-conns MHD takes its listening socket out of its
+	 * epoll set, and only puts it back at the start of a run. */
+	if (srv->resumed || srv->closed)
 		fd_timer_arm(srv->loop, &srv->timer, 0);
 	else if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
 		fd_timer_arm(srv->loop, &srv->timer,
@@ -144,6 +147,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	fd_debug("http: %s", buf);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct fd_http_server *srv = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		srv->closed = 1;
 }
 
 static void req_unwatch(struct fd_http_req *req)
@@ -629,6 +644,7 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 		OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL);
 		OPT(MHD_OPTION_LISTEN_SOCKET, opts->listen_fd, NULL);
 		OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv);
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv);
 		OPT(MHD_OPTION_CONNECTION_LIMIT,
 		    opts->max_conns ? opts->max_conns : 1024, NULL);
 		OPT(MHD_OPTION_CONNECTION_TIMEOUT,
