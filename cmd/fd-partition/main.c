@@ -46,6 +46,7 @@ static const char help[] =
 
 struct target {
 	char addr[FD_PEER_ADDR_LEN];
+	const char *scheme; /* "https://", "http://" as given, or "" */
 	char name[256];
 	int group;
 	struct fd_client c;
@@ -60,8 +61,13 @@ static const char *tag = "fd-partition";
 static void add_target(const char *s, int lineno)
 {
 	char addr[FD_PEER_ADDR_LEN];
+	const char *scheme = "";
 	struct fd_err err;
 
+	if (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0) {
+		scheme = s[4] == 's' ? "https://" : "http://";
+		s += strlen(scheme);
+	}
 	if (fd_peer_addr_norm(s, addr, sizeof(addr), &err) < 0) {
 		if (lineno)
 			fd_die(FD_EXIT_DATA, "line %d: %s", lineno, err.msg);
@@ -72,6 +78,7 @@ static void add_target(const char *s, int lineno)
 			return;
 	if (ntargets == MAX_NODES)
 		fd_usage_die("too many nodes (at most %d)", MAX_NODES);
+	targets[ntargets].scheme = scheme;
 	memcpy(targets[ntargets++].addr, addr, sizeof(addr));
 }
 
@@ -122,8 +129,10 @@ static void resolve(void)
 		struct fd_err err;
 		const char *name;
 		long status;
+		char url[FD_PEER_ADDR_LEN + 8];
 
-		if (fd_client_init(&t->c, t->addr, timeout_ms, &err) < 0 ||
+		snprintf(url, sizeof(url), "%s%s", t->scheme, t->addr);
+		if (fd_client_init(&t->c, url, timeout_ms, &err) < 0 ||
 		    fd_client_call_ok(&t->c, "GET", "/v1/info", NULL, &status,
 				      &info, &err) < 0)
 			fd_die(FD_EXIT_RUNTIME, "%s: nothing changed", err.msg);
