@@ -129,9 +129,10 @@ static void resolve(void)
 		struct fd_err err;
 		const char *name;
 		long status;
-		char url[FD_PEER_ADDR_LEN + 8];
+		char url[FD_PEER_ADDR_LEN + 16];
 
-		snprintf(url, sizeof(url), "%s%s", t->scheme, t->addr);
+		snprintf(url, sizeof(url), "%.8s%.*s", t->scheme,
+			 (int)sizeof(t->addr) - 1, t->addr);
 		if (fd_client_init(&t->c, url, timeout_ms, &err) < 0 ||
 		    fd_client_call_ok(&t->c, "GET", "/v1/info", NULL, &status,
 				      &info, &err) < 0)
