@@ -465,6 +465,26 @@ TEST(prop_find)
 	fd_acl_unref(acl);
 }
 
+TEST(file_size_limit)
+{
+	size_t n = FD_ACL_MAX_FILE + 1;
+	char *big = malloc(n);
+	struct fd_err err;
+
+	REQUIRE(big);
+	memset(big, ' ', n);
+	memcpy(big, "{\"tokens\":[]}", 13);
+	CHECK(fd_acl_parse(big, n, &err) == NULL);
+	CHECK_STR(err.msg, "larger than 1048576 bytes");
+	{
+		struct fd_acl *acl = fd_acl_parse(big, n - 1, &err);
+
+		CHECK(acl != NULL); /* exactly the limit: fine */
+		fd_acl_unref(acl);
+	}
+	free(big);
+}
+
 TEST(token_valid)
 {
 	CHECK(fd_acl_token_valid(S("abc")));
