@@ -144,6 +144,27 @@ void fd_client_setup_curl(const struct fd_client *c, void *curl)
 	}
 }
 
+/* Applies the client's local address (see fd_client_send_from). */
+static void send_from(const struct fd_client *c, CURL *h)
+{
+	if (c->local[0])
+		curl_easy_setopt(h, CURLOPT_INTERFACE, c->local);
+}
+
+int fd_client_send_from(struct fd_client *c, const char *ip)
+{
+	if (!ip) {
+		c->local[0] = 0;
+		return 0;
+	}
+	if (strlen(ip) + 6 > sizeof(c->local)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(c->local, sizeof(c->local), "host!%s", ip);
+	return 0;
+}
+
 /* A hint for the usual TLS mismatches, after a transport error. */
 static const char *hint(const struct fd_client *c, CURLcode rc)
 {
@@ -165,6 +186,7 @@ static int prepare(struct fd_client *c, CURL *h, char *url, size_t len,
 			     c->addr, path) >= len)
 		return fd_err_set(err, "path too long");
 	curl_easy_reset(h);
+	send_from(c, h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	fd_client_setup_curl(c, h);
 	return 0;

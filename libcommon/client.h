@@ -60,6 +60,7 @@ struct fd_client {
 	int64_t timeout_ms;
 	struct curl_slist *headers;
 	char *auth; /* "Authorization: Bearer …", or NULL */
+	char local[80]; /* "host!IP" to send from, or "" */
 };
 
 /* Prepares a client for node addr ("host:port" or "[v6]:port", port
@@ -70,6 +71,10 @@ struct fd_client {
 int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 		   struct fd_err *err);
 void fd_client_release(struct fd_client *c);
+/* Makes every later request leave from the local address ip (an IP
+ * literal, no brackets; NULL: the system's choice). Returns 0, or -1 with
+ * errno EINVAL when it is too long. */
+int fd_client_send_from(struct fd_client *c, const char *ip);
 
 /* Sends method path with body (NULL: none; serialized compactly) and waits
  * for the answer. On an HTTP answer of any status returns 0, sets *status and

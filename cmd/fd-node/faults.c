@@ -9,10 +9,15 @@
  * that is no known member (a first join) passes.
  *
  * A dropped datagram is not sent or not delivered; a delayed one waits in a
- * capped queue; a duplicate is sent / delivered twice. A dropped HTTP
- * request fails at once as if unreachable (client side) or is answered 503
- * (server side); a delayed one starts later (client side; on the server
- * side a delay rule does not hold requests back).
+ * capped queue; a duplicate is sent / delivered twice (each direction
+ * checked on its own: "out" rules on sending, "in" rules on receiving).
+ * An HTTP request is an exchange, so both directions count for it: the
+ * client fails it at once, as if unreachable, when a drop or loss rule
+ * hits either its peer's "out" (the request) or "in" (the answer), and
+ * starts it later by the sum of the delays drawn; the server answers 503
+ * without running the handler when a drop or loss rule hits the sender's
+ * "in" or "out". Server side, delay and duplicate rules do not apply to
+ * HTTP (fd-partition's slow delays each message once, at its sender).
  *
  * Not yet: the admin scope and the audit log for /v1/faults come with the
  * security issue (#6); until then each change is logged at info level. */
@@ -192,6 +197,7 @@ static int dgram_sender(const uint8_t *buf, size_t len,
 static int check(struct faults *f, const char *peer, int dir,
 		 struct fd_fault_verdict *v)
 {
+	memset(v, 0, sizeof(*v));
 	if (f->tab.n == 0 || !peer)
 		return 0;
 	return fd_fault_check(&f->tab, fd_loop_now(f->n->loop), peer, dir,
@@ -240,7 +246,7 @@ static int client_gate(const char *url, int64_t *delay_ms, void *arg)
 {
 	struct faults *f = arg;
 	struct fd_fault_verdict v;
-	const char *p = strstr(url, "://"), *e;
+	const char *p = strstr(url, "://"), *e, *peer;
 	char addr[80];
 
 	if (f->tab.n == 0 || !p)
@@ -251,11 +257,16 @@ static int client_gate(const char *url, int64_t *delay_ms, void *arg)
 		return 0;
 	memcpy(addr, p, (size_t)(e - p));
 	addr[e - p] = 0;
-	if (!check(f, name_at(f, addr), FD_FAULT_OUT, &v))
-		return 0;
-	if (v.drop)
+	peer = name_at(f, addr);
+	/* A request is an exchange: it fails when the request cannot go out
+	 * or the answer could not come back (a rule dropping what the peer
+	 * sends us). */
+	if (check(f, peer, FD_FAULT_OUT, &v) && v.drop)
 		return -1;
 	*delay_ms = v.delay_ms;
+	if (check(f, peer, FD_FAULT_IN, &v) && v.drop)
+		return -1;
+	*delay_ms += v.delay_ms;
 	return 0;
 }
 
@@ -269,10 +280,16 @@ static int server_gate(struct fd_http_req *req, void *arg)
 	    strncmp(fd_http_path(req), CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)))
 		return 0;
 	from = fd_http_header(req, "X-FD-From");
-	if (!from || !check(f, from, FD_FAULT_IN, &v) || !v.drop)
+	if (!from)
+		return 0;
+	/* Refused when the request could not come in, or the answer could not
+	 * go back: the handler must not act on a request whose sender a real
+	 * cut would have left waiting. */
+	if ((!check(f, from, FD_FAULT_IN, &v) || !v.drop) &&
+	    (!check(f, from, FD_FAULT_OUT, &v) || !v.drop))
 		return 0;
 	fd_http_reply_error(req, 503,
-			    "fault injected: traffic from '%s' dropped", from);
+			    "fault injected: traffic with '%s' dropped", from);
 	return 1;
 }
 
