@@ -59,7 +59,7 @@ struct fd_client {
 	int tls;	/* https */
 	int64_t timeout_ms;
 	struct curl_slist *headers;
-	char *auth; /* "Authorization: Bearer …", or NULL */
+	char *auth;	/* "Authorization: Bearer …", or NULL */
 	char local[80]; /* "host!IP" to send from, or "" */
 };
 

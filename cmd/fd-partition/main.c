@@ -55,8 +55,7 @@ static const char help[] =
 	"      --tag TAG           the rules' tag (default fd-partition)\n"
 	"      --backend B         gate (the nodes' fault gates, default) or netns\n"
 	"                          (nftables in the nodes' namespaces; root)\n"
-	"  -t, --timeout T         longest wait for each node (default 5s)\n"
-	FD_CLIENT_HELP
+	"  -t, --timeout T         longest wait for each node (default 5s)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
