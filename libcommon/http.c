@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <ifaddrs.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,9 @@ struct fd_http_server {
 	void *auth_arg;
 	int tls, verify_client;
 	char *tls_cert, *tls_key, *tls_ca; /* MHD keeps pointers to them */
+	struct own_addr *own; /* the host's addresses (peer_local) */
+	size_t nown;
+	int64_t own_at; /* when read (loop time); -1: never */
 };
 
 enum req_state {
@@ -353,41 +357,93 @@ static int body_append(struct fd_http_req *req, const char *data, size_t len)
 	return 0;
 }
 
-/* Is the client on this host: a loopback address, or the address it
- * connected to (our own)? */
-static int peer_local(struct MHD_Connection *conn, const struct sockaddr *peer)
-{
-	const union MHD_ConnectionInfo *fi =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
+/* The host's own addresses (getifaddrs), for telling whether a client is
+ * on this host; read again when a lookup misses and the list is older than
+ * OWN_MAX_AGE_MS, so an address added later counts within that time. */
+#define OWN_MAX_AGE_MS 1000
+#define OWN_MAX 256
 
-	if (peer->sa_family == AF_INET) {
+struct own_addr {
+	int family;
+	unsigned char a[16];
+};
+
+static void own_refresh(struct fd_http_server *srv, int64_t now)
+{
+	struct ifaddrs *ifa = NULL;
+
+	srv->nown = 0;
+	srv->own_at = now;
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *i = ifa; i && srv->nown < OWN_MAX; i = i->ifa_next) {
+		struct own_addr *o = &srv->own[srv->nown];
+
+		if (!i->ifa_addr)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			o->family = AF_INET;
+			memcpy(o->a,
+			       &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr,
+			       4);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			o->family = AF_INET6;
+			memcpy(o->a,
+			       &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr,
+			       16);
+		} else {
+			continue;
+		}
+		srv->nown++;
+	}
+	freeifaddrs(ifa);
+}
+
+static int own_find(const struct fd_http_server *srv, int family, const void *a)
+{
+	for (size_t i = 0; i < srv->nown; i++)
+		if (srv->own[i].family == family &&
+		    memcmp(srv->own[i].a, a, family == AF_INET ? 4 : 16) == 0)
+			return 1;
+	return 0;
+}
+
+/* Is the client on this host: a loopback address, or one of the host's
+ * own? (The kernel drops packets from outside that claim a local source
+ * address, unless accept_local is set.) */
+static int peer_local(struct fd_http_server *srv, const struct sockaddr *peer)
+{
+	unsigned char a[16];
+	int family = peer->sa_family;
+
+	if (family == AF_INET) {
 		const struct sockaddr_in *p = (const void *)peer;
 
 		if ((ntohl(p->sin_addr.s_addr) >> 24) == 127)
 			return 1;
-	} else if (peer->sa_family == AF_INET6) {
+		memcpy(a, &p->sin_addr, 4);
+	} else if (family == AF_INET6) {
 		const struct sockaddr_in6 *p = (const void *)peer;
 
 		if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr))
 			return 1;
-		if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) &&
-		    p->sin6_addr.s6_addr[12] == 127)
-			return 1;
+		if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr)) {
+			if (p->sin6_addr.s6_addr[12] == 127)
+				return 1;
+			family = AF_INET;
+			memcpy(a, &p->sin6_addr.s6_addr[12], 4);
+		} else {
+			memcpy(a, &p->sin6_addr, 16);
+		}
 	} else {
 		return 0;
 	}
-	if (!fi || getsockname(fi->connect_fd, (struct sockaddr *)&ss, &sl) < 0 ||
-	    ss.ss_family != peer->sa_family)
+	if (own_find(srv, family, a))
+		return 1;
+	if (srv->own_at >= 0 && fd_loop_now(srv->loop) - srv->own_at < OWN_MAX_AGE_MS)
 		return 0;
-	if (peer->sa_family == AF_INET)
-		return ((const struct sockaddr_in *)(const void *)peer)
-			       ->sin_addr.s_addr ==
-		       ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
-	return memcmp(&((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr,
-		      &((struct sockaddr_in6 *)&ss)->sin6_addr,
-		      sizeof(struct in6_addr)) == 0;
+	own_refresh(srv, fd_loop_now(srv->loop));
+	return own_find(srv, family, a);
 }
 
 static void format_peer(struct fd_http_req *req)
@@ -416,7 +472,7 @@ static void format_peer(struct fd_http_req *req)
 	} else {
 		snprintf(buf, len, "?");
 	}
-	req->local = ci && peer_local(req->conn, ci->client_addr);
+	req->local = -1; /* not known yet: fd_http_peer_local() */
 }
 
 /* --tls-verify-client: the client's certificate chain must check out
@@ -586,6 +642,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 
 static void server_tls_free(struct fd_http_server *srv)
 {
+	free(srv->own);
 	free(srv->tls_cert);
 	free(srv->tls_key);
 	free(srv->tls_ca);
@@ -631,7 +688,11 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	srv->max_large_body = opts->max_large_body ? opts->max_large_body
 						   : DEFAULT_MAX_LARGE_BODY;
 	fd_timer_init(&srv->timer, on_mhd_timer, srv);
-	if (server_tls(srv, opts, err) < 0) {
+	srv->own_at = -1;
+	srv->own = calloc(OWN_MAX, sizeof(*srv->own));
+	if (!srv->own || server_tls(srv, opts, err) < 0) {
+		if (!srv->own)
+			fd_err_set(err, "out of memory");
 		server_tls_free(srv);
 		free(srv);
 		return NULL;
@@ -795,8 +856,15 @@ const char *fd_http_peer(const struct fd_http_req *req)
 	return req->peer;
 }
 
-int fd_http_peer_local(const struct fd_http_req *req)
+int fd_http_peer_local(struct fd_http_req *req)
 {
+	const union MHD_ConnectionInfo *ci;
+
+	if (req->local < 0) {
+		ci = MHD_get_connection_info(req->conn,
+					     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		req->local = ci && peer_local(req->srv, ci->client_addr);
+	}
 	return req->local;
 }
 

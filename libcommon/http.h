@@ -115,10 +115,10 @@ struct json_object *fd_http_json(const struct fd_http_req *req);
 /* "ip:port" of the client. */
 const char *fd_http_peer(const struct fd_http_req *req);
 /* 1 when the client is on this host: its address is a loopback one
- * (127.0.0.0/8, ::1) or the very address it connected to (a local client
- * using the node's own address; the kernel drops such packets from
- * outside), else 0. */
-int fd_http_peer_local(const struct fd_http_req *req);
+ * (127.0.0.0/8, ::1) or one of the host's own (a local client reaching the
+ * node at its own address; the kernel drops packets from outside that
+ * claim such a source), else 0. */
+int fd_http_peer_local(struct fd_http_req *req);
 /* Every query argument as a new JSON object of strings (the caller must
  * json_object_put() it). */
 struct json_object *fd_http_query_json(struct fd_http_req *req);
