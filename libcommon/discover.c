@@ -225,7 +225,62 @@ int fd_peerset_begin(struct fd_peerset *s)
 	return 0;
 }
 
+/* A known peer's record: {"missed": N, "name": "...", "meta": {...}}. */
+static struct json_object *peer_new(void)
+{
+	struct json_object *p = json_object_new_object(),
+			   *m = json_object_new_int(0);
+
+	if (!p || !m || json_object_object_add(p, "missed", m) < 0) {
+		json_object_put(p);
+		json_object_put(m);
+		return NULL;
+	}
+	return p;
+}
+
+static void peer_set_missed(struct json_object *p, int missed)
+{
+	struct json_object *m;
+
+	if (json_object_object_get_ex(p, "missed", &m))
+		json_object_set_int(m, missed);
+}
+
+static int peer_missed(struct json_object *p)
+{
+	struct json_object *m;
+
+	return json_object_object_get_ex(p, "missed", &m) ? json_object_get_int(m)
+							  : 0;
+}
+
+/* Records name and meta (the latest answer's win; NULL keeps what is known). */
+static int peer_describe(struct json_object *p, const char *name,
+			 struct json_object *meta)
+{
+	if (name) {
+		struct json_object *v = json_object_new_string(name);
+
+		if (!v || json_object_object_add(p, "name", v) < 0) {
+			json_object_put(v);
+			return -1;
+		}
+	}
+	if (meta && json_object_object_add(p, "meta", json_object_get(meta)) < 0) {
+		json_object_put(meta);
+		return -1;
+	}
+	return 0;
+}
+
 int fd_peerset_add(struct fd_peerset *s, const char *addr)
+{
+	return fd_peerset_add_meta(s, addr, NULL, NULL);
+}
+
+int fd_peerset_add_meta(struct fd_peerset *s, const char *addr,
+			const char *name, struct json_object *meta)
 {
 	struct json_object *v;
 
@@ -238,7 +293,11 @@ int fd_peerset_add(struct fd_peerset *s, const char *addr)
 		return -1;
 	}
 	if (json_object_object_get_ex(s->peers, addr, &v)) {
-		json_object_set_int(v, 0);
+		peer_set_missed(v, 0);
+		if (peer_describe(v, name, meta) < 0) {
+			errno = ENOMEM;
+			return -1;
+		}
 		return 0;
 	}
 	if ((size_t)json_object_object_length(s->peers) >= s->max) {
@@ -246,14 +305,47 @@ int fd_peerset_add(struct fd_peerset *s, const char *addr)
 		errno = ENOSPC;
 		return -1;
 	}
-	v = json_object_new_int(0);
-	if (!v || json_object_object_add(s->peers, addr, v) < 0) {
+	v = peer_new();
+	if (!v || peer_describe(v, name, meta) < 0 ||
+	    json_object_object_add(s->peers, addr, v) < 0) {
 		json_object_put(v);
 		json_object_object_del(s->seen, addr);
 		errno = ENOMEM;
 		return -1;
 	}
 	return 1;
+}
+
+int fd_peerset_get(const struct fd_peerset *s, const char *addr,
+		   const char **name, struct json_object **meta)
+{
+	struct json_object *p, *v;
+
+	if (!json_object_object_get_ex(s->peers, addr, &p))
+		return -1;
+	if (name)
+		*name = json_object_object_get_ex(p, "name", &v)
+				? json_object_get_string(v)
+				: NULL;
+	if (meta)
+		*meta = json_object_object_get_ex(p, "meta", &v) ? v : NULL;
+	return 0;
+}
+
+void fd_peerset_each(const struct fd_peerset *s,
+		     void (*fn)(const char *addr, const char *name,
+				struct json_object *meta, void *arg),
+		     void *arg)
+{
+	json_object_object_foreach(s->peers, addr, p)
+	{
+		const char *name;
+		struct json_object *meta;
+
+		fd_peerset_get(s, addr, &name, &meta);
+		(void)p;
+		fn(addr, name, meta, arg);
+	}
 }
 
 size_t fd_peerset_end(struct fd_peerset *s,
@@ -273,8 +365,8 @@ size_t fd_peerset_end(struct fd_peerset *s,
 
 		if (json_object_object_get_ex(s->seen, addr, NULL))
 			continue;
-		missed = json_object_get_int(v) + 1;
-		json_object_set_int(v, missed);
+		missed = peer_missed(v) + 1;
+		peer_set_missed(v, missed);
 		if ((unsigned)missed >= s->down_after && gone)
 			json_object_array_add(gone, json_object_new_string(addr));
 	}

@@ -79,8 +79,14 @@ int fd_peerset_begin(struct fd_peerset *s);
  * (it is up: report it), 0 when it is known or a duplicate, -1 with
  * errno = ENOSPC when max peers are known already, ENOMEM. */
 int fd_peerset_add(struct fd_peerset *s, const char *addr);
+/* The same, recording the peer's name (NULL: keep the one known) and meta
+ * (borrowed, a reference is kept; NULL: keep the one known): the latest
+ * answer's description wins. */
+int fd_peerset_add_meta(struct fd_peerset *s, const char *addr,
+			const char *name, struct json_object *meta);
 /* Ends the answer and calls down(addr) for each peer that has now been
- * missing from down_after answers in a row; it is forgotten afterwards.
+ * missing from down_after answers in a row; it is forgotten afterwards
+ * (down() can still fd_peerset_get() it, to say what went down).
  * An empty answer changes nothing. Returns the number of peers down. */
 size_t fd_peerset_end(struct fd_peerset *s,
 		      void (*down)(const char *addr, void *arg), void *arg);
@@ -89,5 +95,15 @@ void fd_peerset_abort(struct fd_peerset *s);
 
 /* Number of peers currently up. */
 size_t fd_peerset_count(const struct fd_peerset *s);
+/* Looks up a peer that is up: 0 with *name and *meta (either may be NULL)
+ * set to what the last answers said (borrowed, valid until s changes; NULL
+ * when not known), or -1 when addr is not up. */
+int fd_peerset_get(const struct fd_peerset *s, const char *addr,
+		   const char **name, struct json_object **meta);
+/* Calls fn for every peer that is up (fn must not change s). */
+void fd_peerset_each(const struct fd_peerset *s,
+		     void (*fn)(const char *addr, const char *name,
+				struct json_object *meta, void *arg),
+		     void *arg);
 
 #endif

@@ -1127,7 +1127,8 @@ struct fd_http_client {
 	size_t n;
 	fd_http_client_gate gate; /* fault injection */
 	void *gate_arg;
-	char *header; /* added to every request */
+	char *header;  /* added to every request */
+	char *ca_file; /* CA bundle for https (NULL: the system's) */
 	int tls;
 	char *tls_ca, *tls_cert, *tls_key;
 };
@@ -1293,6 +1294,7 @@ void fd_http_client_free(struct fd_http_client *c)
 	free(c->tls_ca);
 	free(c->tls_cert);
 	free(c->tls_key);
+	free(c->ca_file);
 	free(c);
 }
 
@@ -1372,6 +1374,17 @@ int fd_http_client_set_tls(struct fd_http_client *c, const char *ca,
 	c->tls_ca = a;
 	c->tls_cert = b;
 	c->tls_key = k;
+	return 0;
+}
+
+int fd_http_client_set_ca(struct fd_http_client *c, const char *path)
+{
+	char *p = path ? strdup(path) : NULL;
+
+	if (path && !p)
+		return -1;
+	free(c->ca_file);
+	c->ca_file = p;
 	return 0;
 }
 
@@ -1467,6 +1480,8 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->ca_file)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->ca_file);
 	if (timeout_ms > 0) {
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);

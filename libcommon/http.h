@@ -242,6 +242,10 @@ int fd_http_client_set_header(struct fd_http_client *c, const char *header);
  * or -1 (ENOMEM). */
 int fd_http_client_set_tls(struct fd_http_client *c, const char *ca,
 			   const char *cert, const char *key);
+/* The CA bundle (a PEM file, copied path) that https requests of c trust
+ * from now on, instead of the system's (NULL: the system's again). Returns
+ * 0, or -1 (ENOMEM). */
+int fd_http_client_set_ca(struct fd_http_client *c, const char *path);
 
 /* "http://HOST:PORT" + path for a node address "host:port" or "[v6]:port". */
 int fd_http_url(char *buf, size_t len, const char *addr, const char *path);

@@ -16,7 +16,7 @@
 #define POLL_US 10000
 
 static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
-		   const char *const *extra)
+		   const char *listen, const char *const *extra)
 {
 	const char *argv[MAX_ARGS];
 	char log[320];
@@ -28,7 +28,7 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 	argv[k++] = "--name";
 	argv[k++] = bn->name;
 	argv[k++] = "--listen";
-	argv[k++] = "127.0.0.1:0";
+	argv[k++] = listen ? listen : "127.0.0.1:0";
 	argv[k++] = "--log-level";
 	argv[k++] = "warn";
 	/* every node of a local cluster connects from 127.0.0.1 */
@@ -166,11 +166,11 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "b%d", i + 1);
 		c->nodes[i].out_fd = -1;
 	}
-	if (spawn(c, &c->nodes[0], NULL, extra) < 0 ||
+	if (spawn(c, &c->nodes[0], NULL, NULL, extra) < 0 ||
 	    read_identity(c, &c->nodes[0], deadline, err) < 0)
 		goto fail;
 	for (int i = 1; i < n; i++)
-		if (spawn(c, &c->nodes[i], c->nodes[0].addr, extra) < 0) {
+		if (spawn(c, &c->nodes[i], c->nodes[0].addr, NULL, extra) < 0) {
 			fd_err_set(err, "unable to start fd-node: %s",
 				   strerror(errno));
 			goto fail;
@@ -182,6 +182,43 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 fail:
 	cluster_stop(c);
 	return -1;
+}
+
+int cluster_init(struct cluster *c, int max, struct fd_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(c->dir, sizeof(c->dir), "%s/fd-bench.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(c->dir))
+		return fd_err_set(err, "unable to create a temp dir: %s",
+				  strerror(errno));
+	c->nodes = calloc((size_t)max, sizeof(*c->nodes));
+	if (!c->nodes) {
+		rmdir(c->dir);
+		return fd_err_set(err, "out of memory");
+	}
+	c->n = max;
+	for (int i = 0; i < max; i++) {
+		snprintf(c->nodes[i].name, sizeof(c->nodes[i].name), "b%d", i + 1);
+		c->nodes[i].out_fd = -1;
+	}
+	return 0;
+}
+
+int cluster_start_node(struct cluster *c, int i, const char *listen,
+		       const char *const *extra, int64_t deadline, struct fd_err *err)
+{
+	struct bench_node *bn = &c->nodes[i];
+
+	if (bn->has_client) {
+		fd_client_release(&bn->client);
+		bn->has_client = 0;
+	}
+	if (spawn(c, bn, NULL, listen, extra) < 0)
+		return fd_err_set(err, "unable to start fd-node: %s",
+				  strerror(errno));
+	return read_identity(c, bn, deadline, err);
 }
 
 static void rm_dir(const char *dir)

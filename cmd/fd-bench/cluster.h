@@ -32,6 +32,15 @@ struct cluster {
  * Returns 0, or -1 with err filled (the nodes started are stopped). */
 int cluster_start(struct cluster *c, int n, const char *const *extra,
 		  int64_t timeout_ms, struct fd_err *err);
+/* A cluster of max nodes none of which runs yet (each started later with
+ * cluster_start_node), and its temp dir. Returns 0, or -1 with err. */
+int cluster_init(struct cluster *c, int max, struct fd_err *err);
+/* Starts node i on listen ("host:port") with extra (NULL-terminated, may
+ * be NULL) and no --join, and waits (until deadline, fd_mono_ms) for its
+ * identity line. Returns 0, or -1 with err (cluster_stop cleans up). */
+int cluster_start_node(struct cluster *c, int i, const char *listen,
+		       const char *const *extra, int64_t deadline,
+		       struct fd_err *err);
 /* SIGTERM to all, up to 2 s, then SIGKILL; reaps; removes the temp dir. */
 void cluster_stop(struct cluster *c);
 /* SIGKILL one node (it stays in the array with pid 0). */

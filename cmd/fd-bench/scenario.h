@@ -43,6 +43,8 @@ extern const struct scenario registry_scenarios[];
 extern const int registry_nscenarios;
 extern const struct scenario pubsub_scenarios[];
 extern const int pubsub_nscenarios;
+extern const struct scenario discover_scenarios[];
+extern const int discover_nscenarios;
 
 /* Every scenario in list order: i from 0; NULL past the last. */
 const struct scenario *bench_scenario(int i);

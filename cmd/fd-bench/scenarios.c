@@ -13,6 +13,7 @@ const struct scenario *bench_scenario(int i)
 		{membership_scenarios, &membership_nscenarios},
 		{registry_scenarios, &registry_nscenarios},
 		{pubsub_scenarios, &pubsub_nscenarios},
+		{discover_scenarios, &discover_nscenarios},
 	};
 
 	for (size_t t = 0; i >= 0 && t < sizeof(tables) / sizeof(tables[0]); t++) {

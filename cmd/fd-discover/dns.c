@@ -146,8 +146,19 @@ struct add_ctx {
 static int add_peer(const char *addr, void *arg)
 {
 	struct add_ctx *c = arg;
+	const struct dns *d = c->p->ctx;
+	char name[600] = "";
 
-	if (peer_add_meta(c->set, addr, NULL, c->meta) < 0)
+	/* --basename: BASENAME@IP, the IP without port and brackets. */
+	if (d->o->basename) {
+		const char *ip = addr[0] == '[' ? addr + 1 : addr,
+			   *end = addr[0] == '[' ? strchr(ip, ']')
+						 : strrchr(ip, ':');
+
+		snprintf(name, sizeof(name), "%s@%.*s", d->o->basename,
+			 (int)(end ? end - ip : (long)strlen(ip)), ip);
+	}
+	if (peer_add_meta(c->set, addr, d->o->basename ? name : NULL, c->meta) < 0)
 		c->p->bad_lines = 1;
 	return 0;
 }

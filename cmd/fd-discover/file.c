@@ -152,7 +152,7 @@ static int read_peers(struct watch *w)
 			exit(FD_EXIT_DATA);
 		}
 	}
-	fd_peerset_end(&w->set, out_down, NULL);
+	fd_peerset_end(&w->set, out_down, &w->set);
 	free(w->prev);
 	w->prev = buf;
 	w->prev_len = len;

@@ -109,8 +109,12 @@ void out_error(const char *source, const char *msg)
 
 void out_down(const char *addr, void *arg)
 {
-	(void)arg;
-	out_peer("down", addr);
+	const char *name = NULL;
+	struct json_object *meta = NULL;
+
+	if (arg)
+		fd_peerset_get(arg, addr, &name, &meta);
+	out_peer_meta("down", addr, name, meta);
 }
 
 int peer_add(struct fd_peerset *set, const char *addr)
@@ -121,7 +125,7 @@ int peer_add(struct fd_peerset *set, const char *addr)
 int peer_add_meta(struct fd_peerset *set, const char *addr, const char *name,
 		  struct json_object *meta)
 {
-	int rc = fd_peerset_add(set, addr);
+	int rc = fd_peerset_add_meta(set, addr, name, meta);
 
 	if (rc == 1)
 		out_peer_meta("up", addr, name, meta);

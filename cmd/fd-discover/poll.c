@@ -43,7 +43,7 @@ static int poll_once(struct poller *p, struct fd_peerset *set, char *last,
 		return -1;
 	}
 	last[0] = '\0';
-	fd_peerset_end(set, out_down, NULL);
+	fd_peerset_end(set, out_down, set);
 	return 0;
 }
 

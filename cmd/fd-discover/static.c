@@ -47,7 +47,7 @@ int strategy_static(int argc, char **argv, const struct dopts *o)
 		if (peer_add(&set, addr) < 0)
 			rc = FD_EXIT_DATA;
 	}
-	fd_peerset_end(&set, out_down, NULL);
+	fd_peerset_end(&set, out_down, &set);
 	if (rc == FD_EXIT_OK)
 		rc = expect_status(o, fd_peerset_count(&set)); /* cannot change */
 	fd_peerset_release(&set);

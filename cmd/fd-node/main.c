@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "client.h"
+#include "dsource.h"
 #include "log.h"
 #include "node.h"
 #include "pubsub.h"
@@ -12,6 +13,7 @@
 
 #define USAGE                                                                              \
 	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
+	"               [--discover spec]...\n"                                            \
 	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
 	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
 	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"   \
@@ -34,6 +36,9 @@ static const char help[] =
 	"  -p, --profile NAME      timing profile: local, lan (default) or wan\n"
 	"  -j, --join ADDR         join the cluster through ADDR at start (repeatable)\n"
 	"      --retry-join        keep retrying the --join addresses, with backoff\n"
+	"      --discover SPEC     find peers with a strategy and join them, at every\n"
+	"                          poll (repeatable), e.g. \"dns name=fd.test port=4380\"\n"
+	"                          or \"static addrs=10.0.0.1:4380,10.0.0.2:4380\"\n"
 	"      --ready-quorum      /readyz fails while this node sees no majority\n"
 	"      --ready-expect N    /readyz fails while fewer than N members are alive\n"
 	"  -d, --detach            run in the background once ready; print the identity line\n"
@@ -129,6 +134,7 @@ int main(int argc, char **argv)
 		OPT_MAX_BODY,
 		OPT_ADVERTISE,
 		OPT_RETRY_JOIN,
+		OPT_DISCOVER,
 		OPT_READY_QUORUM,
 		OPT_READY_EXPECT,
 		OPT_MAX_DURATION,   /* faults */
@@ -156,6 +162,7 @@ int main(int argc, char **argv)
 		{"profile", required_argument, NULL, 'p'},
 		{"join", required_argument, NULL, 'j'},
 		{"retry-join", no_argument, NULL, OPT_RETRY_JOIN},
+		{"discover", required_argument, NULL, OPT_DISCOVER},
 		{"advertise", required_argument, NULL, OPT_ADVERTISE},
 		{"ready-quorum", no_argument, NULL, OPT_READY_QUORUM},
 		{"ready-expect", required_argument, NULL, OPT_READY_EXPECT},
@@ -195,6 +202,7 @@ int main(int argc, char **argv)
 	uint64_t size;
 	long long v;
 	char host[256];
+	struct fd_err err;
 	int c, port;
 
 	fd_cli_init("fd-node", USAGE);
@@ -231,6 +239,15 @@ int main(int argc, char **argv)
 			o.join[o.njoin++] = optarg;
 			break;
 		case OPT_RETRY_JOIN: o.retry_join = 1; break;
+		case OPT_DISCOVER:
+			if (fd_dsource_check(optarg, &err) < 0)
+				fd_usage_die("invalid --discover '%s': %s",
+					     optarg, err.msg);
+			if (o.ndiscover == NODE_MAX_DISCOVER)
+				fd_usage_die("too many --discover specs (at most %d)",
+					     NODE_MAX_DISCOVER);
+			o.discover[o.ndiscover++] = optarg;
+			break;
 		case OPT_ADVERTISE: o.advertise = optarg; break;
 		case OPT_READY_QUORUM: o.ready_quorum = 1; break;
 		case OPT_READY_EXPECT:

@@ -358,6 +358,9 @@ struct join_req {
 	struct members *ms;
 	struct fd_http_req *req; /* the POST /v1/join, while its client waits */
 	int startup;		 /* the --join at start */
+	int check_name; /* make sure no live node has our name (see pushpull_done) */
+	members_join_cb done; /* members_join(): the owner's callback */
+	void *done_arg;
 	struct json_object *results; /* array, one per address */
 	struct pp_call *calls;
 	int ncalls, pending;
@@ -368,6 +371,8 @@ static void join_free(struct join_req *j)
 {
 	struct members *ms = j->ms;
 
+	if (j->done) /* not finished: the node is stopping */
+		j->done(NULL, j->done_arg);
 	if (j->prev)
 		j->prev->next = j->next;
 	else
@@ -458,7 +463,7 @@ static void pushpull_done(const struct fd_http_resp *r, void *arg)
 	char addr[FD_MEMBER_ADDR_MAX + 1], url[160], id[33];
 	struct name_check *nc;
 
-	if (call->join && call->join->startup && !r->error && r->status == 200 &&
+	if (call->join && call->join->check_name && !r->error && r->status == 200 &&
 	    name_taken_candidate(ms, r->body, r->len, addr, id) &&
 	    (nc = calloc(1, sizeof(*nc))) != NULL) {
 		nc->call = call;
@@ -581,9 +586,29 @@ static void join_closed(struct fd_http_req *req, void *arg)
 
 static void join_retry(struct fd_loop *loop, struct fd_timer *t, void *arg);
 
+static struct join_req *join_start(struct members *ms, struct fd_http_req *req,
+				   const char *const *addrs, int n,
+				   members_join_cb done, void *done_arg);
+
 /* Starts a join of the given addresses. */
 static struct join_req *join_begin(struct members *ms, struct fd_http_req *req,
 				   const char *const *addrs, int n)
+{
+	return join_start(ms, req, addrs, n, NULL, NULL);
+}
+
+/* A join for members_join(): no HTTP request, not the start-up one; the
+ * name is checked while this node is alone (a node that starts with
+ * --discover only). */
+static struct join_req *join_begin_cb(struct members *ms, const char *const *addrs,
+				      int n, members_join_cb done, void *arg)
+{
+	return join_start(ms, NULL, addrs, n, done, arg);
+}
+
+static struct join_req *join_start(struct members *ms, struct fd_http_req *req,
+				   const char *const *addrs, int n,
+				   members_join_cb done, void *done_arg)
 {
 	struct join_req *j = calloc(1, sizeof(*j));
 
@@ -594,7 +619,14 @@ static struct join_req *join_begin(struct members *ms, struct fd_http_req *req,
 	}
 	j->ms = ms;
 	j->req = req;
-	j->startup = req == NULL;
+	j->startup = req == NULL && !done;
+	j->check_name =
+		j->startup ||
+		(done && fd_member_count(ms->m, FD_MEMBER_ALIVE) +
+					 fd_member_count(ms->m, FD_MEMBER_SUSPECT) <=
+				 1);
+	j->done = done;
+	j->done_arg = done_arg;
 	j->results = json_object_new_array();
 	j->calls = calloc((size_t)n, sizeof(*j->calls));
 	j->ncalls = n;
@@ -670,7 +702,12 @@ static void join_finish(struct join_req *j)
 				   fd_json_get_str(res, "addr"),
 				   fd_json_get_str(res, "error"));
 	}
-	if (j->req) {
+	if (j->done) {
+		members_join_cb done = j->done;
+
+		j->done = NULL;
+		done(j->results, j->done_arg);
+	} else if (j->req) {
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "results", json_object_get(j->results));
@@ -708,6 +745,18 @@ static void join_retry(struct fd_loop *loop, struct fd_timer *t, void *arg)
 	(void)t;
 	if (!ms->joined && !ms->leaving)
 		join_begin(ms, NULL, ms->n->opts->join, ms->n->opts->njoin);
+}
+
+void members_join(struct node *n, const char *const *addrs, int count,
+		  members_join_cb done, void *arg)
+{
+	struct members *ms = n->members;
+
+	if (ms->leaving || count <= 0) {
+		done(NULL, arg);
+		return;
+	}
+	join_begin_cb(ms, addrs, count, done, arg);
 }
 
 static void h_join(struct fd_http_req *req, void *arg)

@@ -158,7 +158,8 @@ static struct json_object *node_info(struct node *n)
 	members_add_info(n, o);
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
-	faults_add_info(n, o); /* faults.c */
+	faults_add_info(n, o);	 /* faults.c */
+	discover_add_info(n, o); /* discover.c */
 	return o;
 }
 
@@ -558,6 +559,8 @@ int node_main(const struct node_opts *opts)
 	if (!opts->detach)
 		print_identity(&n, getpid());
 	members_start(&n); /* reports readiness to a --detach parent */
+	if (discover_init(&n) < 0)
+		fd_die(FD_EXIT_RUNTIME, "unable to start discovery: out of memory");
 
 	if (fd_loop_run(n.loop) < 0) {
 		fd_errlog("event loop failed: %s", strerror(errno));
@@ -565,6 +568,7 @@ int node_main(const struct node_opts *opts)
 	}
 	fd_http_server_free(n.http); /* ends requests: their audit lines */
 	fd_http_client_free(n.client);
+	discover_free(&n);
 	authz_free(&n);
 	registry_free(&n);
 	pubsub_free(&n);

@@ -11,6 +11,7 @@
 #include "loop.h"
 
 #define NODE_MAX_JOIN 32
+#define NODE_MAX_DISCOVER 8
 
 struct node_opts {
 	const char *name;
@@ -21,6 +22,8 @@ struct node_opts {
 	const char *profile;
 	const char *join[NODE_MAX_JOIN];
 	int njoin;
+	const char *discover[NODE_MAX_DISCOVER]; /* --discover specs */
+	int ndiscover;
 	int retry_join;
 	int ready_quorum;
 	int ready_expect;
@@ -41,6 +44,7 @@ struct pubsub;
 struct pubsub_opts;
 struct faults;
 struct authz;
+struct discover;
 
 struct node {
 	struct fd_loop *loop;
@@ -55,9 +59,10 @@ struct node {
 	int64_t started_mono, started_wall;
 	struct members *members;
 	struct registry *registry;
-	struct pubsub *pubsub; /* pubsub.c */
-	struct faults *faults; /* faults.c */
-	struct authz *authz;   /* authz.c */
+	struct pubsub *pubsub;	   /* pubsub.c */
+	struct faults *faults;	   /* faults.c */
+	struct discover *discover; /* discover.c */
+	struct authz *authz;	   /* authz.c */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
@@ -95,11 +100,24 @@ void members_free(struct node *n);
 void members_add_routes(struct node *n);
 /* Starts the --join attempts. */
 void members_start(struct node *n);
+/* Joins addrs (count of them) the way POST /v1/join does, then calls
+ * done(results, arg) with the join records (borrowed: {"addr", "ok",
+ * "name", "id"} or {"addr", "ok": false, "error"}), or done(NULL, arg) when
+ * the join could not run or the node stopped first. */
+typedef void (*members_join_cb)(struct json_object *results, void *arg);
+void members_join(struct node *n, const char *const *addrs, int count,
+		  members_join_cb done, void *arg);
 /* Graceful leave: announce, drain a little, then stop the loop. */
 void members_leave(struct node *n);
 void members_add_info(struct node *n, struct json_object *info);
 /* 1 when ready; else 0 with why filled. */
 int members_ready(struct node *n, char *why, size_t len);
+
+/* Discovery (discover.c): --discover sources, polled in the loop; what
+ * they find and is not an alive member is joined, at every poll. */
+int discover_init(struct node *n);
+void discover_free(struct node *n);
+void discover_add_info(struct node *n, struct json_object *info);
 
 /* Registry (registry.c) */
 int registry_init(struct node *n);

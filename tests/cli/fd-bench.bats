@@ -73,11 +73,11 @@ write_baseline()
 	done
 }
 
-@test "list: one scenario record per line: membership, registry and pub/sub scenarios" {
+@test "list: one scenario record per line: membership, registry, pub/sub and discovery scenarios" {
 	run -0 --separate-stderr fd-bench list
 	assert_equal "$stderr" ""
 	fd_assert_jsonl <(printf '%s\n' "$output")
-	assert_equal "${#lines[@]}" 23
+	assert_equal "${#lines[@]}" 25
 	run -0 jq -e -s '
 		map(.type == "scenario" and (.unit | length > 0) and (.description | length > 0)) | all' \
 		<<<"$output"
@@ -89,6 +89,8 @@ write_baseline()
 	assert_output 'ms names/s lookups/s bytes/entry '
 	run -0 bash -c 'fd-bench list | jq -r .name | grep ^pubsub | sort | tr "\n" " "'
 	assert_output 'pubsub.codec.json pubsub.codec.random pubsub.codec.text pubsub.compression pubsub.compression.random pubsub.compression.text pubsub.hol pubsub.latency pubsub.throughput.16 pubsub.throughput.1m pubsub.throughput.256 pubsub.throughput.4k pubsub.throughput.64k pubsub.throughput.fanout4 pubsub.throughput.same_node '
+	run -0 bash -c 'fd-bench list | jq -r "select(.name | startswith(\"discover.\")) | .name" | tr "\n" " "'
+	assert_output 'discover.dns discover.kubernetes '
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.false_positives\") | .unit"'
 	assert_output count
 	run -0 bash -c 'fd-bench list | jq -r "select(.name == \"membership.rss\") | .unit"'
@@ -161,6 +163,15 @@ write_baseline()
 	run -0 jq -r -s 'map(select(.unit == "MiB" and .value > 0) | .name) | join(",")' <<<"$out"
 	assert_output 'membership.rss,membership.pss,membership.private'
 	run -0 jq -e -s '.[0].value >= .[1].value' <<<"$out"
+	assert_clean
+}
+
+@test "discover.dns, discover.kubernetes -N 3 -r 1: seconds until a new node, and one back at a new address, is joined" {
+	run -0 --separate-stderr bench -N 3 -r 1 discover.dns discover.kubernetes
+	assert_equal "${#lines[@]}" 4
+	run -0 jq -r -s 'map(select(.type == "result" and .unit == "s" and .params.nodes == 3 and
+		.value > 0 and .value < 30) | .name) | join(",")' <<<"$output"
+	assert_output 'discover.dns.join,discover.dns.rejoin,discover.kubernetes.join,discover.kubernetes.rejoin'
 	assert_clean
 }
 

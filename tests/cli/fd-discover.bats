@@ -51,15 +51,15 @@ write_peers()
 }
 
 @test "an unknown strategy is a usage error naming the known ones" {
-	run -2 --separate-stderr fd-discover gossip example.org
+	run -2 --separate-stderr fd-discover consul example.org
 	assert_equal "$output" ""
-	assert_equal "${stderr_lines[0]}" "fd-discover: unknown strategy 'gossip' (known: static, file, exec, dns, dns-srv)"
+	assert_equal "${stderr_lines[0]}" "fd-discover: unknown strategy 'consul' (known: static, file, exec, dns, dns-srv, kubernetes)"
 	assert_usage_line
 }
 
 @test "no strategy, an unknown option, a bad option value: exit 2" {
 	run -2 --separate-stderr fd-discover
-	assert_equal "${stderr_lines[0]}" "fd-discover: no strategy given (known: static, file, exec, dns, dns-srv)"
+	assert_equal "${stderr_lines[0]}" "fd-discover: no strategy given (known: static, file, exec, dns, dns-srv, kubernetes; or --auto, --config FILE)"
 	run -2 --separate-stderr fd-discover --bogus static a
 	assert_equal "${stderr_lines[0]}" "fd-discover: unknown option '--bogus'"
 	run -2 --separate-stderr fd-discover --format yaml static a

@@ -450,9 +450,15 @@ complete_words()
 	run -0 complete_words fd-node --
 	assert_line --join
 	assert_line --retry-join
+	assert_line --discover
 	assert_line --advertise
 	assert_line --ready-quorum
 	assert_line --ready-expect
+	run -0 complete_words fd-node --discover ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'dns dns-srv exec file kubernetes static '
+	# After --discover SPEC the next word is still an option or a subcommand.
+	run -0 complete_words fd-node --discover 'static addrs=a:1' m
+	assert_output members
 	run -0 complete_words fd-node ''
 	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'info leave members '
 	# After --join ADDR the next word is still an option or a subcommand.

@@ -257,3 +257,70 @@ TEST(peerset_model)
 	}
 	fd_peerset_release(&s);
 }
+
+static char down_desc[256];
+
+static void on_down_desc(const char *addr, void *arg)
+{
+	const char *name = NULL;
+	struct json_object *meta = NULL;
+
+	CHECK_EQ(fd_peerset_get(arg, addr, &name, &meta), 0);
+	snprintf(down_desc, sizeof(down_desc), "%s %s %s", addr, name ? name : "-",
+		 meta ? json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN)
+		      : "-");
+}
+
+static void count_each(const char *addr, const char *name,
+		       struct json_object *meta, void *arg)
+{
+	(void)addr;
+	(void)meta;
+	*(int *)arg += name != NULL;
+}
+
+/* Name and meta are kept per peer (the latest answer's win) and still known
+ * when the peer goes down. */
+TEST(peerset_describe)
+{
+	struct fd_peerset s;
+	struct json_object *m1 = json_object_new_object(),
+			   *m2 = json_object_new_object();
+	const char *name;
+	struct json_object *meta;
+	int named = 0;
+
+	json_object_object_add(m1, "zone", json_object_new_string("a"));
+	json_object_object_add(m2, "zone", json_object_new_string("b"));
+	REQUIRE(fd_peerset_init(&s, 1, 0) == 0);
+	fd_peerset_begin(&s);
+	CHECK_EQ(fd_peerset_add_meta(&s, "a:1", "n1", m1), 1);
+	CHECK_EQ(fd_peerset_add(&s, "b:1"), 1);
+	fd_peerset_end(&s, NULL, NULL);
+	json_object_put(m1);
+	CHECK_EQ(fd_peerset_get(&s, "a:1", &name, &meta), 0);
+	CHECK_STR(name, "n1");
+	CHECK_STR(fd_json_get_str(meta, "zone"), "a");
+	CHECK_EQ(fd_peerset_get(&s, "b:1", &name, &meta), 0);
+	CHECK(name == NULL && meta == NULL);
+	CHECK_EQ(fd_peerset_get(&s, "c:1", &name, &meta), -1);
+	fd_peerset_each(&s, count_each, &named);
+	CHECK_EQ(named, 1);
+	/* A later answer updates the description; NULL keeps it. */
+	fd_peerset_begin(&s);
+	CHECK_EQ(fd_peerset_add_meta(&s, "a:1", NULL, m2), 0);
+	CHECK_EQ(fd_peerset_add(&s, "b:1"), 0);
+	fd_peerset_end(&s, on_down_desc, &s);
+	json_object_put(m2);
+	CHECK_EQ(fd_peerset_get(&s, "a:1", &name, &meta), 0);
+	CHECK_STR(name, "n1");
+	CHECK_STR(fd_json_get_str(meta, "zone"), "b");
+	/* Down: described in the callback, forgotten after. */
+	fd_peerset_begin(&s);
+	fd_peerset_add(&s, "b:1");
+	down_desc[0] = '\0';
+	CHECK_EQ(fd_peerset_end(&s, on_down_desc, &s), 1);
+	CHECK_STR(down_desc, "a:1 n1 {\"zone\":\"b\"}");
+	CHECK_EQ(fd_peerset_get(&s, "a:1", NULL, NULL), -1);
+	fd_peerset_release(&s);
+}
