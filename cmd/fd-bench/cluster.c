@@ -32,6 +32,9 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 	argv[k++] = listen ? listen : "127.0.0.1:0";
 	argv[k++] = "--log-level";
 	argv[k++] = "warn";
+	/* every node of a local cluster connects from 127.0.0.1 */
+	argv[k++] = "--max-client-conns";
+	argv[k++] = "0";
 	if (c->profile) {
 		argv[k++] = "--profile";
 		argv[k++] = c->profile;

@@ -530,8 +530,10 @@ void faults_add_routes(struct node *n)
 {
 	fd_http_server_set_gate(n->http, server_gate, n->faults);
 	fd_http_route(n->http, "GET", "/v1/faults", 0, h_get, n->faults);
-	fd_http_route(n->http, "PUT", "/v1/faults", FD_HTTP_JSON, h_put, n->faults);
-	fd_http_route(n->http, "DELETE", "/v1/faults", 0, h_delete, n->faults);
+	fd_http_route(n->http, "PUT", "/v1/faults",
+		      FD_HTTP_JSON | FD_HTTP_ADMIN, h_put, n->faults);
+	fd_http_route(n->http, "DELETE", "/v1/faults", FD_HTTP_ADMIN, h_delete,
+		      n->faults);
 }
 
 void faults_add_info(struct node *n, struct json_object *info)

@@ -800,39 +800,11 @@ static void host_of(const char *addr, char *out, size_t len)
 		out[0] = '\0';
 }
 
-/* Whoever changes the ring can let anyone in: until client tokens exist
- * (an admin scope), /v1/keys answers only clients on the node's own host:
- * loopback, or the node's own address as the source (which a remote
- * client cannot complete a TCP handshake with). 1 when it refused (403
- * sent). */
-static int not_local(struct keys *ks, struct fd_http_req *req)
-{
-	const char *p = fd_http_peer(req);
-	char peer[80], own[80];
-
-	if (strncmp(p, "127.", 4) == 0 || strncmp(p, "[::1]:", 6) == 0 ||
-	    strncmp(p, "[::ffff:127.", 12) == 0)
-		return 0;
-	host_of(p, peer, sizeof(peer));
-	host_of(ks->n->addr, own, sizeof(own));
-	if (peer[0] && strcmp(peer, own) == 0)
-		return 0;
-	host_of(ks->n->opts->listen, own, sizeof(own));
-	if (peer[0] && strcmp(peer, own) == 0)
-		return 0;
-	fd_http_reply_error(req, 403,
-			    "the key ring is managed from the node's own host "
-			    "only");
-	return 1;
-}
-
 static void h_keys_get(struct fd_http_req *req, void *arg)
 {
 	struct keys *ks = arg;
 	struct json_object *local;
 
-	if (not_local(ks, req))
-		return;
 	if (!ks->enabled) {
 		fd_http_reply_error(req, 409,
 				    "this node runs without a key (--key-file)");
@@ -863,8 +835,6 @@ static void h_keys_post(struct fd_http_req *req, void *arg)
 	unsigned status;
 	char why[400], id[9];
 
-	if (not_local(ks, req))
-		return;
 	if (!ks->enabled) {
 		fd_http_reply_error(req, 409,
 				    "this node runs without a key (--key-file)");
@@ -979,7 +949,9 @@ void keys_add_routes(struct node *n)
 
 	fd_http_server_set_reply_hook(n->http, sign_answer, ks);
 	fd_http_route(n->http, "GET", "/v1/keys", 0, h_keys_get, ks);
-	fd_http_route(n->http, "POST", "/v1/keys", FD_HTTP_JSON, h_keys_post, ks);
+	/* changing the ring can let anyone in: admin scope, audited */
+	fd_http_route(n->http, "POST", "/v1/keys", FD_HTTP_JSON | FD_HTTP_ADMIN,
+		      h_keys_post, ks);
 	fd_http_route(n->http, "GET", KEYS_PATH, 0, h_cluster_keys_get, ks);
 	fd_http_route(n->http, "POST", KEYS_PATH, 0, h_cluster_keys_post, ks);
 }

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "client.h"
 #include "dsource.h"
 #include "log.h"
 #include "node.h"
@@ -19,7 +20,10 @@
 	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"       \
 	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"       \
 	"               [--channels separate|shared] [--key-file file] [--cluster name]\n"     \
-	"               [--encrypt-rollout] [--insecure]\n"                                    \
+	"               [--encrypt-rollout] [--insecure] [--tls-cert file [--tls-key file]]\n" \
+	"               [--tls-ca file [--tls-verify-client]] [--acl-file file]\n"             \
+	"               [--default-scope scopes] [--audit-log file] [--max-conns n]\n"         \
+	"               [--max-client-conns n]\n"                                              \
 	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]\n"           \
 	"       fd-node keys list|install KEY|use KEYID|remove KEYID [-n node] [-t timeout]\n" \
 	"       fd-node keygen [--force] [file]"
@@ -47,6 +51,22 @@ static const char help[] =
 	"      --log-format FMT    text or json (default text)\n"
 	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
 	"      --max-duration T    longest life of a fault rule, and its default (10m)\n"
+	"      --max-conns N       open connections at most (default 1024)\n"
+	"      --max-client-conns N  open connections from one address (default 256;\n"
+	"                          0: no limit but --max-conns)\n"
+	"\n"
+	"Security options:\n"
+	"      --tls-cert FILE     serve HTTPS with this certificate (PEM, may hold the\n"
+	"                          chain; default $FD_TLS_CERT); peers are called over\n"
+	"                          https with it as the client certificate\n"
+	"      --tls-key FILE      its private key (default $FD_TLS_KEY, else in --tls-cert)\n"
+	"      --tls-ca FILE       CA for peers' and clients' certificates ($FD_TLS_CA)\n"
+	"      --tls-verify-client every client needs a certificate --tls-ca signed\n"
+	"      --acl-file FILE     bearer tokens and their scopes (JSON; reread on SIGHUP)\n"
+	"      --default-scope S   what clients on this host may do without a token:\n"
+	"                          all (default), none, or a list like read,publish:x.\n"
+	"                          Clients on other hosts always need a token.\n"
+	"      --audit-log FILE    append one JSON line per admin action to FILE\n"
 	"\n"
 	"Security options:\n"
 	"      --key-file FILE     cluster key ring (default $FD_KEY_FILE): seal UDP,\n"
@@ -79,7 +99,7 @@ static const char help[] =
 	"Client options:\n"
 	"  -n, --node HOST:PORT    the node to ask (default $FD_NODE, else 127.0.0.1:4380)\n"
 	"  -t, --timeout DURATION  how long to wait for an answer (default 5s)\n"
-	"  -f, --format FMT        json (default) or table (members)\n"
+	"  -f, --format FMT        json (default) or table (members)\n" FD_CLIENT_HELP
 	"\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
@@ -103,6 +123,30 @@ static int valid_cluster(const char *s)
 		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
 			return 0;
 	return 1;
+}
+
+/* The environment fills what --tls-* left unset, when there is a
+ * certificate at all (FD_TLS_CA alone may be meant for the clients). */
+static void tls_options(struct node_opts *o)
+{
+	const char *cert = getenv("FD_TLS_CERT"), *key = getenv("FD_TLS_KEY");
+	const char *ca = getenv("FD_TLS_CA");
+
+	if (!o->tls_cert && !o->tls_key && cert && *cert)
+		o->tls_cert = cert;
+	if (!o->tls_cert) {
+		if (o->tls_key || o->tls_ca || o->tls_verify_client)
+			fd_usage_die("--tls-key, --tls-ca and --tls-verify-client need "
+				     "--tls-cert");
+		return;
+	}
+	if (!o->tls_key && key && *key)
+		o->tls_key = key;
+	if (!o->tls_ca && ca && *ca)
+		o->tls_ca = ca;
+	if (o->tls_verify_client && !o->tls_ca)
+		fd_usage_die("--tls-verify-client needs --tls-ca (the CA that signs "
+			     "client certificates)");
 }
 
 int main(int argc, char **argv)
@@ -130,6 +174,15 @@ int main(int argc, char **argv)
 		OPT_CLUSTER,
 		OPT_ROLLOUT,
 		OPT_INSECURE,
+		OPT_TLS_CERT, /* security */
+		OPT_TLS_KEY,
+		OPT_TLS_CA,
+		OPT_TLS_VERIFY_CLIENT,
+		OPT_ACL_FILE,
+		OPT_DEFAULT_SCOPE,
+		OPT_AUDIT_LOG,
+		OPT_MAX_CONNS,
+		OPT_MAX_CLIENT_CONNS,
 	};
 	static const struct option opts[] = {
 		{"name", required_argument, NULL, 'N'},
@@ -159,6 +212,15 @@ int main(int argc, char **argv)
 		{"cluster", required_argument, NULL, OPT_CLUSTER},
 		{"encrypt-rollout", no_argument, NULL, OPT_ROLLOUT},
 		{"insecure", no_argument, NULL, OPT_INSECURE},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"tls-verify-client", no_argument, NULL, OPT_TLS_VERIFY_CLIENT},
+		{"acl-file", required_argument, NULL, OPT_ACL_FILE},
+		{"default-scope", required_argument, NULL, OPT_DEFAULT_SCOPE},
+		{"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
+		{"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+		{"max-client-conns", required_argument, NULL, OPT_MAX_CLIENT_CONNS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -166,6 +228,8 @@ int main(int argc, char **argv)
 	struct node_opts o = {.listen = "127.0.0.1:4380",
 			      .max_body = 1024 * 1024,
 			      .fault_max_ms = 600000,
+			      .max_conns = 1024,
+			      .max_client_conns = 256,
 			      .profile = "lan",
 			      .cluster = "fd"};
 	struct pubsub_opts ps;
@@ -309,6 +373,25 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ROLLOUT: o.encrypt_rollout = 1; break;
 		case OPT_INSECURE: o.insecure = 1; break;
+		case OPT_TLS_CERT: o.tls_cert = optarg; break;
+		case OPT_TLS_KEY: o.tls_key = optarg; break;
+		case OPT_TLS_CA: o.tls_ca = optarg; break;
+		case OPT_TLS_VERIFY_CLIENT: o.tls_verify_client = 1; break;
+		case OPT_ACL_FILE: o.acl_file = optarg; break;
+		case OPT_DEFAULT_SCOPE: o.default_scope = optarg; break;
+		case OPT_AUDIT_LOG: o.audit_log = optarg; break;
+		case OPT_MAX_CONNS:
+			if (fd_parse_int(optarg, 16, 1000000, &v) < 0)
+				fd_usage_die("invalid --max-conns '%s' (16 to 1000000)",
+					     optarg);
+			o.max_conns = (unsigned)v;
+			break;
+		case OPT_MAX_CLIENT_CONNS:
+			if (fd_parse_int(optarg, 0, 1000000, &v) < 0)
+				fd_usage_die("invalid --max-client-conns '%s' (0 to 1000000)",
+					     optarg);
+			o.max_client_conns = (unsigned)v;
+			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
 		default: fd_usage_getopt(c, argv);
@@ -318,5 +401,6 @@ int main(int argc, char **argv)
 		fd_usage_die("unexpected argument '%s'", argv[optind]);
 	if (!o.key_file && getenv("FD_KEY_FILE") && *getenv("FD_KEY_FILE"))
 		o.key_file = getenv("FD_KEY_FILE");
+	tls_options(&o);
 	return node_main(&o);
 }

@@ -477,7 +477,7 @@ static void pushpull_done(const struct fd_http_resp *r, void *arg)
 		nc->state = malloc(r->len ? r->len : 1);
 		nc->len = r->len;
 		if (nc->state &&
-		    fd_http_url(url, sizeof(url), addr, "/v1/info") == 0) {
+		    fd_http_url(url, sizeof(url), addr, "/healthz") == 0) {
 			memcpy(nc->state, r->body, r->len);
 			fd_info("the cluster knows another '%s' at %s: checking whether it is us",
 				ms->n->name, addr);
@@ -932,9 +932,10 @@ void members_add_routes(struct node *n)
 	struct members *ms = n->members;
 
 	fd_http_route(n->http, "POST", PUSHPULL_PATH, FD_HTTP_LARGE, h_pushpull, ms);
-	fd_http_route(n->http, "POST", "/v1/join", FD_HTTP_JSON, h_join, ms);
+	fd_http_route(n->http, "POST", "/v1/join", FD_HTTP_JSON | FD_HTTP_ADMIN,
+		      h_join, ms);
 	fd_http_route(n->http, "GET", "/v1/members", 0, h_members, ms);
-	fd_http_route(n->http, "POST", "/v1/leave", 0, h_leave, ms);
+	fd_http_route(n->http, "POST", "/v1/leave", FD_HTTP_ADMIN, h_leave, ms);
 	fd_http_route(n->http, "GET", "/v1/events", 0, h_events, ms);
 }
 

@@ -225,10 +225,13 @@ static struct json_object *node_info(struct node *n)
 
 static void h_healthz(struct fd_http_req *req, void *arg)
 {
+	struct node *n = arg;
 	struct json_object *o = json_object_new_object();
 
-	(void)arg;
 	json_object_object_add(o, "status", json_object_new_string("ok"));
+	/* open to all: a node checks with it whether an address is itself */
+	json_object_object_add(o, "id", json_object_new_string(n->id));
+	json_object_object_add(o, "addr", json_object_new_string(n->addr));
 	fd_http_reply_json(req, 200, o);
 }
 
@@ -365,9 +368,14 @@ int64_t node_wall_us(const struct node *n, int64_t mono_ms)
 
 static void on_hup(struct fd_loop *loop, int signo, void *arg)
 {
+	struct node *n = arg;
+
 	(void)loop;
 	(void)signo;
-	keys_reload(arg); /* the key file */
+	fd_info("SIGHUP received: reloading");
+	keys_reload(n); /* keys.c: the key file */
+	if (n->opts->acl_file)
+		authz_reload(n); /* authz.c: --acl-file */
 }
 
 static void make_identity(struct node *n, const char *name)
@@ -490,6 +498,66 @@ static int redirect_stdio(const char *log_file, int detached)
 	return 0;
 }
 
+/* A PEM file for --tls-*: a new string the caller frees, or NULL with msg
+ * filled. */
+static char *read_pem(const char *opt, const char *path, char *msg, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f) {
+		snprintf(msg, len, "unable to read %s '%s': %s", opt, path,
+			 strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t r;
+
+		if (n + 4096 + 1 > cap) {
+			char *b = cap < (1 << 20) ? realloc(buf, cap + 65536) : NULL;
+
+			if (!b) {
+				snprintf(msg, len, "%s '%s': too large", opt, path);
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = b;
+			cap += 65536;
+		}
+		r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	buf[n] = '\0';
+	if (ferror(f) || !strstr(buf, "-----BEGIN ")) {
+		snprintf(msg, len, "%s '%s': not a PEM file", opt, path);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Reads the --tls-* files into hopts (freed by the caller). Dies on error:
+ * these are the command line's mistakes. */
+static void tls_files(const struct node_opts *o, struct fd_http_server_opts *hopts)
+{
+	char msg[512];
+
+	if (!o->tls_cert)
+		return;
+	if (!(hopts->tls_cert = read_pem("--tls-cert", o->tls_cert, msg, sizeof(msg))) ||
+	    !(hopts->tls_key = read_pem("--tls-key", o->tls_key ? o->tls_key : o->tls_cert,
+					msg, sizeof(msg))) ||
+	    (o->tls_ca &&
+	     !(hopts->tls_ca = read_pem("--tls-ca", o->tls_ca, msg, sizeof(msg)))))
+		fd_usage_die("%s", msg);
+	hopts->tls_verify_client = o->tls_verify_client;
+}
+
 static int write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -506,11 +574,19 @@ int node_main(const struct node_opts *opts)
 	struct fd_http_server_opts hopts = {0};
 	struct fd_err err;
 	char msg[512];
+	int rc;
 
 	make_identity(&n, opts->name);
 	if (keys_load(&n) < 0) /* before binding: no key, no public address */
 		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	node_bind(&n, opts->listen);
+	/* before --detach: a bad file is the command line's mistake, said here */
+	tls_files(opts, &hopts);
+	rc = authz_init(&n, msg, sizeof(msg));
+	if (rc == -2)
+		fd_usage_die("%s", msg);
+	if (rc < 0)
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	if (opts->detach)
 		detach(&n, &n.report_fd);
 	n.started_mono = fd_mono_ms();
@@ -537,8 +613,15 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
 		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
-	if (!n.client || keys_init(&n) < 0 || faults_init(&n) < 0 ||
-	    members_init(&n) < 0 || registry_init(&n) < 0) {
+	/* A TLS node talks https to its peers, verifies them against --tls-ca
+	 * and shows its own certificate (for clusters with
+	 * --tls-verify-client). */
+	if (n.client && opts->tls_cert &&
+	    fd_http_client_set_tls(n.client, opts->tls_ca, opts->tls_cert,
+				   opts->tls_key ? opts->tls_key : opts->tls_cert) < 0)
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
+	if (!n.client || keys_init(&n) < 0 || faults_init(&n) < 0 || members_init(&n) < 0 ||
+	    registry_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
@@ -546,16 +629,23 @@ int node_main(const struct node_opts *opts)
 	}
 	hopts.listen_fd = n.tcp_fd;
 	hopts.max_body = opts->max_body;
+	hopts.max_conns = opts->max_conns;
+	hopts.max_conns_per_ip = opts->max_client_conns;
 	n.http = fd_http_server_new(n.loop, &hopts, &err);
+	free((char *)hopts.tls_cert);
+	free((char *)hopts.tls_key);
+	free((char *)hopts.tls_ca);
 	if (!n.http) {
 		node_report(&n, FD_EXIT_RUNTIME, "%s", err.msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
 	}
-	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);
-	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
+	authz_add_hook(&n); /* authz.c: tokens and scopes on every route */
+	fd_http_route(n.http, "GET", "/healthz", FD_HTTP_OPEN, h_healthz, &n);
+	fd_http_route(n.http, "GET", "/readyz", FD_HTTP_OPEN, h_readyz, &n);
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
 	fd_http_route(n.http, "GET", "/metrics", 0, h_metrics, &n);
-	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
+	fd_http_route(n.http, "PUT", "/v1/log-level",
+		      FD_HTTP_JSON | FD_HTTP_ADMIN, h_log_level, &n);
 	faults_add_routes(&n); /* faults.c: /v1/faults and the server-side gate */
 	keys_add_routes(&n);   /* keys.c: /v1/keys, answer signing */
 	members_add_routes(&n);
@@ -564,8 +654,8 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to start pub/sub: out of memory");
 	pubsub_add_routes(&n);
 
-	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id,
-		n.addr, opts->profile);
+	fd_info("node '%s' (%s) listening on %s%s, profile %s", n.name, n.id,
+		n.addr, opts->tls_cert ? " (TLS)" : "", opts->profile);
 	if (!opts->detach)
 		print_identity(&n, getpid());
 	members_start(&n); /* reports readiness to a --detach parent */
@@ -576,9 +666,10 @@ int node_main(const struct node_opts *opts)
 		fd_errlog("event loop failed: %s", strerror(errno));
 		n.exit_code = FD_EXIT_RUNTIME;
 	}
-	fd_http_server_free(n.http);
+	fd_http_server_free(n.http); /* ends requests: their audit lines */
 	fd_http_client_free(n.client);
 	discover_free(&n);
+	authz_free(&n);
 	registry_free(&n);
 	pubsub_free(&n);
 	members_free(&n);

@@ -34,6 +34,11 @@ struct node_opts {
 	const char *cluster;  /* --cluster: sealed into every datagram */
 	int encrypt_rollout;  /* accept plaintext too, while moving to a key */
 	int insecure;	      /* plaintext on a non-loopback address */
+	/* TLS (--tls-*), client authorization and audit (authz.c) */
+	const char *tls_cert, *tls_key, *tls_ca;
+	int tls_verify_client;
+	const char *acl_file, *default_scope, *audit_log;
+	unsigned max_conns, max_client_conns;
 	const struct pubsub_opts *pubsub; /* pub/sub options (pubsub.h) */
 };
 
@@ -43,6 +48,7 @@ struct pubsub;
 struct pubsub_opts;
 struct faults;
 struct keys;
+struct authz;
 struct discover;
 
 struct node {
@@ -62,6 +68,7 @@ struct node {
 	struct faults *faults;	   /* faults.c */
 	struct keys *keys;	   /* keys.c */
 	struct discover *discover; /* discover.c */
+	struct authz *authz;	   /* authz.c */
 	int report_fd; /* --detach: tells the parent we are ready (or not) */
 	int stopping;
 	int exit_code;
@@ -164,6 +171,46 @@ const void *keys_udp_open(struct node *n, const char *from, const void *buf,
 			  size_t len, void *out, size_t cap, size_t *outlen);
 struct fd_http_req;
 int keys_http_gate(struct node *n, struct fd_http_req *req);
+/* Authorization and audit (authz.c). Routes say what they need with
+ * their flags (http.h): none: read; FD_HTTP_ADMIN: admin, audited;
+ * FD_HTTP_SCOPED: the handler checks each name with node_allow*();
+ * FD_HTTP_OPEN: nothing. /v1/cluster/ routes are not token-checked. */
+#include "acl.h"
+struct fd_http_req;
+/* Parses --default-scope, loads --acl-file, opens --audit-log. Returns 0,
+ * or -2 (a usage error: exit 2) / -1 (exit 1) with msg filled. */
+int authz_init(struct node *n, char *msg, size_t len);
+void authz_free(struct node *n);
+/* Installs the HTTP server's auth hook (n->http must exist). */
+void authz_add_hook(struct node *n);
+/* SIGHUP: loads --acl-file again; a bad file keeps the old ACL (logged and
+ * audited). */
+void authz_reload(struct node *n);
+/* 1 when the request's client may do kind on name[0..len) (read and admin:
+ * NULL, 0); else replies 403 ("forbidden: token "ci" lacks
+ * publish:billing.x") and returns 0. */
+int node_allow(struct node *n, struct fd_http_req *req, enum fd_scope_kind kind,
+	       const char *name, size_t len);
+/* The same for subscribing to a pattern. */
+int node_allow_pattern(struct node *n, struct fd_http_req *req,
+		       const char *pattern, size_t len);
+/* The client's scopes, for handlers that check many names themselves (the
+ * pointer lives as long as the request), and who it is for messages
+ * ("token "ci""). */
+const struct fd_scopes *node_scopes(struct node *n, struct fd_http_req *req,
+				    char *who, size_t len);
+/* Replies 403 in the words node_allow uses. */
+void node_forbidden(struct fd_http_req *req, const char *who,
+		    enum fd_scope_kind kind, const char *name, size_t len);
+/* One audit line now: action ("keys use"), detail (owned; NULL: none), the
+ * status given. who is the request's token id, "local" or its address
+ * ("node" without a request). Nothing without --audit-log. */
+void node_audit(struct node *n, struct fd_http_req *req, const char *action,
+		struct json_object *detail, unsigned status);
+/* Audits the request when it ends (with its status), as action (a string
+ * that outlives it; NULL: "METHOD PATH"). Admin routes are audited so
+ * already. */
+void node_audit_request(struct node *n, struct fd_http_req *req, const char *action);
 
 /* Client subcommands; argv[0] is the subcommand. */
 int cmd_info(int argc, char **argv);

@@ -270,7 +270,7 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	fd_start_node n1
 	fd_http GET "${FD_ADDR[n1]}" /healthz
 	assert_equal "$HTTP_CODE" 200
-	assert_equal "$(jq -c . <<<"$HTTP_BODY")" '{"status":"ok"}'
+	assert_equal "$(jq -c . <<<"$HTTP_BODY")" "{\"status\":\"ok\",\"id\":\"${FD_ID[n1]}\",\"addr\":\"${FD_ADDR[n1]}\"}"
 	assert_regex "$HTTP_HEADERS" $'(^|\n)content-type: application/json'
 	fd_http GET "${FD_ADDR[n1]}" /readyz
 	assert_equal "$HTTP_CODE" 200

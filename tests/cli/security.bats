@@ -444,7 +444,7 @@ netns_setup() {
 	ip -n "$NS2" link set "fds2.$$" up
 }
 
-@test "off loopback (network namespaces): keyed nodes form a cluster; /v1/keys only from the node's host; no key, no join" {
+@test "off loopback (network namespaces): keyed nodes form a cluster; /v1/keys needs admin from other hosts; no key, no join" {
 	netns_setup
 	fd-node keygen "$FD_TMP/k"
 	cp "$FD_TMP/k" "$FD_TMP/b.key"
@@ -457,11 +457,11 @@ netns_setup() {
 	in2() { ip netns exec "$NS2" "$@"; }
 	fd_wait_until 20s in1 bash -c "fd-node members -n ${FD_ADDR[a]} | jq -s -e '[.[] | select(.state == \"alive\")] | length == 2'"
 	run -0 in1 bash -c "fd-node info -n ${FD_ADDR[a]} | jq -e '.auth.udp.opened > 0 and .auth.http.verified > 0'"
-	# the key ring: from a's own host yes, from b's host no
+	# the key ring: from a's own host yes, from b's host not without a token
 	run -0 in1 fd-node keys list -n "${FD_ADDR[a]}"
 	run -0 jq -e '.holders == 2' <<<"$output"
 	run -1 --separate-stderr in2 fd-node keys list -n "${FD_ADDR[a]}"
-	assert_equal "${stderr_lines[0]}" "fd-node: the key ring is managed from the node's own host only"
+	assert_equal "${stderr_lines[0]}" "fd-node: unauthorized: a token is needed from other hosts (--token or FD_TOKEN)"
 	run -1 --separate-stderr in2 fd-node keys install -n "${FD_ADDR[a]}" "$(fd-node keygen)"
 	run -0 in1 bash -c "fd-node info -n ${FD_ADDR[a]} | jq -e '.auth.keys == 1'"
 	# without a key: refused off loopback; with --insecure it starts but
