@@ -791,15 +791,6 @@ static void fanout(struct keys *ks, struct fd_http_req *req, const char *method,
 		op_finish(op);
 }
 
-/* The host part of "ip:port" / "[v6]:port" into out. */
-static void host_of(const char *addr, char *out, size_t len)
-{
-	int port;
-
-	if (fd_parse_hostport(addr, out, len, -1, &port) < 0)
-		out[0] = '\0';
-}
-
 static void h_keys_get(struct fd_http_req *req, void *arg)
 {
 	struct keys *ks = arg;
