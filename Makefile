@@ -4,7 +4,7 @@
 #   make demo       a local 3-node cluster, shown and stopped
 #   make install    PREFIX=/usr/local DESTDIR=
 PKG_CONFIG ?= pkg-config
-PKGS       := libcurl json-c libmicrohttpd openssl libzstd libcares zlib
+PKGS       := libcurl json-c libmicrohttpd gnutls openssl libzstd libcares zlib
 CC         ?= cc
 PREFIX     ?= /usr/local
 VERSION    := $(shell cat VERSION)

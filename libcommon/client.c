@@ -1,4 +1,5 @@
 #include "client.h"
+#include "acl.h"
 #include "buf.h"
 #include "cli.h"
 #include "clock.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_RESP (64 * 1024 * 1024)
 
@@ -18,24 +20,95 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return fd_buf_append(b, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
 }
 
+struct fd_client_sec fd_client_sec;
+
+int fd_client_opt(int c, const char *arg)
+{
+	switch (c) {
+	case FD_OPT_TLS_CA: fd_client_sec.tls_ca = arg; return 1;
+	case FD_OPT_TLS_CERT: fd_client_sec.tls_cert = arg; return 1;
+	case FD_OPT_TLS_KEY: fd_client_sec.tls_key = arg; return 1;
+	case FD_OPT_TOKEN: fd_client_sec.token = arg; return 1;
+	default: return 0;
+	}
+}
+
+/* The option's value, else the environment's (empty counts as unset). */
+static const char *sec_value(const char *opt, const char *env)
+{
+	const char *v = getenv(env);
+
+	if (opt)
+		return opt;
+	return v && *v ? v : NULL;
+}
+
+static int check_file(const char *what, const char *path, struct fd_err *err)
+{
+	if (path && access(path, R_OK) < 0)
+		return fd_err_set(err, "unable to read %s '%s': %s", what, path,
+				  strerror(errno));
+	return 0;
+}
+
 int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 		   struct fd_err *err)
 {
+	const char *ca = sec_value(fd_client_sec.tls_ca, "FD_TLS_CA");
+	const char *cert = sec_value(fd_client_sec.tls_cert, "FD_TLS_CERT");
+	const char *key = sec_value(fd_client_sec.tls_key, "FD_TLS_KEY");
+	const char *token = sec_value(fd_client_sec.token, "FD_TOKEN");
+	const char *a = addr;
 	char host[256];
-	int port;
+	int port, scheme = -1; /* -1: none given, 0 http, 1 https */
 
 	memset(c, 0, sizeof(*c));
-	if (fd_parse_hostport(addr, host, sizeof(host), -1, &port) < 0 || port == 0)
-		return fd_err_set(err, "invalid node address '%s' (expected HOST:PORT)",
+	if (strncmp(a, "https://", 8) == 0) {
+		scheme = 1;
+		a += 8;
+	} else if (strncmp(a, "http://", 7) == 0) {
+		scheme = 0;
+		a += 7;
+	}
+	if (fd_parse_hostport(a, host, sizeof(host), -1, &port) < 0 || port == 0)
+		return fd_err_set(err,
+				  "invalid node address '%s' (expected HOST:PORT or "
+				  "https://HOST:PORT)",
 				  addr);
 	snprintf(c->addr, sizeof(c->addr), "%s%s%s:%d", strchr(host, ':') ? "[" : "",
 		 host, strchr(host, ':') ? "]" : "", port);
+	c->tls = scheme >= 0 ? scheme : ca || cert;
+	if (key && !cert)
+		return fd_err_set(err, "a TLS key without a certificate (--tls-cert)");
+	if (check_file("the TLS CA", ca, err) < 0 ||
+	    check_file("the TLS certificate", cert, err) < 0 ||
+	    check_file("the TLS key", key, err) < 0)
+		return -1;
+	fd_client_sec.tls_ca = ca;
+	fd_client_sec.tls_cert = cert;
+	fd_client_sec.tls_key = key;
+	if (token) {
+		size_t n = strlen(token);
+
+		if (!fd_acl_token_valid(token, n))
+			return fd_err_set(err, "invalid token (1 to %d visible ASCII characters)",
+					  FD_ACL_MAX_TOKEN);
+		c->auth = malloc(n + 32);
+		if (!c->auth)
+			return fd_err_set(err, "out of memory");
+		snprintf(c->auth, n + 32, "Authorization: Bearer %s", token);
+	}
 	c->timeout_ms = timeout_ms;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
-	    !(c->curl = curl_easy_init()))
+	    !(c->curl = curl_easy_init())) {
+		free(c->auth);
+		c->auth = NULL;
 		return fd_err_set(err, "unable to start the HTTP client");
+	}
 	c->headers = curl_slist_append(NULL, "Expect:");
 	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
+	if (c->auth)
+		c->headers = curl_slist_append(c->headers, c->auth);
 	return 0;
 }
 
@@ -46,8 +119,29 @@ void fd_client_release(struct fd_client *c)
 		curl_global_cleanup();
 	}
 	curl_slist_free_all(c->headers);
+	free(c->auth);
 	c->curl = NULL;
 	c->headers = NULL;
+	c->auth = NULL;
+}
+
+const char *fd_client_scheme(const struct fd_client *c)
+{
+	return c->tls ? "https" : "http";
+}
+
+void fd_client_setup_curl(const struct fd_client *c, void *curl)
+{
+	if (!c->tls)
+		return;
+	if (fd_client_sec.tls_ca)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, fd_client_sec.tls_ca);
+	if (fd_client_sec.tls_cert) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, fd_client_sec.tls_cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY,
+				 fd_client_sec.tls_key ? fd_client_sec.tls_key
+						       : fd_client_sec.tls_cert);
+	}
 }
 
 /* Applies the client's local address (see fd_client_send_from). */
@@ -71,6 +165,33 @@ int fd_client_send_from(struct fd_client *c, const char *ip)
 	return 0;
 }
 
+/* A hint for the usual TLS mismatches, after a transport error. */
+static const char *hint(const struct fd_client *c, CURLcode rc)
+{
+	if (!c->tls && (rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR))
+		return " (if the node uses TLS: an https:// address or --tls-ca)";
+	if (c->tls && rc == CURLE_SSL_CONNECT_ERROR)
+		return " (if the node does not use TLS: an http:// address, "
+		       "no --tls-* options)";
+	if (c->tls && rc == CURLE_PEER_FAILED_VERIFICATION)
+		return " (--tls-ca: the CA that signed the node's certificate)";
+	return "";
+}
+
+/* The URL of path on c's node, and c's TLS settings on h (after a reset). */
+static int prepare(struct fd_client *c, CURL *h, char *url, size_t len,
+		   const char *path, struct fd_err *err)
+{
+	if ((size_t)snprintf(url, len, "%s://%s%s", fd_client_scheme(c),
+			     c->addr, path) >= len)
+		return fd_err_set(err, "path too long");
+	curl_easy_reset(h);
+	send_from(c, h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	fd_client_setup_curl(c, h);
+	return 0;
+}
+
 int fd_client_call(struct fd_client *c, const char *method, const char *path,
 		   struct json_object *body, long *status,
 		   struct json_object **resp, struct fd_err *err)
@@ -84,12 +205,8 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 
 	*status = 0;
 	*resp = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
-	    sizeof(url))
-		return fd_err_set(err, "path too long");
-	curl_easy_reset(h);
-	send_from(c, h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	if (prepare(c, h, url, sizeof(url), path, err) < 0)
+		return -1;
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -112,8 +229,9 @@ int fd_client_call(struct fd_client *c, const char *method, const char *path,
 		if (rc == CURLE_WRITE_ERROR)
 			return fd_err_set(err, "answer from '%s' too large", c->addr);
 		errno = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED;
-		return fd_err_set(err, "unable to reach '%s': %s", c->addr,
-				  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return fd_err_set(err, "unable to reach '%s': %s%s", c->addr,
+				  errbuf[0] ? errbuf : curl_easy_strerror(rc),
+				  hint(c, rc));
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 	if (s.len)
@@ -264,18 +382,16 @@ int fd_client_lines(struct fd_client *c, struct fd_client_lines *l, struct fd_er
 	l->lines = 0;
 	if (!l->max_line)
 		l->max_line = DEFAULT_MAX_LINE;
-	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, l->path) >=
-	    sizeof(url))
-		return fd_err_set(err, "path too long");
+	if (prepare(c, h, url, sizeof(url), l->path, err) < 0)
+		return -1;
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s",
 		 l->content_type ? l->content_type : "application/json");
 	headers = curl_slist_append(headers, "Expect:");
 	headers = curl_slist_append(headers, ctype);
+	if (c->auth)
+		headers = curl_slist_append(headers, c->auth);
 	if (!headers)
 		return fd_err_set(err, "out of memory");
-	curl_easy_reset(h);
-	send_from(c, h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, l->method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, lines_data);
@@ -317,8 +433,9 @@ int fd_client_lines(struct fd_client *c, struct fd_client_lines *l, struct fd_er
 			fd_err_set(err, "connection to '%s' lost: %s", c->addr,
 				   errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		else
-			fd_err_set(err, "unable to reach '%s': %s", c->addr,
-				   errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			fd_err_set(err, "unable to reach '%s': %s%s", c->addr,
+				   errbuf[0] ? errbuf : curl_easy_strerror(rc),
+				   hint(c, rc));
 		errno = rc == CURLE_WRITE_ERROR ? ENOMEM : ECONNREFUSED;
 	} else if (!x.ok) {
 		eo = x.errbody.len
@@ -385,17 +502,15 @@ static int post_common(struct fd_client *c, const char *path,
 
 	*status = 0;
 	*resp = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
-	    sizeof(url))
-		return fd_err_set(err, "path too long");
+	if (prepare(c, e, url, sizeof(url), path, err) < 0)
+		return -1;
 	snprintf(ctype, sizeof(ctype), "Content-Type: %s", content_type);
 	h = curl_slist_append(h, "Expect:");
 	h = curl_slist_append(h, ctype);
 	if (r)
 		h = curl_slist_append(h, "Transfer-Encoding: chunked");
-	curl_easy_reset(e);
-	send_from(c, e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	if (c->auth)
+		h = curl_slist_append(h, c->auth);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
@@ -426,8 +541,9 @@ static int post_common(struct fd_client *c, const char *path,
 			return fd_err_set(err, "request aborted");
 		}
 		errno = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNREFUSED;
-		return fd_err_set(err, "unable to reach '%s': %s", c->addr,
-				  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return fd_err_set(err, "unable to reach '%s': %s%s", c->addr,
+				  errbuf[0] ? errbuf : curl_easy_strerror(rc),
+				  hint(c, rc));
 	}
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
 	if (s.len)
@@ -520,12 +636,10 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	CURL *e = c->curl;
 
 	*status = 0;
-	if ((size_t)snprintf(url, sizeof(url), "http://%s%s", c->addr, path) >=
-	    sizeof(url))
-		return fd_err_set(err, "path too long");
-	curl_easy_reset(e);
-	send_from(c, e);
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	if (prepare(c, e, url, sizeof(url), path, err) < 0)
+		return -1;
+	if (c->auth)
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_stream);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &w);
@@ -571,8 +685,9 @@ int fd_client_get_stream(struct fd_client *c, const char *path,
 	{
 		int e2 = errno;
 
-		fd_err_set(err, "unable to reach '%s': %s", c->addr,
-			   errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		fd_err_set(err, "unable to reach '%s': %s%s", c->addr,
+			   errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			   hint(c, rc));
 		errno = e2;
 	}
 	return -1;

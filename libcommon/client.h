@@ -13,17 +13,61 @@
 
 struct curl_slist;
 
+/* Security options every client binary takes, in one place: TLS and the
+ * bearer token. A binary puts FD_CLIENT_OPTIONS in its getopt_long table
+ * and hands the codes it does not know to fd_client_opt(); FD_CLIENT_HELP
+ * is their --help text. The values go to the process-wide fd_client_sec,
+ * which every fd_client_init() uses; the environment (FD_TLS_CA,
+ * FD_TLS_CERT, FD_TLS_KEY, FD_TOKEN) fills what no option set.
+ *
+ * Which scheme: a node address "https://HOST:PORT" is TLS and
+ * "http://HOST:PORT" is not; a bare "HOST:PORT" is TLS when a CA or a
+ * client certificate is given (option or environment), plain otherwise.
+ * TLS verifies the node's certificate and name against the CA (without
+ * one: the system's store). --tls-key defaults to the --tls-cert file. */
+struct fd_client_sec {
+	const char *tls_ca, *tls_cert, *tls_key, *token;
+};
+extern struct fd_client_sec fd_client_sec;
+
+enum {
+	FD_OPT_TLS_CA = 0x1100,
+	FD_OPT_TLS_CERT,
+	FD_OPT_TLS_KEY,
+	FD_OPT_TOKEN,
+};
+#define FD_CLIENT_OPTIONS                                               \
+	{"tls-ca", required_argument, NULL, FD_OPT_TLS_CA},             \
+		{"tls-cert", required_argument, NULL, FD_OPT_TLS_CERT}, \
+		{"tls-key", required_argument, NULL, FD_OPT_TLS_KEY},   \
+	{                                                               \
+		"token", required_argument, NULL, FD_OPT_TOKEN          \
+	}
+#define FD_CLIENT_HELP                                                                          \
+	"      --tls-ca FILE       verify the node's TLS certificate with this CA\n"            \
+	"                          (a bare HOST:PORT then means https; default $FD_TLS_CA)\n"   \
+	"      --tls-cert FILE     client certificate for mutual TLS (default $FD_TLS_CERT)\n"  \
+	"      --tls-key FILE      its private key (default $FD_TLS_KEY, else in --tls-cert)\n" \
+	"      --token TOKEN       bearer token for the node's ACL (default $FD_TOKEN)\n"
+/* Takes option c with its argument: returns 1 when c is one of
+ * FD_CLIENT_OPTIONS (the value is checked by fd_client_init), else 0. */
+int fd_client_opt(int c, const char *arg);
+
 struct fd_client {
 	void *curl;	/* CURL * */
 	char addr[280]; /* "host:port", IPv6 in brackets */
+	int tls;	/* https */
 	int64_t timeout_ms;
 	struct curl_slist *headers;
+	char *auth;	/* "Authorization: Bearer …", or NULL */
 	char local[80]; /* "host!IP" to send from, or "" */
 };
 
 /* Prepares a client for node addr ("host:port" or "[v6]:port", port
- * required; see fd_node_addr()).
- * Returns 0, or -1 with err filled (a malformed address, out of memory). */
+ * required, optionally after "http://" or "https://"; see fd_node_addr()),
+ * with fd_client_sec's TLS settings and token.
+ * Returns 0, or -1 with err filled (a malformed address, an unreadable
+ * --tls-* file, an invalid token, out of memory). */
 int fd_client_init(struct fd_client *c, const char *addr, int64_t timeout_ms,
 		   struct fd_err *err);
 void fd_client_release(struct fd_client *c);
@@ -117,6 +161,12 @@ struct fd_client_lines {
  * line longer than max_line. */
 int fd_client_lines(struct fd_client *c, struct fd_client_lines *l,
 		    struct fd_err *err);
+
+/* Sets c's TLS options (CA, client certificate) on another curl easy
+ * handle, for callers that drive their own (curl multi). */
+void fd_client_setup_curl(const struct fd_client *c, void *curl);
+/* "http" or "https", as fd_client_init decided for c. */
+const char *fd_client_scheme(const struct fd_client *c);
 
 /* s percent-encoded for a URL's query (RFC 3986 unreserved characters kept).
  * Returns a new string the caller must free(), or NULL (ENOMEM). */

@@ -181,5 +181,9 @@ extern const struct fd_dsource_ops fd_dsource_static, fd_dsource_file,
  * none. */
 struct fd_keyring;
 void fd_dsource_gossip_key(const struct fd_keyring *kr, const char *cluster);
+/* Says that fd_dsource_gossip_key() will be called with a key before any
+ * source starts: fd_dsource_check() then accepts a gossip spec without
+ * key_file= (a node checks its --discover specs before it reads its key). */
+void fd_dsource_gossip_key_expected(void);
 
 #endif

@@ -14,11 +14,14 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <ifaddrs.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define MAX_ROUTES 64
 #define MAX_REPLY_HEADERS 8
@@ -47,9 +50,19 @@ struct fd_http_server {
 	struct fd_http_req *reqs; /* every live request, for shutdown */
 	int stopping;
 	int resumed; /* a connection was resumed since the last MHD_run() */
+	int closed;  /* a connection was closed during the last MHD_run() */
 	fd_http_server_gate gate; /* fault injection */
 	void *gate_arg;
 	uint64_t replies[6]; /* by status class (fd_http_server_counts) */
+	fd_http_reply_hook reply_hook; /* response signing */
+	void *reply_hook_arg;
+	fd_http_server_auth auth;
+	void *auth_arg;
+	int tls, verify_client;
+	char *tls_cert, *tls_key, *tls_ca; /* MHD keeps pointers to them */
+	struct own_addr *own; /* the host's addresses (peer_local) */
+	size_t nown;
+	int64_t own_at; /* when read (loop time); -1: never */
 };
 
 enum req_state {
@@ -64,6 +77,7 @@ struct fd_http_req {
 	struct fd_http_server *srv;
 	struct MHD_Connection *conn;
 	const char *method, *path, *subpath;
+	char *target; /* path and query as sent */
 	enum req_state state;
 	struct fd_buf body;
 	int too_big;
@@ -87,6 +101,9 @@ struct fd_http_req {
 	fd_http_body_cb body_cb;
 	void *body_arg;
 	char peer[64];
+	int local;
+	void *auth_data;
+	void (*auth_free)(void *);
 	struct fd_http_req *prev, *next;
 };
 
@@ -113,13 +130,15 @@ static void server_run(struct fd_http_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG timeout;
 
-	srv->resumed = 0;
+	srv->resumed = srv->closed = 0;
 	MHD_run(srv->d);
 	/* A connection resumed during that run (a handler that wrote to a
 	 * stream or replied to a deferred request) is only acted on in the
 	 * next run, and MHD's own timeout does not count it: run again now
-	 * rather than at the next unrelated event. */
-	if (srv->resumed)
+	 * rather than at the next unrelated event. The same after a connection
+	 * closed: at --max-conns MHD takes its listening socket out of its
+	 * epoll set, and only puts it back at the start of a run. */
+	if (srv->resumed || srv->closed)
 		fd_timer_arm(srv->loop, &srv->timer, 0);
 	else if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
 		fd_timer_arm(srv->loop, &srv->timer,
@@ -136,6 +155,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	fd_debug("http: %s", buf);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct fd_http_server *srv = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		srv->closed = 1;
 }
 
 static void req_unwatch(struct fd_http_req *req)
@@ -187,6 +218,8 @@ static void req_suspend(struct fd_http_req *req)
 static void req_free(struct fd_http_req *req)
 {
 	req_unwatch(req);
+	if (req->auth_free)
+		req->auth_free(req->auth_data);
 	if (req->resp)
 		MHD_destroy_response(req->resp);
 	for (int i = 0; i < req->nhdr; i++) {
@@ -195,6 +228,7 @@ static void req_free(struct fd_http_req *req)
 	}
 	json_object_put(req->json);
 	free((char *)req->subpath);
+	free(req->target);
 	fd_buf_release(&req->body);
 	free(req->sbuf);
 	free(req);
@@ -328,11 +362,102 @@ static int body_append(struct fd_http_req *req, const char *data, size_t len)
 	return 0;
 }
 
-static void format_peer(struct MHD_Connection *conn, char *buf, size_t len)
+/* The host's own addresses (getifaddrs), for telling whether a client is
+ * on this host; read again when a lookup misses and the list is older than
+ * OWN_MAX_AGE_MS, so an address added later counts within that time. */
+#define OWN_MAX_AGE_MS 1000
+#define OWN_MAX 256
+
+struct own_addr {
+	int family;
+	unsigned char a[16];
+};
+
+static void own_refresh(struct fd_http_server *srv, int64_t now)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct ifaddrs *ifa = NULL;
+
+	srv->nown = 0;
+	srv->own_at = now;
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (struct ifaddrs *i = ifa; i && srv->nown < OWN_MAX; i = i->ifa_next) {
+		struct own_addr *o = &srv->own[srv->nown];
+
+		if (!i->ifa_addr)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			o->family = AF_INET;
+			memcpy(o->a,
+			       &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr,
+			       4);
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			o->family = AF_INET6;
+			memcpy(o->a,
+			       &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr,
+			       16);
+		} else {
+			continue;
+		}
+		srv->nown++;
+	}
+	freeifaddrs(ifa);
+}
+
+static int own_find(const struct fd_http_server *srv, int family, const void *a)
+{
+	for (size_t i = 0; i < srv->nown; i++)
+		if (srv->own[i].family == family &&
+		    memcmp(srv->own[i].a, a, family == AF_INET ? 4 : 16) == 0)
+			return 1;
+	return 0;
+}
+
+/* Is the client on this host: a loopback address, or one of the host's
+ * own? (The kernel drops packets from outside that claim a local source
+ * address, unless accept_local is set.) */
+static int peer_local(struct fd_http_server *srv, const struct sockaddr *peer)
+{
+	unsigned char a[16];
+	int family = peer->sa_family;
+
+	if (family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)peer;
+
+		if ((ntohl(p->sin_addr.s_addr) >> 24) == 127)
+			return 1;
+		memcpy(a, &p->sin_addr, 4);
+	} else if (family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)peer;
+
+		if (IN6_IS_ADDR_LOOPBACK(&p->sin6_addr))
+			return 1;
+		if (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr)) {
+			if (p->sin6_addr.s6_addr[12] == 127)
+				return 1;
+			family = AF_INET;
+			memcpy(a, &p->sin6_addr.s6_addr[12], 4);
+		} else {
+			memcpy(a, &p->sin6_addr, 16);
+		}
+	} else {
+		return 0;
+	}
+	if (own_find(srv, family, a))
+		return 1;
+	if (srv->own_at >= 0 && fd_loop_now(srv->loop) - srv->own_at < OWN_MAX_AGE_MS)
+		return 0;
+	own_refresh(srv, fd_loop_now(srv->loop));
+	return own_find(srv, family, a);
+}
+
+static void format_peer(struct fd_http_req *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	char host[INET6_ADDRSTRLEN] = "?";
+	char *buf = req->peer;
+	size_t len = sizeof(req->peer);
 	int port = 0;
 
 	if (ci && ci->client_addr->sa_family == AF_INET) {
@@ -352,6 +477,44 @@ static void format_peer(struct MHD_Connection *conn, char *buf, size_t len)
 	} else {
 		snprintf(buf, len, "?");
 	}
+	req->local = -1; /* not known yet: fd_http_peer_local() */
+}
+
+/* --tls-verify-client: the client's certificate chain must check out
+ * against the CA. MHD only asks GnuTLS to request one, so this is where it
+ * is required. Returns 0, or -1 with why filled. */
+static int verify_client(struct fd_http_req *req, char *why, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+	unsigned int n = 0, status = 0;
+	gnutls_datum_t out = {NULL, 0};
+
+	if (!session) {
+		snprintf(why, len, "no TLS session");
+		return -1;
+	}
+	if (!gnutls_certificate_get_peers(session, &n) || n == 0) {
+		snprintf(why, len, "no client certificate was presented");
+		return -1;
+	}
+	if (gnutls_certificate_verify_peers2(session, &status) < 0) {
+		snprintf(why, len, "the client certificate could not be checked");
+		return -1;
+	}
+	if (status == 0)
+		return 0;
+	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+							 &out, 0) == 0 &&
+	    out.data) {
+		snprintf(why, len, "the client certificate is not trusted: %s",
+			 (const char *)out.data);
+		gnutls_free(out.data);
+	} else {
+		snprintf(why, len, "the client certificate is not trusted");
+	}
+	return -1;
 }
 
 static enum MHD_Result queue(struct fd_http_req *req)
@@ -401,6 +564,34 @@ static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
 	return MHD_YES;
 }
 
+static struct fd_http_req *req_new(struct fd_http_server *srv)
+{
+	struct fd_http_req *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return NULL;
+	req->srv = srv;
+	req->watch_fd = -1;
+	req->next = srv->reqs;
+	if (srv->reqs)
+		srv->reqs->prev = req;
+	srv->reqs = req;
+	return req;
+}
+
+/* MHD's first word on a request, with the target as sent (path and query,
+ * before any decoding): signed requests need it verbatim. What this returns
+ * is the request's *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct fd_http_req *req = req_new(cls);
+
+	(void)conn;
+	if (req)
+		req->target = strdup(uri);
+	return req;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
@@ -410,41 +601,56 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	struct fd_http_req *req = *con_cls;
 
 	(void)version;
-	if (!req) {
+	if (!req || !req->conn) {
 		const struct route *r;
 		const char *cl;
 		int known;
 
-		req = calloc(1, sizeof(*req));
-		if (!req)
+		if (!req && !(req = req_new(srv)))
 			return MHD_NO;
-		req->srv = srv;
 		req->conn = conn;
 		req->method = method;
 		req->path = url;
-		req->watch_fd = -1;
 		r = find_route(srv, method, url, &known);
 		req->body.max = r && (r->flags & FD_HTTP_LARGE) ? srv->max_large_body
 								: srv->max_body;
-		format_peer(conn, req->peer, sizeof(req->peer));
+		format_peer(req);
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > req->body.max)
 			req->too_big = 1;
-		req->next = srv->reqs;
-		if (srv->reqs)
-			srv->reqs->prev = req;
-		srv->reqs = req;
 		*con_cls = req;
 		if (r && (r->flags & FD_HTTP_STREAM_BODY)) {
 			req->sbody = 1;
 			req->too_big = 0;
-			dispatch(req);
 		}
+		if (srv->verify_client) {
+			char why[300];
+
+			if (verify_client(req, why, sizeof(why)) < 0) {
+				fd_debug("http: %s refused: %s", req->peer, why);
+				fd_http_reply_error(req, 403,
+						    "client certificate required: %s",
+						    why);
+				return MHD_YES;
+			}
+		}
+		if (r && srv->auth && srv->auth(req, r->flags, srv->auth_arg)) {
+			if (req->state == REQ_RECEIVING) /* a hook that forgot */
+				fd_http_reply_error(req, 403, "forbidden");
+			return MHD_YES;
+		}
+		if (req->sbody)
+			dispatch(req);
 		return MHD_YES;
 	}
 	if (req->sbody)
 		return on_body_data(req, upload_data, upload_data_size);
+	if (req->state != REQ_RECEIVING && *upload_data_size > 0) {
+		/* refused before its body: read it, drop it */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (req->state == REQ_RECEIVING && *upload_data_size > 0) {
 		if (body_append(req, upload_data, *upload_data_size) < 0)
 			return MHD_NO;
@@ -460,6 +666,38 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	if (req->state == REQ_DEFERRED)
 		req_suspend(req);
 	return MHD_YES;
+}
+
+static void server_tls_free(struct fd_http_server *srv)
+{
+	free(srv->own);
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv->tls_ca);
+}
+
+static int server_tls(struct fd_http_server *srv,
+		      const struct fd_http_server_opts *opts, struct fd_err *err)
+{
+	if (!opts->tls_cert && !opts->tls_key) {
+		if (opts->tls_verify_client)
+			return fd_err_set(err, "client verification needs TLS");
+		return 0;
+	}
+	if (!opts->tls_cert || !opts->tls_key)
+		return fd_err_set(err, "TLS needs both a certificate and a key");
+	if (opts->tls_verify_client && !opts->tls_ca)
+		return fd_err_set(err, "client verification needs a CA");
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return fd_err_set(err, "this libmicrohttpd was built without TLS");
+	srv->tls = 1;
+	srv->verify_client = opts->tls_verify_client;
+	srv->tls_cert = strdup(opts->tls_cert);
+	srv->tls_key = strdup(opts->tls_key);
+	srv->tls_ca = opts->tls_ca ? strdup(opts->tls_ca) : NULL;
+	if (!srv->tls_cert || !srv->tls_key || (opts->tls_ca && !srv->tls_ca))
+		return fd_err_set(err, "out of memory");
+	return 0;
 }
 
 struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
@@ -478,17 +716,52 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	srv->max_large_body = opts->max_large_body ? opts->max_large_body
 						   : DEFAULT_MAX_LARGE_BODY;
 	fd_timer_init(&srv->timer, on_mhd_timer, srv);
-	srv->d = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-		NULL, NULL, on_access, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		NULL, MHD_OPTION_LISTEN_SOCKET, opts->listen_fd,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : 1024,
-		MHD_OPTION_CONNECTION_TIMEOUT,
-		opts->idle_timeout ? opts->idle_timeout : 60,
-		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_END);
+	srv->own_at = -1;
+	srv->own = calloc(OWN_MAX, sizeof(*srv->own));
+	if (!srv->own || server_tls(srv, opts, err) < 0) {
+		if (!srv->own)
+			fd_err_set(err, "out of memory");
+		server_tls_free(srv);
+		free(srv);
+		return NULL;
+	}
+	{
+		struct MHD_OptionItem o[16];
+		int n = 0;
+
+#define OPT(k, v, p) o[n++] = (struct MHD_OptionItem){(k), (intptr_t)(v), (p)}
+		OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL);
+		OPT(MHD_OPTION_LISTEN_SOCKET, opts->listen_fd, NULL);
+		OPT(MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv);
+		OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv);
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv);
+		OPT(MHD_OPTION_CONNECTION_LIMIT,
+		    opts->max_conns ? opts->max_conns : 1024, NULL);
+		OPT(MHD_OPTION_CONNECTION_TIMEOUT,
+		    opts->idle_timeout ? opts->idle_timeout : 60, NULL);
+		OPT(MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL);
+		if (opts->max_conns_per_ip)
+			OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			    opts->max_conns_per_ip, NULL);
+		if (srv->tls) {
+			OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
+			OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
+			if (srv->tls_ca)
+				OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca);
+		}
+		OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+		srv->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+						  MHD_USE_ERROR_LOG |
+						  (srv->tls ? MHD_USE_TLS : 0),
+					  0, NULL, NULL, on_access, srv,
+					  MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+	}
 	if (!srv->d) {
-		fd_err_set(err, "unable to start the HTTP server");
+		fd_err_set(err, srv->tls ? "unable to start the HTTPS server "
+					   "(check the certificate and key)"
+					 : "unable to start the HTTP server");
+		server_tls_free(srv);
 		free(srv);
 		return NULL;
 	}
@@ -498,6 +771,7 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 	    fd_loop_watch(loop, srv->epfd, EPOLLIN, on_mhd_fd, srv) < 0) {
 		fd_err_set(err, "unable to watch the HTTP server");
 		MHD_stop_daemon(srv->d);
+		server_tls_free(srv);
 		free(srv);
 		return NULL;
 	}
@@ -516,6 +790,7 @@ void fd_http_server_free(struct fd_http_server *srv)
 	fd_loop_unwatch(srv->loop, srv->epfd);
 	fd_timer_disarm(srv->loop, &srv->timer);
 	MHD_stop_daemon(srv->d);
+	server_tls_free(srv);
 	free(srv);
 }
 
@@ -524,6 +799,34 @@ void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 {
 	srv->gate = g;
 	srv->gate_arg = arg;
+}
+
+void fd_http_server_set_reply_hook(struct fd_http_server *srv,
+				   fd_http_reply_hook h, void *arg)
+{
+	srv->reply_hook = h;
+	srv->reply_hook_arg = arg;
+}
+
+void fd_http_server_set_auth(struct fd_http_server *srv, fd_http_server_auth a,
+			     void *arg)
+{
+	srv->auth = a;
+	srv->auth_arg = arg;
+}
+
+void fd_http_set_auth_data(struct fd_http_req *req, void *data,
+			   void (*free_fn)(void *))
+{
+	if (req->auth_free)
+		req->auth_free(req->auth_data);
+	req->auth_data = data;
+	req->auth_free = free_fn;
+}
+
+void *fd_http_auth_data(const struct fd_http_req *req)
+{
+	return req->auth_data;
 }
 
 int fd_http_route(struct fd_http_server *srv, const char *method,
@@ -562,6 +865,16 @@ const char *fd_http_path(const struct fd_http_req *req)
 	return req->path;
 }
 
+const char *fd_http_target(const struct fd_http_req *req)
+{
+	return req->target ? req->target : req->path;
+}
+
+int fd_http_body_streamed(const struct fd_http_req *req)
+{
+	return req->sbody;
+}
+
 const char *fd_http_subpath(const struct fd_http_req *req)
 {
 	return req->subpath ? req->subpath : "";
@@ -594,11 +907,54 @@ const char *fd_http_peer(const struct fd_http_req *req)
 	return req->peer;
 }
 
+int fd_http_peer_local(struct fd_http_req *req)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	if (req->local < 0) {
+		ci = MHD_get_connection_info(req->conn,
+					     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		req->local = ci && peer_local(req->srv, ci->client_addr);
+	}
+	return req->local;
+}
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+			       const char *key, const char *value)
+{
+	(void)kind;
+	json_object_object_add(cls, key, json_object_new_string(value ? value : ""));
+	return MHD_YES;
+}
+
+struct json_object *fd_http_query_json(struct fd_http_req *req)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o)
+		MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND,
+					  add_arg, o);
+	return o;
+}
+
+unsigned fd_http_status(const struct fd_http_req *req)
+{
+	return req->state == REQ_REPLIED || req->state == REQ_STREAMING ? req->status
+									: 0;
+}
+
+int fd_http_tls(const struct fd_http_req *req)
+{
+	return req->srv->tls;
+}
+
 void fd_http_reply(struct fd_http_req *req, unsigned status,
 		   const char *content_type, const char *body, size_t len)
 {
 	if (req->state == REQ_REPLIED || req->state == REQ_STREAMING || req->resp)
 		return;
+	if (req->srv->reply_hook)
+		req->srv->reply_hook(req, status, body, len, req->srv->reply_hook_arg);
 	req->resp = MHD_create_response_from_buffer(len, (void *)body,
 						    MHD_RESPMEM_MUST_COPY);
 	if (!req->resp)
@@ -808,6 +1164,9 @@ struct creq {
 	void *rarg;
 	char errbuf[CURL_ERROR_SIZE];
 	struct creq *prev, *next;
+	char *signed_hdr;  /* the signer's header line, if any */
+	char *check_value; /* the response header the signer checks */
+	char *target;	   /* path and query, for the signer's check */
 	/* fault gate: a request held back (delay) or failed (drop) */
 	struct fd_http_client *c;
 	struct fd_timer gate_timer;
@@ -826,6 +1185,9 @@ struct fd_http_client {
 	void *gate_arg;
 	char *header;  /* added to every request */
 	char *ca_file; /* CA bundle for https (NULL: the system's) */
+	struct fd_http_signer signer; /* sign is NULL: none */
+	int tls;
+	char *tls_ca, *tls_cert, *tls_key;
 };
 
 static void creq_free(struct fd_http_client *c, struct creq *r)
@@ -843,6 +1205,9 @@ static void creq_free(struct fd_http_client *c, struct creq *r)
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
+	free(r->signed_hdr);
+	free(r->check_value);
+	free(r->target);
 	fd_buf_release(&r->resp);
 	free(r);
 }
@@ -874,6 +1239,13 @@ static void check_done(struct fd_http_client *c)
 		}
 		resp.body = fd_buf_str(&r->resp);
 		resp.len = r->resp.len;
+		if (resp.status && r->signed_hdr && c->signer.check &&
+		    c->signer.check(r->target, r->signed_hdr, resp.status,
+				    r->check_value, resp.body, resp.len, r->errbuf,
+				    sizeof(r->errbuf), c->signer.arg) < 0) {
+			resp.status = 0;
+			resp.error = r->errbuf;
+		}
 		r->cb(&resp, r->arg);
 		creq_free(c, r);
 	}
@@ -986,6 +1358,9 @@ void fd_http_client_free(struct fd_http_client *c)
 	curl_multi_cleanup(c->multi);
 	curl_global_cleanup();
 	free(c->header);
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
 	free(c->ca_file);
 	free(c);
 }
@@ -1046,6 +1421,88 @@ int fd_http_client_set_header(struct fd_http_client *c, const char *header)
 	return 0;
 }
 
+void fd_http_client_set_signer(struct fd_http_client *c,
+			       const struct fd_http_signer *s)
+{
+	if (s)
+		c->signer = *s;
+	else
+		memset(&c->signer, 0, sizeof(c->signer));
+}
+
+/* Keeps the value of the response header the signer checks (the last one
+ * of the last header block). */
+static size_t on_curl_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct creq *r = userdata;
+	size_t n = size * nitems, nl = strlen(r->c->signer.check_header);
+
+	if (n > 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		free(r->check_value); /* a new block (after a 100 Continue) */
+		r->check_value = NULL;
+	} else if (n > nl && buf[nl] == ':' &&
+		   strncasecmp(buf, r->c->signer.check_header, nl) == 0) {
+		const char *v = buf + nl + 1, *e = buf + n;
+
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+			e--;
+		free(r->check_value);
+		r->check_value = strndup(v, (size_t)(e - v));
+	}
+	return n;
+}
+
+/* The signer's header line for this request (added to r->hdrs). */
+static int sign_request(struct fd_http_client *c, struct creq *r, const char *method,
+			const char *url, const char *body, size_t len, int stream)
+{
+	const char *p = strstr(url, "://");
+	char line[512];
+
+	p = p ? strchr(p + 3, '/') : NULL;
+	if (!p)
+		p = "/";
+	if (!c->signer.sign(method, p, body, len, stream, line, sizeof(line),
+			    c->signer.arg))
+		return 0;
+	r->signed_hdr = strdup(line);
+	r->target = strdup(p);
+	if (!r->signed_hdr || !r->target)
+		return -1;
+	r->hdrs = curl_slist_append(r->hdrs, line);
+	r->c = c;
+	if (c->signer.check_header) {
+		curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_curl_header);
+		curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+	}
+	return 0;
+}
+
+int fd_http_client_set_tls(struct fd_http_client *c, const char *ca,
+			   const char *cert, const char *key)
+{
+	char *a = ca ? strdup(ca) : NULL, *b = cert ? strdup(cert) : NULL;
+	char *k = key ? strdup(key) : NULL;
+
+	if ((ca && !a) || (cert && !b) || (key && !k)) {
+		free(a);
+		free(b);
+		free(k);
+		errno = ENOMEM;
+		return -1;
+	}
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
+	c->tls = 1;
+	c->tls_ca = a;
+	c->tls_cert = b;
+	c->tls_key = k;
+	return 0;
+}
+
 int fd_http_client_set_ca(struct fd_http_client *c, const char *path)
 {
 	char *p = path ? strdup(path) : NULL;
@@ -1062,6 +1519,15 @@ static size_t on_curl_read(char *buf, size_t size, size_t nmemb, void *userdata)
 	struct creq *r = userdata;
 
 	return r->rd(buf, size * nmemb, r->rarg);
+}
+
+/* Frees a request that was never linked into c. */
+static void creq_free_early(struct creq *r)
+{
+	curl_slist_free_all(r->hdrs);
+	curl_easy_cleanup(r->easy);
+	free(r->body);
+	free(r);
 }
 
 static uint64_t request(struct fd_http_client *c, const char *method,
@@ -1086,12 +1552,20 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 		r->hdrs = curl_slist_append(r->hdrs, headers[i]);
 	if (c->header)
 		r->hdrs = curl_slist_append(r->hdrs, c->header);
+	if (c->signer.sign && sign_request(c, r, method, url, body,
+					   body ? len : 0, !body && rd) < 0) {
+		curl_slist_free_all(r->hdrs);
+		curl_easy_cleanup(r->easy);
+		free(r->signed_hdr);
+		free(r->target);
+		free(r);
+		fd_err_set(err, "out of memory");
+		return 0;
+	}
 	if (body) {
 		r->body = malloc(len ? len : 1);
 		if (!r->body) {
-			curl_slist_free_all(r->hdrs);
-			curl_easy_cleanup(r->easy);
-			free(r);
+			creq_free_early(r);
 			fd_err_set(err, "out of memory");
 			return 0;
 		}
@@ -1110,7 +1584,28 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 		/* fewer, larger sends */
 		curl_easy_setopt(r->easy, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
 	}
-	curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	if (c->tls && strncmp(url, "http://", 7) == 0) {
+		char https[2048];
+
+		if ((size_t)snprintf(https, sizeof(https), "https://%s",
+				     url + 7) >= sizeof(https)) {
+			creq_free_early(r);
+			fd_err_set(err, "URL too long");
+			return 0;
+		}
+		curl_easy_setopt(r->easy, CURLOPT_URL, https);
+	} else {
+		curl_easy_setopt(r->easy, CURLOPT_URL, url);
+	}
+	if (c->tls) {
+		if (c->tls_ca)
+			curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->tls_ca);
+		if (c->tls_cert) {
+			curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->tls_cert);
+			curl_easy_setopt(r->easy, CURLOPT_SSLKEY,
+					 c->tls_key ? c->tls_key : c->tls_cert);
+		}
+	}
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "GET") == 0 && !body)
 		curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);

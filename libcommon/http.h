@@ -37,6 +37,12 @@ enum {
 	 * pieces through fd_http_on_body() (no body limit: the route bounds
 	 * what it keeps) */
 	FD_HTTP_STREAM_BODY = 4,
+	/* Authorization classes, for the server's auth hook (http.c itself
+	 * does not interpret them; fd-node's meaning is in cmd/fd-node/authz.c):
+	 * none of them: the read scope */
+	FD_HTTP_OPEN = 8,    /* no token needed (health probes) */
+	FD_HTTP_ADMIN = 16,  /* the admin scope */
+	FD_HTTP_SCOPED = 32, /* the handler checks per name (publish, …) */
 };
 
 typedef void (*fd_http_handler)(struct fd_http_req *req, void *arg);
@@ -47,7 +53,15 @@ struct fd_http_server_opts {
 	size_t max_body;       /* largest request body (0: 1 MiB) */
 	size_t max_large_body; /* the same for FD_HTTP_LARGE routes (0: 64 MiB) */
 	unsigned max_conns;    /* 0: 1024 */
-	unsigned idle_timeout; /* seconds (0: 60) */
+	unsigned max_conns_per_ip; /* connections from one address (0: none) */
+	unsigned idle_timeout;	   /* seconds (0: 60) */
+	/* TLS (libmicrohttpd's, on GnuTLS): PEM text, not file names, borrowed
+	 * only during fd_http_server_new. tls_cert (which may hold the chain)
+	 * and tls_key switch TLS on; tls_ca with tls_verify_client makes every
+	 * request need a client certificate that tls_ca signed (the others get
+	 * 403 before any route or hook runs). */
+	const char *tls_cert, *tls_key, *tls_ca;
+	int tls_verify_client;
 };
 
 /* Returns a new server serving on opts->listen_fd in loop, or NULL with err
@@ -74,10 +88,37 @@ void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 /* The replies the server has queued, by status class: by_class[1] for
  * 1xx ... by_class[5] for 5xx, by_class[0] for any other status. */
 void fd_http_server_counts(const struct fd_http_server *srv, uint64_t by_class[6]);
+/* Reply hook (fd-node's response signing): called by every non-stream
+ * reply with its status and body before it is queued; it may add headers
+ * (fd_http_reply_header). NULL removes it. */
+typedef void (*fd_http_reply_hook)(struct fd_http_req *req, unsigned status,
+				   const char *body, size_t len, void *arg);
+void fd_http_server_set_reply_hook(struct fd_http_server *srv,
+				   fd_http_reply_hook h, void *arg);
+/* Authorization hook: called once per request that matched a route, as soon
+ * as its headers are in (before the body is read, before the fault gate),
+ * with the route's flags. Returns 0 to let the request go on, or non-zero
+ * after replying (401, 403): the body is then read and dropped, and the
+ * handler never runs. NULL removes it. */
+typedef int (*fd_http_server_auth)(struct fd_http_req *req, unsigned flags,
+				   void *arg);
+void fd_http_server_set_auth(struct fd_http_server *srv, fd_http_server_auth a,
+			     void *arg);
+/* What the hook learnt about the client (who it is, what it may do), kept
+ * with the request for its handler; free_fn(data) (when not NULL) runs when
+ * the request ends. Setting it again frees the previous data. */
+void fd_http_set_auth_data(struct fd_http_req *req, void *data,
+			   void (*free_fn)(void *));
+void *fd_http_auth_data(const struct fd_http_req *req);
 
 /* Request accessors; strings are borrowed and valid until the request ends. */
 const char *fd_http_method(const struct fd_http_req *req);
 const char *fd_http_path(const struct fd_http_req *req);
+/* The request target as sent: path and query, not decoded. */
+const char *fd_http_target(const struct fd_http_req *req);
+/* 1 on a route flagged FD_HTTP_STREAM_BODY (its body is not read yet when
+ * the gate runs), else 0. */
+int fd_http_body_streamed(const struct fd_http_req *req);
 /* The part of the path after a prefix route's '/' ("" for exact routes),
  * percent-decoded. */
 const char *fd_http_subpath(const struct fd_http_req *req);
@@ -88,6 +129,18 @@ const char *fd_http_body(const struct fd_http_req *req, size_t *len);
 struct json_object *fd_http_json(const struct fd_http_req *req);
 /* "ip:port" of the client. */
 const char *fd_http_peer(const struct fd_http_req *req);
+/* 1 when the client is on this host: its address is a loopback one
+ * (127.0.0.0/8, ::1) or one of the host's own (a local client reaching the
+ * node at its own address; the kernel drops packets from outside that
+ * claim such a source), else 0. */
+int fd_http_peer_local(struct fd_http_req *req);
+/* Every query argument as a new JSON object of strings (the caller must
+ * json_object_put() it). */
+struct json_object *fd_http_query_json(struct fd_http_req *req);
+/* The status of the reply given (0: none yet). */
+unsigned fd_http_status(const struct fd_http_req *req);
+/* 1 when the request came over TLS. */
+int fd_http_tls(const struct fd_http_req *req);
 
 /* Replies with status and obj (ownership of obj passes to the call). */
 void fd_http_reply_json(struct fd_http_req *req, unsigned status,
@@ -195,6 +248,37 @@ void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
  * on (e.g. "X-FD-From: n1"). Returns 0, or -1 (ENOMEM). */
 int fd_http_client_set_header(struct fd_http_client *c, const char *header);
 
+/* Signing hook (fd-node's cluster key). sign is called for every request
+ * of c with its method, target (path and query), and body (NULL with len 0
+ * and stream 1 for a body read as it is sent, fd_http_request_read); it
+ * writes one header line ("Name: value") into hdr (cap bytes) and returns
+ * 1, or returns 0 to add none. check (may be NULL) is called for each
+ * answer to a request sign added a line to, before the request's callback:
+ * with the target, that line, the status, the value of the answer's header
+ * named check_header (NULL when absent) and the body. It returns 0 to pass
+ * the answer on, or -1 with why filled: the callback then sees status 0
+ * and error why. NULL removes the hook. */
+struct fd_http_signer {
+	int (*sign)(const char *method, const char *target, const void *body,
+		    size_t len, int stream, char *hdr, size_t cap, void *arg);
+	int (*check)(const char *target, const char *sent, long status,
+		     const char *value, const char *body, size_t len, char *why,
+		     size_t cap, void *arg);
+	const char *check_header; /* borrowed */
+	void *arg;
+};
+void fd_http_client_set_signer(struct fd_http_client *c,
+			       const struct fd_http_signer *s);
+
+/* TLS for every request of c (libcurl on OpenSSL): peers are verified
+ * against the CA file ca (NULL: the system's store), and c presents the
+ * client certificate cert with its key (NULL: none; key NULL: in cert's
+ * file). A TLS client speaks https only: a request for an http:// URL goes
+ * to https:// on the same host and port (a node's one port is either TLS
+ * or not, and a cluster runs one way). File names are copied. Returns 0,
+ * or -1 (ENOMEM). */
+int fd_http_client_set_tls(struct fd_http_client *c, const char *ca,
+			   const char *cert, const char *key);
 /* The CA bundle (a PEM file, copied path) that https requests of c trust
  * from now on, instead of the system's (NULL: the system's again). Returns
  * 0, or -1 (ENOMEM). */

@@ -1,4 +1,5 @@
 #include "cluster.h"
+#include "auth.h"
 #include "clock.h"
 #include "jsonl.h"
 
@@ -31,6 +32,9 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 	argv[k++] = listen ? listen : "127.0.0.1:0";
 	argv[k++] = "--log-level";
 	argv[k++] = "warn";
+	/* every node of a local cluster connects from 127.0.0.1 */
+	argv[k++] = "--max-client-conns";
+	argv[k++] = "0";
 	if (c->profile) {
 		argv[k++] = "--profile";
 		argv[k++] = c->profile;
@@ -38,6 +42,10 @@ static pid_t spawn(struct cluster *c, struct bench_node *bn, const char *join,
 	if (join) {
 		argv[k++] = "--join";
 		argv[k++] = join;
+	}
+	if (c->encrypt) {
+		argv[k++] = "--key-file";
+		argv[k++] = c->key_file;
 	}
 	for (int i = 0; extra && extra[i] && k < MAX_ARGS - 1; i++)
 		argv[k++] = extra[i];
@@ -144,6 +152,30 @@ static int read_identity(const struct cluster *c, struct bench_node *bn,
 	}
 }
 
+static void rm_dir(const char *dir);
+
+/* A new cluster key in dir/cluster.key (0600). 0, or -1 with err. */
+static int write_key(struct cluster *c, struct fd_err *err)
+{
+	struct fd_key k;
+	char line[FD_KEY_B64_LEN + 2];
+	int fd, ok;
+
+	snprintf(c->key_file, sizeof(c->key_file), "%s/cluster.key", c->dir);
+	if (fd_key_generate(&k, err) < 0)
+		return -1;
+	fd_key_format(&k, line);
+	line[FD_KEY_B64_LEN] = '\n';
+	fd = open(c->key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ok = fd >= 0 && write(fd, line, FD_KEY_B64_LEN + 1) == FD_KEY_B64_LEN + 1;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return fd_err_set(err, "unable to write '%s': %s", c->key_file,
+				  strerror(errno));
+	return 0;
+}
+
 int cluster_start(struct cluster *c, int n, const char *const *extra,
 		  int64_t timeout_ms, struct fd_err *err)
 {
@@ -155,6 +187,10 @@ int cluster_start(struct cluster *c, int n, const char *const *extra,
 	if (!mkdtemp(c->dir))
 		return fd_err_set(err, "unable to create a temp dir: %s",
 				  strerror(errno));
+	if (c->encrypt && write_key(c, err) < 0) {
+		rmdir(c->dir);
+		return -1;
+	}
 	c->nodes = calloc((size_t)n, sizeof(*c->nodes));
 	if (!c->nodes)
 		return fd_err_set(err, "out of memory");
@@ -190,9 +226,13 @@ int cluster_init(struct cluster *c, int max, struct fd_err *err)
 	if (!mkdtemp(c->dir))
 		return fd_err_set(err, "unable to create a temp dir: %s",
 				  strerror(errno));
+	if (c->encrypt && write_key(c, err) < 0) {
+		rmdir(c->dir);
+		return -1;
+	}
 	c->nodes = calloc((size_t)max, sizeof(*c->nodes));
 	if (!c->nodes) {
-		rmdir(c->dir);
+		rm_dir(c->dir);
 		return fd_err_set(err, "out of memory");
 	}
 	c->n = max;
@@ -227,6 +267,8 @@ static void rm_dir(const char *dir)
 		if (unlink(path) < 0 && errno == ENOENT)
 			break;
 	}
+	snprintf(path, sizeof(path), "%s/cluster.key", dir);
+	unlink(path);
 	rmdir(dir);
 }
 

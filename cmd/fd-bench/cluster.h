@@ -21,14 +21,17 @@ struct bench_node {
 struct cluster {
 	const char *fd_node; /* path of the fd-node binary */
 	const char *profile;
-	char dir[256]; /* private temp dir: logs */
+	int encrypt;   /* give the nodes a generated key (--key-file) */
+	char dir[256]; /* private temp dir: logs, the key file */
+	char key_file[300];
 	struct bench_node *nodes;
 	int n;
 };
 
 /* Starts n nodes: the first, then the rest told to --join it, all without
  * waiting for each other; then waits (up to timeout_ms) for every identity
- * line. extra (NULL-terminated, may be NULL) is passed to every node.
+ * line. extra (NULL-terminated, may be NULL) is passed to every node; with
+ * c->encrypt, so is --key-file with a key generated for this cluster.
  * Returns 0, or -1 with err filled (the nodes started are stopped). */
 int cluster_start(struct cluster *c, int n, const char *const *extra,
 		  int64_t timeout_ms, struct fd_err *err);

@@ -273,6 +273,7 @@ static int run_discover(const struct bench_opts *o, int n, double *v,
 	memset(&c, 0, sizeof(c));
 	c.fd_node = o->fd_node;
 	c.profile = o->profile;
+	c.encrypt = o->encrypt;
 	if (n < 1 || n > 60)
 		return fd_err_set(err, "1 to 60 nodes");
 	if (cluster_init(&c, n + 1, err) < 0)

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                           \
-	"fd-bench [-N nodes,...] [-r runs] [-p profile] [--duration t] [--timeout t]\n" \
-	"                [--entries n] [--baseline file [--threshold pct]]\n"           \
-	"                [-f json|table|github] [--fd-node path] scenario...\n"         \
+#define USAGE                                                                               \
+	"fd-bench [-N nodes,...] [-r runs] [-p profile] [--duration t] [--timeout t]\n"     \
+	"                [--entries n] [--baseline file [--threshold pct]]\n"               \
+	"                [-f json|table|github] [--fd-node path] [--encrypt] scenario...\n" \
 	"       fd-bench list"
 
 static const char help[] =
@@ -31,6 +31,8 @@ static const char help[] =
 	"      --threshold PCT     change beyond the measured spread that counts (default 10)\n"
 	"  -f, --format FMT        json (default), table, or github (benchmark-action JSON)\n"
 	"      --fd-node PATH      the fd-node binary (default: beside fd-bench, else PATH)\n"
+	"      --encrypt           the nodes share a generated cluster key (--key-file):\n"
+	"                          sealed UDP, signed node-to-node HTTP\n"
 	"  -h, --help, -V, --version\n"
 	"\n"
 	"Scenarios: fd-bench list\n";
@@ -81,7 +83,8 @@ int main(int argc, char **argv)
 		OPT_BASELINE,
 		OPT_THRESHOLD,
 		OPT_FD_NODE,
-		OPT_ENTRIES
+		OPT_ENTRIES,
+		OPT_ENCRYPT,
 	};
 	static const struct option opts[] = {
 		{"nodes", required_argument, NULL, 'N'},
@@ -94,6 +97,7 @@ int main(int argc, char **argv)
 		{"format", required_argument, NULL, 'f'},
 		{"fd-node", required_argument, NULL, OPT_FD_NODE},
 		{"entries", required_argument, NULL, OPT_ENTRIES},
+		{"encrypt", no_argument, NULL, OPT_ENCRYPT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -154,6 +158,7 @@ int main(int argc, char **argv)
 			run.format = optarg;
 			break;
 		case OPT_FD_NODE: run.opts.fd_node = optarg; break;
+		case OPT_ENCRYPT: run.opts.encrypt = 1; break;
 		case OPT_ENTRIES:
 			if (fd_parse_int(optarg, 1, 1000000, &v) < 0)
 				fd_usage_die("invalid --entries '%s' (1 to 1000000)",

@@ -19,6 +19,7 @@ static int start(const struct bench_opts *o, struct cluster *c, int n,
 	memset(c, 0, sizeof(*c));
 	c->fd_node = o->fd_node;
 	c->profile = o->profile;
+	c->encrypt = o->encrypt;
 	return cluster_start(c, n, NULL, 10000 + 200LL * n, err);
 }
 

@@ -338,6 +338,7 @@ static int start_nodes(const struct bench_opts *o, struct cluster *c, int n,
 	memset(c, 0, sizeof(*c));
 	c->fd_node = o->fd_node;
 	c->profile = "local";
+	c->encrypt = o->encrypt;
 	if (cluster_start(c, n, extra, 15000, err) < 0)
 		return -1;
 	/* wait until they see each other */

@@ -27,6 +27,7 @@ static int start(const struct bench_opts *o, struct cluster *c, int n,
 	memset(c, 0, sizeof(*c));
 	c->fd_node = o->fd_node;
 	c->profile = o->profile;
+	c->encrypt = o->encrypt;
 	if (cluster_start(c, n, NULL, 10000 + 200LL * n, err) < 0)
 		return -1;
 	if (cluster_wait_converged(c, n, fd_mono_ms() + o->timeout_ms, err) < 0) {

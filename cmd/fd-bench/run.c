@@ -279,6 +279,9 @@ static int run_one(struct bench_run *r, const struct scenario *s, int nodes,
 					       json_object_new_int64(opts.entries));
 		json_object_object_add(params, "profile",
 				       json_object_new_string(r->opts.profile));
+		if (r->opts.encrypt)
+			json_object_object_add(params, "encrypt",
+					       json_object_new_boolean(1));
 		json_object_object_add(o, "name",
 				       json_object_new_string(s->figures[f].name));
 		json_object_object_add(o, "params", params);

@@ -16,6 +16,7 @@ struct bench_opts {
 	int64_t timeout_ms;  /* the longest one run may wait for a condition */
 	long entries; /* names per run (--entries; 0: the scenario's default) */
 	int progress; /* print progress on stderr */
+	int encrypt;  /* --encrypt: the nodes share a generated cluster key */
 };
 
 struct figure {

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "client.h"
 #include "discover.h"
 #include "join.h"
 #include "jsonl.h"
@@ -19,7 +20,7 @@ static const char help[] =
 	"  -e, --expect N          then wait until N members are alive; print a result line\n"
 	"  -t, --timeout DURATION  longest wait for each answer and for --expect (default 30s)\n"
 	"  -q, --quiet             do not print the join lines\n"
-	"      --strict            stop at the first bad input line (exit 7)\n"
+	"      --strict            stop at the first bad input line (exit 7)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"strict", no_argument, NULL, OPT_STRICT},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -61,7 +63,9 @@ int main(int argc, char **argv)
 		case OPT_STRICT: j.strict = 1; break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

@@ -1,6 +1,7 @@
 /* --announce: options, and the dispatch to mdns.c and gossip.c. */
 #include "announce.h"
 #include "cli.h"
+#include "dsource.h"
 #include "gossip.h"
 #include "node.h"
 
@@ -34,9 +35,7 @@ int announce_parse_what(struct announce_opts *o, const char *arg, char *why, siz
 		if (n == 4 && strncmp(p, "mdns", 4) == 0)
 			o->what |= ANNOUNCE_MDNS;
 		else if (n == 6 && strncmp(p, "gossip", 6) == 0)
-			return snprintf(why, len,
-					"--announce gossip: not available in this build yet (it needs the cluster key, --key-file)"),
-			       -1;
+			o->what |= ANNOUNCE_GOSSIP;
 		else
 			return snprintf(why, len,
 					"invalid --announce '%s' (mdns, gossip, or both: mdns,gossip)",
@@ -87,6 +86,8 @@ void announce_start(struct node *n)
 	const struct announce_opts *o = n->opts->announce;
 	struct announce *a;
 
+	/* --discover gossip opens heartbeats with the node's key (dsource.h) */
+	fd_dsource_gossip_key(keys_ring(n), n->opts->cluster);
 	if (!o || !o->what)
 		return;
 	a = calloc(1, sizeof(*a));
@@ -99,6 +100,12 @@ void announce_start(struct node *n)
 			announce_die(n, FD_EXIT_RUNTIME,
 				     "--announce mdns: out of memory");
 	}
+	if (o->what & ANNOUNCE_GOSSIP) {
+		a->gossip = gossip_announce_start(n);
+		if (!a->gossip)
+			announce_die(n, FD_EXIT_RUNTIME,
+				     "--announce gossip: out of memory");
+	}
 }
 
 void announce_leave(struct node *n)
@@ -110,6 +117,8 @@ void announce_leave(struct node *n)
 	a->left = 1;
 	if (a->mdns)
 		mdns_announce_leave(a->mdns);
+	if (a->gossip)
+		gossip_announce_leave(a->gossip);
 }
 
 void announce_free(struct node *n)
@@ -120,6 +129,7 @@ void announce_free(struct node *n)
 		return;
 	announce_leave(n);
 	mdns_announce_free(a->mdns);
+	gossip_announce_free(a->gossip);
 
 	free(a);
 	n->announce = NULL;
@@ -135,6 +145,8 @@ void announce_add_info(struct node *n, struct json_object *info)
 	o = json_object_new_object();
 	if (a->mdns)
 		json_object_object_add(o, "mdns", mdns_announce_info(a->mdns));
+	if (a->gossip)
+		json_object_object_add(o, "gossip", gossip_announce_info(a->gossip));
 
 	json_object_object_add(info, "announce", o);
 }

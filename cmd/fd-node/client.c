@@ -29,6 +29,7 @@ static void client_opts(int argc, char **argv, struct client_opts *o)
 		{"node", required_argument, NULL, 'n'},
 		{"timeout", required_argument, NULL, 't'},
 		{"format", required_argument, NULL, 'f'},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -58,7 +59,9 @@ static void client_opts(int argc, char **argv, struct client_opts *o)
 				if (strcmp(argv[0], sub_help[i][0]) == 0)
 					fd_help_exit(sub_help[i][1]);
 			fd_help_exit(NULL);
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	if (optind < argc)

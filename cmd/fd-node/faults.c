@@ -94,11 +94,7 @@ static void on_expire(struct fd_loop *loop, struct fd_timer *t, void *arg)
 
 static void send_now(struct faults *f, const char *addr, const void *buf, size_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-
-	if (node_sockaddr(addr, &ss, &sl) == 0)
-		sendto(f->n->udp_fd, buf, len, 0, (struct sockaddr *)&ss, sl);
+	keys_udp_send(f->n, addr, buf, len); /* keys.c seals it */
 }
 
 static void held_free(struct faults *f, struct held *h)
@@ -278,6 +274,9 @@ static int server_gate(struct fd_http_req *req, void *arg)
 	struct fd_fault_verdict v;
 	const char *from;
 
+	/* keys.c: unsigned or badly signed /v1/cluster/ requests get 401 */
+	if (keys_http_gate(f->n, req))
+		return 1;
 	if (f->tab.n == 0 ||
 	    strncmp(fd_http_path(req), CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)))
 		return 0;
@@ -531,8 +530,10 @@ void faults_add_routes(struct node *n)
 {
 	fd_http_server_set_gate(n->http, server_gate, n->faults);
 	fd_http_route(n->http, "GET", "/v1/faults", 0, h_get, n->faults);
-	fd_http_route(n->http, "PUT", "/v1/faults", FD_HTTP_JSON, h_put, n->faults);
-	fd_http_route(n->http, "DELETE", "/v1/faults", 0, h_delete, n->faults);
+	fd_http_route(n->http, "PUT", "/v1/faults",
+		      FD_HTTP_JSON | FD_HTTP_ADMIN, h_put, n->faults);
+	fd_http_route(n->http, "DELETE", "/v1/faults", FD_HTTP_ADMIN, h_delete,
+		      n->faults);
 }
 
 void faults_add_info(struct node *n, struct json_object *info)

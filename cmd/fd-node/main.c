@@ -1,5 +1,6 @@
 #include "announce.h"
 #include "cli.h"
+#include "client.h"
 #include "dsource.h"
 #include "log.h"
 #include "node.h"
@@ -7,22 +8,29 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define USAGE                                                                              \
-	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n" \
-	"               [--discover spec]...\n"                                            \
-	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"     \
-	"               [--pid-file file] [--log-file file] [--log-level level]\n"         \
-	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"   \
-	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"   \
-	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"   \
-	"               [--channels separate|shared] [--announce mdns|gossip]...\n"        \
-	"               [--meta key=value]... [--multicast-addr group]\n"                  \
-	"               [--multicast-port port] [--multicast-ttl n] [--multicast-if if]\n" \
-	"               [--gossip-interval t]\n"                                           \
-	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]"
+#define USAGE                                                                                  \
+	"fd-node [-N name] [-l host:port] [-p profile] [-j addr]... [--retry-join] [-d]\n"     \
+	"               [--discover spec]...\n"                                                \
+	"               [--advertise host:port] [--ready-quorum] [--ready-expect n]\n"         \
+	"               [--pid-file file] [--log-file file] [--log-level level]\n"             \
+	"               [--log-format text|json] [--max-body size] [--max-duration t]\n"       \
+	"               [--max-payload size] [--sub-queue n] [--sub-queue-bytes size]\n"       \
+	"               [--overflow policy] [--chunk-size size] [--compress-min size]\n"       \
+	"               [--channels separate|shared] [--key-file file] [--cluster name]\n"     \
+	"               [--encrypt-rollout] [--insecure] [--tls-cert file [--tls-key file]]\n" \
+	"               [--tls-ca file [--tls-verify-client]] [--acl-file file]\n"             \
+	"               [--default-scope scopes] [--audit-log file] [--max-conns n]\n"         \
+	"               [--max-client-conns n] [--announce mdns|gossip]...\n"                  \
+	"               [--meta key=value]... [--multicast-addr group]\n"                      \
+	"               [--multicast-port port] [--multicast-ttl n] [--multicast-if if]\n"     \
+	"               [--gossip-interval t]\n"                                               \
+	"       fd-node info|members|leave [-n node] [-t timeout] [-f json|table]\n"           \
+	"       fd-node keys list|install KEY|use KEYID|remove KEYID [-n node] [-t timeout]\n" \
+	"       fd-node keygen [--force] [file]"
 
 static const char help[] =
 	"\n"
@@ -47,6 +55,30 @@ static const char help[] =
 	"      --log-format FMT    text or json (default text)\n"
 	"      --max-body SIZE     largest request body accepted (default 1MiB)\n"
 	"      --max-duration T    longest life of a fault rule, and its default (10m)\n"
+	"      --max-conns N       open connections at most (default 1024)\n"
+	"      --max-client-conns N  open connections from one address (default 256;\n"
+	"                          0: no limit but --max-conns)\n"
+	"\n"
+	"Security options:\n"
+	"      --tls-cert FILE     serve HTTPS with this certificate (PEM, may hold the\n"
+	"                          chain; default $FD_TLS_CERT); peers are called over\n"
+	"                          https with it as the client certificate\n"
+	"      --tls-key FILE      its private key (default $FD_TLS_KEY, else in --tls-cert)\n"
+	"      --tls-ca FILE       CA for peers' and clients' certificates ($FD_TLS_CA)\n"
+	"      --tls-verify-client every client needs a certificate --tls-ca signed\n"
+	"      --acl-file FILE     bearer tokens and their scopes (JSON; reread on SIGHUP)\n"
+	"      --default-scope S   what clients on this host may do without a token:\n"
+	"                          all (default), none, or a list like read,publish:x.\n"
+	"                          Clients on other hosts always need a token.\n"
+	"      --audit-log FILE    append one JSON line per admin action to FILE\n"
+	"\n"
+	"Security options:\n"
+	"      --key-file FILE     cluster key ring (default $FD_KEY_FILE): seal UDP,\n"
+	"                          sign node-to-node HTTP; mode 0600 required\n"
+	"      --cluster NAME      cluster name bound into every seal and signature (fd)\n"
+	"      --encrypt-rollout   with --key-file: also accept plaintext and unsigned\n"
+	"                          traffic, to move a live cluster to a key\n"
+	"      --insecure          allow a non-loopback --listen/--advertise without a key\n"
 	"\n"
 	"Pub/sub options:\n"
 	"      --max-payload SIZE  largest message payload (default 8MiB)\n"
@@ -74,11 +106,13 @@ static const char help[] =
 	"  info                    print the node's identity and state as JSON\n"
 	"  members                 print the members the node knows, one JSON line each\n"
 	"  leave                   make the node leave the cluster gracefully and stop\n"
+	"  keys list|install|use|remove  the key ring across the cluster\n"
+	"  keygen [FILE]           write a new key (mode 0600; stdout without FILE)\n"
 	"\n"
 	"Client options:\n"
 	"  -n, --node HOST:PORT    the node to ask (default $FD_NODE, else 127.0.0.1:4380)\n"
 	"  -t, --timeout DURATION  how long to wait for an answer (default 5s)\n"
-	"  -f, --format FMT        json (default) or table (members)\n"
+	"  -f, --format FMT        json (default) or table (members)\n" FD_CLIENT_HELP
 	"\n"
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
@@ -87,10 +121,46 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } subcommands[] = {
-	{"info", cmd_info},
-	{"members", cmd_members},
-	{"leave", cmd_leave},
+	{"info", cmd_info}, {"members", cmd_members}, {"leave", cmd_leave},
+	{"keys", cmd_keys}, {"keygen", cmd_keygen},
 };
+
+static int valid_cluster(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			return 0;
+	return 1;
+}
+
+/* The environment fills what --tls-* left unset, when there is a
+ * certificate at all (FD_TLS_CA alone may be meant for the clients). */
+static void tls_options(struct node_opts *o)
+{
+	const char *cert = getenv("FD_TLS_CERT"), *key = getenv("FD_TLS_KEY");
+	const char *ca = getenv("FD_TLS_CA");
+
+	if (!o->tls_cert && !o->tls_key && cert && *cert)
+		o->tls_cert = cert;
+	if (!o->tls_cert) {
+		if (o->tls_key || o->tls_ca || o->tls_verify_client)
+			fd_usage_die("--tls-key, --tls-ca and --tls-verify-client need "
+				     "--tls-cert");
+		return;
+	}
+	if (!o->tls_key && key && *key)
+		o->tls_key = key;
+	if (!o->tls_ca && ca && *ca)
+		o->tls_ca = ca;
+	if (o->tls_verify_client && !o->tls_ca)
+		fd_usage_die("--tls-verify-client needs --tls-ca (the CA that signs "
+			     "client certificates)");
+}
 
 int main(int argc, char **argv)
 {
@@ -113,6 +183,19 @@ int main(int argc, char **argv)
 		OPT_PS_CHUNK,
 		OPT_PS_COMPRESS_MIN,
 		OPT_PS_CHANNELS,
+		OPT_KEY_FILE, /* security */
+		OPT_CLUSTER,
+		OPT_ROLLOUT,
+		OPT_INSECURE,
+		OPT_TLS_CERT, /* security */
+		OPT_TLS_KEY,
+		OPT_TLS_CA,
+		OPT_TLS_VERIFY_CLIENT,
+		OPT_ACL_FILE,
+		OPT_DEFAULT_SCOPE,
+		OPT_AUDIT_LOG,
+		OPT_MAX_CONNS,
+		OPT_MAX_CLIENT_CONNS,
 		OPT_ANNOUNCE, /* announce.h */
 		OPT_META,
 		OPT_MCAST_ADDR,
@@ -145,6 +228,19 @@ int main(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, OPT_PS_CHUNK},
 		{"compress-min", required_argument, NULL, OPT_PS_COMPRESS_MIN},
 		{"channels", required_argument, NULL, OPT_PS_CHANNELS},
+		{"key-file", required_argument, NULL, OPT_KEY_FILE},
+		{"cluster", required_argument, NULL, OPT_CLUSTER},
+		{"encrypt-rollout", no_argument, NULL, OPT_ROLLOUT},
+		{"insecure", no_argument, NULL, OPT_INSECURE},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+		{"tls-verify-client", no_argument, NULL, OPT_TLS_VERIFY_CLIENT},
+		{"acl-file", required_argument, NULL, OPT_ACL_FILE},
+		{"default-scope", required_argument, NULL, OPT_DEFAULT_SCOPE},
+		{"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
+		{"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+		{"max-client-conns", required_argument, NULL, OPT_MAX_CLIENT_CONNS},
 		{"announce", required_argument, NULL, OPT_ANNOUNCE},
 		{"meta", required_argument, NULL, OPT_META},
 		{"multicast-addr", required_argument, NULL, OPT_MCAST_ADDR},
@@ -159,7 +255,10 @@ int main(int argc, char **argv)
 	struct node_opts o = {.listen = "127.0.0.1:4380",
 			      .max_body = 1024 * 1024,
 			      .fault_max_ms = 600000,
-			      .profile = "lan"};
+			      .max_conns = 1024,
+			      .max_client_conns = 256,
+			      .profile = "lan",
+			      .cluster = "fd"};
 	struct pubsub_opts ps;
 	struct announce_opts an;
 	char why[300];
@@ -205,10 +304,7 @@ int main(int argc, char **argv)
 			o.join[o.njoin++] = optarg;
 			break;
 		case OPT_RETRY_JOIN: o.retry_join = 1; break;
-		case OPT_DISCOVER:
-			if (fd_dsource_check(optarg, &err) < 0)
-				fd_usage_die("invalid --discover '%s': %s",
-					     optarg, err.msg);
+		case OPT_DISCOVER: /* checked once --key-file is known */
 			if (o.ndiscover == NODE_MAX_DISCOVER)
 				fd_usage_die("too many --discover specs (at most %d)",
 					     NODE_MAX_DISCOVER);
@@ -291,6 +387,39 @@ int main(int argc, char **argv)
 					     optarg);
 			ps.shared_channel = strcmp(optarg, "shared") == 0;
 			break;
+		case OPT_KEY_FILE:
+			if (!*optarg)
+				fd_usage_die("invalid --key-file ''");
+			o.key_file = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (!valid_cluster(optarg))
+				fd_usage_die("invalid --cluster '%s' (1 to 64 letters, "
+					     "digits, '.', '-', '_')",
+					     optarg);
+			o.cluster = optarg;
+			break;
+		case OPT_ROLLOUT: o.encrypt_rollout = 1; break;
+		case OPT_INSECURE: o.insecure = 1; break;
+		case OPT_TLS_CERT: o.tls_cert = optarg; break;
+		case OPT_TLS_KEY: o.tls_key = optarg; break;
+		case OPT_TLS_CA: o.tls_ca = optarg; break;
+		case OPT_TLS_VERIFY_CLIENT: o.tls_verify_client = 1; break;
+		case OPT_ACL_FILE: o.acl_file = optarg; break;
+		case OPT_DEFAULT_SCOPE: o.default_scope = optarg; break;
+		case OPT_AUDIT_LOG: o.audit_log = optarg; break;
+		case OPT_MAX_CONNS:
+			if (fd_parse_int(optarg, 16, 1000000, &v) < 0)
+				fd_usage_die("invalid --max-conns '%s' (16 to 1000000)",
+					     optarg);
+			o.max_conns = (unsigned)v;
+			break;
+		case OPT_MAX_CLIENT_CONNS:
+			if (fd_parse_int(optarg, 0, 1000000, &v) < 0)
+				fd_usage_die("invalid --max-client-conns '%s' (0 to 1000000)",
+					     optarg);
+			o.max_client_conns = (unsigned)v;
+			break;
 		case OPT_ANNOUNCE:
 			if (announce_parse_what(&an, optarg, why, sizeof(why)) < 0)
 				fd_usage_die("%s", why);
@@ -333,5 +462,15 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		fd_usage_die("unexpected argument '%s'", argv[optind]);
+	if (!o.key_file && getenv("FD_KEY_FILE") && *getenv("FD_KEY_FILE"))
+		o.key_file = getenv("FD_KEY_FILE");
+	/* a gossip source without key_file= takes the node's key (announce.c) */
+	if (o.key_file)
+		fd_dsource_gossip_key_expected();
+	for (int i = 0; i < o.ndiscover; i++)
+		if (fd_dsource_check(o.discover[i], &err) < 0)
+			fd_usage_die("invalid --discover '%s': %s",
+				     o.discover[i], err.msg);
+	tls_options(&o);
 	return node_main(&o);
 }

@@ -1,6 +1,7 @@
 /* Membership in the node: drives the pure SWIM/Lifeguard core (member.h)
  * with the UDP socket, the loop's clock and node-to-node HTTP push-pull, and
  * serves /v1/members, /v1/join, /v1/leave and /v1/events. */
+#include "auth.h"
 #include "cli.h"
 #include "clock.h"
 #include "http.h"
@@ -244,15 +245,10 @@ static void pump(struct members *ms)
 
 	while (out && fd_member_next_output(ms->m, out)) {
 		if (out->kind == FD_MEMBER_OUT_DGRAM) {
-			struct sockaddr_storage ss;
-			socklen_t sl;
-
 			if (faults_udp_out(ms->n, out->addr, out->buf, out->len))
 				continue; /* faults.c: dropped or delayed */
-			if (node_sockaddr(out->addr, &ss, &sl) < 0 ||
-			    sendto(ms->n->udp_fd, out->buf, out->len, 0,
-				   (struct sockaddr *)&ss, sl) < 0)
-				ms->udp_tx_err++;
+			if (keys_udp_send(ms->n, out->addr, out->buf, out->len) < 0)
+				ms->udp_tx_err++; /* keys.c seals it */
 		} else {
 			struct pp_call *call = calloc(1, sizeof(*call));
 			struct fd_err err;
@@ -308,7 +304,8 @@ static void pump(struct members *ms)
 static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct members *ms = arg;
-	uint8_t buf[FD_WIRE_MTU + 1];
+	/* a sealed datagram is larger by its overhead (keys.c) */
+	uint8_t buf[FD_WIRE_MTU + FD_SEAL_OVERHEAD + 1], plain[FD_WIRE_MTU + 1];
 	int got = 0;
 
 	(void)events;
@@ -318,6 +315,8 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 		char host[INET6_ADDRSTRLEN], from[80];
 		ssize_t len = recvfrom(fd, buf, sizeof(buf), 0,
 				       (struct sockaddr *)&ss, &sl);
+		const void *p;
+		size_t plen;
 
 		if (len < 0)
 			break;
@@ -332,11 +331,17 @@ static void on_udp(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 			snprintf(from, sizeof(from), "%s:%d", host,
 				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		}
-		if (faults_udp_in(ms->n, from, buf, (size_t)len))
+		/* keys.c: sealed ones opened, bad ones dropped */
+		p = keys_udp_open(ms->n, from, buf, (size_t)len, plain,
+				  sizeof(plain), &plen);
+		if (!p)
+			continue;
+		if (faults_udp_in(ms->n, from, p, plen))
 			continue; /* faults.c: dropped or delayed */
-		/* Oversized datagrams arrive truncated to MTU + 1: the core
-		 * rejects them by length. */
-		fd_member_recv(ms->m, fd_loop_now(loop), from, buf, (size_t)len);
+		/* Oversized datagrams arrive truncated: the core rejects them
+		 * by length. */
+		fd_member_recv(ms->m, fd_loop_now(loop), from, p,
+			       plen > FD_WIRE_MTU + 1 ? FD_WIRE_MTU + 1 : plen);
 		got = 1;
 	}
 	if (got)
@@ -473,7 +478,7 @@ static void pushpull_done(const struct fd_http_resp *r, void *arg)
 		nc->state = malloc(r->len ? r->len : 1);
 		nc->len = r->len;
 		if (nc->state &&
-		    fd_http_url(url, sizeof(url), addr, "/v1/info") == 0) {
+		    fd_http_url(url, sizeof(url), addr, "/healthz") == 0) {
 			memcpy(nc->state, r->body, r->len);
 			fd_info("the cluster knows another '%s' at %s: checking whether it is us",
 				ms->n->name, addr);
@@ -690,6 +695,7 @@ static struct join_req *join_start(struct members *ms, struct fd_http_req *req,
 static void join_finish(struct join_req *j)
 {
 	struct members *ms = j->ms;
+	const char *last = NULL; /* why the last address failed */
 	int ok = 0;
 
 	for (size_t i = 0; i < json_object_array_length(j->results); i++) {
@@ -697,12 +703,14 @@ static void join_finish(struct join_req *j)
 				   *v;
 
 		if (json_object_object_get_ex(res, "ok", &v) &&
-		    json_object_get_boolean(v))
+		    json_object_get_boolean(v)) {
 			ok++;
-		else if (j->startup && !ms->n->stopping)
+		} else if (j->startup && !ms->n->stopping) {
 			fd_warnlog("unable to join '%s': %s",
 				   fd_json_get_str(res, "addr"),
 				   fd_json_get_str(res, "error"));
+			last = fd_json_get_str(res, "error");
+		}
 	}
 	if (j->done) {
 		members_join_cb done = j->done;
@@ -733,7 +741,8 @@ static void join_finish(struct join_req *j)
 	} else {
 		fd_errlog("unable to join any --join address (use --retry-join to keep trying)");
 		node_report(ms->n, FD_EXIT_RUNTIME,
-			    "unable to join any --join address");
+			    "unable to join any --join address%s%s",
+			    last ? ": " : "", last ? last : "");
 		node_stop(ms->n, FD_EXIT_RUNTIME);
 	}
 	join_free(j);
@@ -925,9 +934,10 @@ void members_add_routes(struct node *n)
 	struct members *ms = n->members;
 
 	fd_http_route(n->http, "POST", PUSHPULL_PATH, FD_HTTP_LARGE, h_pushpull, ms);
-	fd_http_route(n->http, "POST", "/v1/join", FD_HTTP_JSON, h_join, ms);
+	fd_http_route(n->http, "POST", "/v1/join", FD_HTTP_JSON | FD_HTTP_ADMIN,
+		      h_join, ms);
 	fd_http_route(n->http, "GET", "/v1/members", 0, h_members, ms);
-	fd_http_route(n->http, "POST", "/v1/leave", 0, h_leave, ms);
+	fd_http_route(n->http, "POST", "/v1/leave", FD_HTTP_ADMIN, h_leave, ms);
 	fd_http_route(n->http, "GET", "/v1/events", 0, h_events, ms);
 }
 

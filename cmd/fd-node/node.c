@@ -69,6 +69,53 @@ static void set_port(struct sockaddr_storage *ss, int port)
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
+			24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+/* 1 when every address host resolves to is a loopback one. */
+static int host_is_loopback(const char *host)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *ai = NULL;
+	int all = 1;
+
+	if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+		return 0;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		struct sockaddr_storage ss;
+
+		memcpy(&ss, a->ai_addr, a->ai_addrlen);
+		all &= is_loopback(&ss);
+	}
+	freeaddrinfo(ai);
+	return all;
+}
+
+/* Secure by default: without a key, traffic is plaintext and anyone who
+ * can reach the port can join; only loopback is allowed unless the
+ * operator says --insecure. Checked before anything is bound. */
+static void refuse_plaintext(struct node *n, const char *what, const char *addr)
+{
+	if (keys_enabled(n) || n->opts->insecure)
+		return;
+	fd_die(FD_EXIT_USAGE,
+	       "refusing %s '%s' without a cluster key: node-to-node traffic "
+	       "would be plaintext and unauthenticated (give --key-file FILE, "
+	       "made by 'fd-node keygen FILE', or --insecure)",
+	       what, addr);
+}
+
 /* Binds TCP and UDP on one port: the given one, or with port 0 the first
  * free port for both (a free TCP port may be taken for UDP: try again). */
 static int node_bind(struct node *n, const char *listen)
@@ -89,6 +136,17 @@ static int node_bind(struct node *n, const char *listen)
 		       gai_strerror(rc));
 	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
+	if (!is_loopback(&ss))
+		refuse_plaintext(n, "to listen on", listen);
+	if (n->opts->advertise) {
+		char ahost[256];
+		int aport;
+
+		if (fd_parse_hostport(n->opts->advertise, ahost, sizeof(ahost),
+				      -1, &aport) == 0 &&
+		    !host_is_loopback(ahost))
+			refuse_plaintext(n, "to advertise", n->opts->advertise);
+	}
 	for (;;) {
 		socklen_t len = ss.ss_family == AF_INET6
 					? sizeof(struct sockaddr_in6)
@@ -158,6 +216,7 @@ static struct json_object *node_info(struct node *n)
 	json_object_object_add(o, "uptime",
 			       fd_json_seconds(fd_mono_ms() - n->started_mono));
 	members_add_info(n, o);
+	keys_add_info(n, o); /* keys.c */
 	registry_add_info(n, o);
 	pubsub_add_info(n, o);
 	faults_add_info(n, o);	 /* faults.c */
@@ -168,10 +227,13 @@ static struct json_object *node_info(struct node *n)
 
 static void h_healthz(struct fd_http_req *req, void *arg)
 {
+	struct node *n = arg;
 	struct json_object *o = json_object_new_object();
 
-	(void)arg;
 	json_object_object_add(o, "status", json_object_new_string("ok"));
+	/* open to all: a node checks with it whether an address is itself */
+	json_object_object_add(o, "id", json_object_new_string(n->id));
+	json_object_object_add(o, "addr", json_object_new_string(n->addr));
 	fd_http_reply_json(req, 200, o);
 }
 
@@ -308,10 +370,14 @@ int64_t node_wall_us(const struct node *n, int64_t mono_ms)
 
 static void on_hup(struct fd_loop *loop, int signo, void *arg)
 {
+	struct node *n = arg;
+
 	(void)loop;
 	(void)signo;
-	(void)arg;
-	fd_info("SIGHUP received: nothing to reload");
+	fd_info("SIGHUP received: reloading");
+	keys_reload(n); /* keys.c: the key file */
+	if (n->opts->acl_file)
+		authz_reload(n); /* authz.c: --acl-file */
 }
 
 static void make_identity(struct node *n, const char *name)
@@ -434,6 +500,66 @@ static int redirect_stdio(const char *log_file, int detached)
 	return 0;
 }
 
+/* A PEM file for --tls-*: a new string the caller frees, or NULL with msg
+ * filled. */
+static char *read_pem(const char *opt, const char *path, char *msg, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f) {
+		snprintf(msg, len, "unable to read %s '%s': %s", opt, path,
+			 strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t r;
+
+		if (n + 4096 + 1 > cap) {
+			char *b = cap < (1 << 20) ? realloc(buf, cap + 65536) : NULL;
+
+			if (!b) {
+				snprintf(msg, len, "%s '%s': too large", opt, path);
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = b;
+			cap += 65536;
+		}
+		r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	buf[n] = '\0';
+	if (ferror(f) || !strstr(buf, "-----BEGIN ")) {
+		snprintf(msg, len, "%s '%s': not a PEM file", opt, path);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Reads the --tls-* files into hopts (freed by the caller). Dies on error:
+ * these are the command line's mistakes. */
+static void tls_files(const struct node_opts *o, struct fd_http_server_opts *hopts)
+{
+	char msg[512];
+
+	if (!o->tls_cert)
+		return;
+	if (!(hopts->tls_cert = read_pem("--tls-cert", o->tls_cert, msg, sizeof(msg))) ||
+	    !(hopts->tls_key = read_pem("--tls-key", o->tls_key ? o->tls_key : o->tls_cert,
+					msg, sizeof(msg))) ||
+	    (o->tls_ca &&
+	     !(hopts->tls_ca = read_pem("--tls-ca", o->tls_ca, msg, sizeof(msg)))))
+		fd_usage_die("%s", msg);
+	hopts->tls_verify_client = o->tls_verify_client;
+}
+
 static int write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -450,9 +576,19 @@ int node_main(const struct node_opts *opts)
 	struct fd_http_server_opts hopts = {0};
 	struct fd_err err;
 	char msg[512];
+	int rc;
 
 	make_identity(&n, opts->name);
+	if (keys_load(&n) < 0) /* before binding: no key, no public address */
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
 	node_bind(&n, opts->listen);
+	/* before --detach: a bad file is the command line's mistake, said here */
+	tls_files(opts, &hopts);
+	rc = authz_init(&n, msg, sizeof(msg));
+	if (rc == -2)
+		fd_usage_die("%s", msg);
+	if (rc < 0)
+		fd_die(FD_EXIT_RUNTIME, "%s", msg);
 	if (opts->detach)
 		detach(&n, &n.report_fd);
 	n.started_mono = fd_mono_ms();
@@ -479,8 +615,15 @@ int node_main(const struct node_opts *opts)
 		fd_die(FD_EXIT_RUNTIME, "unable to set up the event loop: %s",
 		       strerror(errno));
 	n.client = fd_http_client_new(n.loop, 64 * 1024 * 1024, &err);
-	if (!n.client || faults_init(&n) < 0 || members_init(&n) < 0 ||
-	    registry_init(&n) < 0) {
+	/* A TLS node talks https to its peers, verifies them against --tls-ca
+	 * and shows its own certificate (for clusters with
+	 * --tls-verify-client). */
+	if (n.client && opts->tls_cert &&
+	    fd_http_client_set_tls(n.client, opts->tls_ca, opts->tls_cert,
+				   opts->tls_key ? opts->tls_key : opts->tls_cert) < 0)
+		fd_die(FD_EXIT_RUNTIME, "out of memory");
+	if (!n.client || keys_init(&n) < 0 || faults_init(&n) < 0 ||
+	    members_init(&n) < 0 || registry_init(&n) < 0) {
 		snprintf(msg, sizeof(msg), "unable to start membership: %s",
 			 n.client ? strerror(errno) : err.msg);
 		node_report(&n, FD_EXIT_RUNTIME, "%s", msg);
@@ -488,25 +631,33 @@ int node_main(const struct node_opts *opts)
 	}
 	hopts.listen_fd = n.tcp_fd;
 	hopts.max_body = opts->max_body;
+	hopts.max_conns = opts->max_conns;
+	hopts.max_conns_per_ip = opts->max_client_conns;
 	n.http = fd_http_server_new(n.loop, &hopts, &err);
+	free((char *)hopts.tls_cert);
+	free((char *)hopts.tls_key);
+	free((char *)hopts.tls_ca);
 	if (!n.http) {
 		node_report(&n, FD_EXIT_RUNTIME, "%s", err.msg);
 		fd_die(FD_EXIT_RUNTIME, "%s", err.msg);
 	}
-	fd_http_route(n.http, "GET", "/healthz", 0, h_healthz, &n);
-	fd_http_route(n.http, "GET", "/readyz", 0, h_readyz, &n);
+	authz_add_hook(&n); /* authz.c: tokens and scopes on every route */
+	fd_http_route(n.http, "GET", "/healthz", FD_HTTP_OPEN, h_healthz, &n);
+	fd_http_route(n.http, "GET", "/readyz", FD_HTTP_OPEN, h_readyz, &n);
 	fd_http_route(n.http, "GET", "/v1/info", 0, h_info, &n);
 	fd_http_route(n.http, "GET", "/metrics", 0, h_metrics, &n);
-	fd_http_route(n.http, "PUT", "/v1/log-level", FD_HTTP_JSON, h_log_level, &n);
+	fd_http_route(n.http, "PUT", "/v1/log-level",
+		      FD_HTTP_JSON | FD_HTTP_ADMIN, h_log_level, &n);
 	faults_add_routes(&n); /* faults.c: /v1/faults and the server-side gate */
+	keys_add_routes(&n);   /* keys.c: /v1/keys, answer signing */
 	members_add_routes(&n);
 	registry_add_routes(&n);
 	if (pubsub_init(&n) < 0)
 		fd_die(FD_EXIT_RUNTIME, "unable to start pub/sub: out of memory");
 	pubsub_add_routes(&n);
 
-	fd_info("node '%s' (%s) listening on %s, profile %s", n.name, n.id,
-		n.addr, opts->profile);
+	fd_info("node '%s' (%s) listening on %s%s, profile %s", n.name, n.id,
+		n.addr, opts->tls_cert ? " (TLS)" : "", opts->profile);
 	if (!opts->detach)
 		print_identity(&n, getpid());
 	announce_start(&n); /* --announce mdns|gossip (announce.c) */
@@ -518,14 +669,16 @@ int node_main(const struct node_opts *opts)
 		fd_errlog("event loop failed: %s", strerror(errno));
 		n.exit_code = FD_EXIT_RUNTIME;
 	}
-	announce_free(&n); /* goodbyes if not said yet */
-	fd_http_server_free(n.http);
+	announce_free(&n);	     /* goodbyes if not said yet */
+	fd_http_server_free(n.http); /* ends requests: their audit lines */
 	fd_http_client_free(n.client);
 	discover_free(&n);
+	authz_free(&n);
 	registry_free(&n);
 	pubsub_free(&n);
 	members_free(&n);
 	faults_free(&n);
+	keys_free(&n);
 	close(n.udp_fd);
 	fd_loop_free(n.loop);
 	if (opts->pid_file)

@@ -236,6 +236,12 @@ struct ps_pub {
 	int skipping;	/* inside a line too long */
 	int line_ready; /* line holds a whole line not yet published */
 	int blocked, end_pending, in_paused, done;
+	/* authorization: the client's publish scopes (NULL: every topic);
+	 * the first topic outside them ends the request with 403 */
+	const struct fd_scopes *scopes;
+	char who[160];
+	char *denied; /* the 403 message, once a topic was refused */
+	char denied_topic[FD_TOPIC_MAX_LEN + 1];
 	struct ps_pub *pnext;
 };
 
@@ -1736,6 +1742,27 @@ static int pub_check_data(struct ps_pub *pub, const struct fd_psf *f, int *nl,
 	return fd_json_scan(f->data, f->len, NULL, NULL, e);
 }
 
+/* 1 when the client may publish to topic; else 0, and the request is to
+ * end with 403 (pub->denied): the messages before it went out, none after
+ * it will. */
+static int pub_allowed(struct ps_pub *pub, const char *topic, size_t tlen)
+{
+	char msg[512];
+
+	if (!pub->scopes ||
+	    fd_scopes_allow(pub->scopes, FD_SCOPE_PUBLISH, topic, tlen))
+		return 1;
+	if (!pub->denied) {
+		snprintf(msg, sizeof(msg), "forbidden: %s %s publish:%.*s",
+			 pub->who, strncmp(pub->who, "token", 5) ? "lack" : "lacks",
+			 (int)tlen, topic);
+		pub->denied = strdup(msg);
+		snprintf(pub->denied_topic, sizeof(pub->denied_topic), "%.*s",
+			 (int)tlen, topic);
+	}
+	return 0;
+}
+
 /* pub_frame's work: 0 done (published or rejected), 1 blocked. */
 static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *nl)
 {
@@ -1767,6 +1794,10 @@ static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *n
 			  "payload of %zu bytes over the limit of %zu", f.len,
 			  ps->o.max_payload);
 		return 0;
+	}
+	if (!pub_allowed(pub, f.topic, f.topic_len)) {
+		pub->items--;
+		return -1;
 	}
 	if (pub_check_data(pub, &f, nl, &e) < 0) {
 		pub_error(pub, "frame", pub->items, "data: %s", e.msg);
@@ -1803,10 +1834,11 @@ static int pub_frame(void *arg, const char *body, size_t len, struct fd_err *err
 	struct ps_pub *pub = arg;
 	int rc, nl = 1;
 
-	(void)err;
 	rc = pub_frame_do(pub, body, len, &nl);
 	if (rc != 1)
 		pub->js_active = 0; /* done with this frame */
+	if (rc < 0)
+		fd_err_set(err, "%s", pub->denied);
 	return rc;
 }
 
@@ -1906,6 +1938,10 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 			  ps->o.max_payload);
 		return 0;
 	}
+	if (!pub_allowed(pub, lf.topic, lf.tlen)) {
+		pub->items--;
+		return 0;
+	}
 	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen, NULL);
 	if (rc == 1) {
 		pub->items--;
@@ -1947,7 +1983,7 @@ static size_t pub_lines(struct ps_pub *pub, const char *data, size_t len, int en
 		pub->line.len = 0;
 		pub->line_ready = 0;
 	}
-	while (used < len) {
+	while (used < len && !pub->denied) {
 		const char *p = data + used, *nl = memchr(p, '\n', len - used);
 
 		if (!nl && !end) {
@@ -1995,6 +2031,24 @@ static void pub_finish(struct ps_pub *pub)
 	pub_free(pub); /* replied: no callback comes for it any more */
 }
 
+/* The first topic outside the client's scopes: 403, with what went out
+ * before it. */
+static void pub_deny(struct ps_pub *pub)
+{
+	struct json_object *o = json_object_new_object();
+
+	pub->done = 1;
+	json_object_object_add(o, "error", json_object_new_string(pub->denied));
+	json_object_object_add(o, "status", json_object_new_int(403));
+	json_object_object_add(o, "topic", json_object_new_string(pub->denied_topic));
+	json_object_object_add(o, "stream",
+			       json_object_new_int64((int64_t)pub->stream));
+	json_object_object_add(o, "published",
+			       json_object_new_int64((int64_t)pub->published));
+	fd_http_reply_json(pub->req, 403, o);
+	pub_free(pub);
+}
+
 static void pub_unpause(struct ps_pub *pub)
 {
 	struct pubsub *ps = pub->ps;
@@ -2015,6 +2069,7 @@ static void pub_free(struct ps_pub *pub)
 	fd_psf_reader_release(&pub->reader);
 	fd_buf_release(&pub->line);
 	json_object_put(pub->errors);
+	free(pub->denied);
 	free(pub);
 }
 
@@ -2034,6 +2089,10 @@ static size_t on_pub_body(struct fd_http_req *req, const char *data, size_t len,
 		ssize_t r = fd_psf_feed(&pub->reader, data, len, pub_frame, pub,
 					&err);
 
+		if (r < 0 && pub->denied) {
+			pub_deny(pub);
+			return len;
+		}
 		if (r < 0) {
 			pub_error(pub, "frame", pub->items + 1, "%s", err.msg);
 			pub_finish(pub);
@@ -2045,6 +2104,10 @@ static size_t on_pub_body(struct fd_http_req *req, const char *data, size_t len,
 				  "body ends inside a frame");
 	} else {
 		used = pub_lines(pub, data, len, end);
+		if (pub->denied) {
+			pub_deny(pub);
+			return len;
+		}
 	}
 	if (pub->blocked) {
 		if (!pub->in_paused) {
@@ -2114,11 +2177,16 @@ static void h_publish(struct fd_http_req *req, void *arg)
 				    prio);
 		return;
 	}
+	if (*topic && !node_allow(ps->n, req, FD_SCOPE_PUBLISH, topic, strlen(topic)))
+		return;
 	pub = calloc(1, sizeof(*pub));
 	if (!pub) {
 		fd_http_reply_error(req, 500, "out of memory");
 		return;
 	}
+	pub->scopes = node_scopes(ps->n, req, pub->who, sizeof(pub->who));
+	if (fd_scopes_allow(pub->scopes, FD_SCOPE_PUBLISH, NULL, 0))
+		pub->scopes = NULL; /* every topic: no check per message */
 	pub->ps = ps;
 	pub->req = req;
 	pub->prio = (unsigned)p;
@@ -2432,6 +2500,8 @@ static void h_subscribe(struct fd_http_req *req, void *arg)
 					    t, err.msg);
 			goto bad;
 		}
+		if (!node_allow_pattern(ps->n, req, t, strlen(t)))
+			goto bad;
 		if (s->npatterns == MAX_PATTERNS_PER_SUB) {
 			fd_http_reply_error(req, 400, "too many patterns (at most %d)",
 					    MAX_PATTERNS_PER_SUB);
@@ -2597,11 +2667,12 @@ void pubsub_add_routes(struct node *n)
 {
 	struct pubsub *ps = n->pubsub;
 
-	fd_http_route(n->http, "POST", "/v1/publish", FD_HTTP_STREAM_BODY,
-		      h_publish, ps);
-	fd_http_route(n->http, "POST", "/v1/publish/", FD_HTTP_STREAM_BODY,
-		      h_publish, ps);
-	fd_http_route(n->http, "GET", "/v1/subscribe", 0, h_subscribe, ps);
+	fd_http_route(n->http, "POST", "/v1/publish",
+		      FD_HTTP_STREAM_BODY | FD_HTTP_SCOPED, h_publish, ps);
+	fd_http_route(n->http, "POST", "/v1/publish/",
+		      FD_HTTP_STREAM_BODY | FD_HTTP_SCOPED, h_publish, ps);
+	fd_http_route(n->http, "GET", "/v1/subscribe", FD_HTTP_SCOPED,
+		      h_subscribe, ps);
 	fd_http_route(n->http, "POST", "/v1/cluster/interest", 0, h_interest, ps);
 	fd_http_route(n->http, "POST", "/v1/cluster/pubsub",
 		      FD_HTTP_STREAM_BODY, h_cluster_pubsub, ps);

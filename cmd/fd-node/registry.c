@@ -109,6 +109,9 @@ struct registry {
 	int64_t sync_interval, next_sync;
 	struct call *calls;
 	int wake; /* a name appeared: look at the waiters */
+	/* the batch under way: its client's scopes, and who it is */
+	const struct fd_scopes *batch_scopes;
+	char batch_who[160];
 	struct {
 		uint64_t deltas_sent, deltas_received, delta_errors;
 		uint64_t syncs, sync_errors, conflicts, yielded, readopted;
@@ -1057,7 +1060,7 @@ static void h_put(struct fd_http_req *req, void *arg)
 	int replace, persistent, keep;
 	unsigned status;
 
-	if (!name)
+	if (!name || !node_allow(r->n, req, FD_SCOPE_REGISTER, name, strlen(name)))
 		return;
 	if (!json_object_is_type(body, json_type_object) ||
 	    parse_flags(body, &replace, &persistent, &keep, &why) < 0) {
@@ -1174,8 +1177,14 @@ static void h_delete(struct fd_http_req *req, void *arg)
 	struct json_object *o;
 	int removed;
 
-	if (!name)
+	if (!name || !node_allow(r->n, req, FD_SCOPE_REGISTER, name, strlen(name)))
 		return;
+	if (force && strcmp(force, "0") != 0) {
+		/* taking another node's name is an admin's act, and audited */
+		if (!node_allow(r->n, req, FD_SCOPE_ADMIN, NULL, 0))
+			return;
+		node_audit_request(r->n, req, NULL);
+	}
 	nm = fd_crdt_lookup(r->c, name, strlen(name));
 	if (!nm || nm->n == 0) {
 		o = json_object_new_object();
@@ -1316,6 +1325,14 @@ static void batch_register_line(struct registry *r, unsigned long line,
 				 !o    ? err.msg
 				 : why ? why
 				       : "expected {\"name\": …, \"value\": …}");
+	} else if (!fd_scopes_allow(r->batch_scopes, FD_SCOPE_REGISTER, name,
+				    strlen(name))) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "forbidden: %s %s register:%s",
+			 r->batch_who,
+			 strncmp(r->batch_who, "token", 5) ? "lack" : "lacks", name);
+		res = line_error(line, name, 403, msg);
 	} else {
 		json_object_object_get_ex(o, "value", &value);
 		status = do_register(r, name, value, replace, persistent, keep,
@@ -1338,7 +1355,9 @@ static void h_batch(struct fd_http_req *req, void *arg)
 {
 	struct registry *r = arg;
 
+	r->batch_scopes = node_scopes(r->n, req, r->batch_who, sizeof(r->batch_who));
 	each_line(req, batch_register_line, r);
+	r->batch_scopes = NULL;
 	distribute(r);
 }
 
@@ -1405,15 +1424,18 @@ void registry_add_routes(struct node *n)
 	fd_http_route(s, "POST", DELTA_PATH, FD_HTTP_LARGE, h_delta, r);
 	fd_http_route(s, "POST", SYNC_PATH, FD_HTTP_LARGE, h_sync, r);
 	fd_http_route(s, "GET", "/v1/registry/watch", 0, h_watch, r);
-	fd_http_route(s, "POST", "/v1/registry/batch", FD_HTTP_LARGE, h_batch, r);
+	fd_http_route(s, "POST", "/v1/registry/batch",
+		      FD_HTTP_LARGE | FD_HTTP_SCOPED, h_batch, r);
 	fd_http_route(s, "POST", "/v1/registry/lookup", FD_HTTP_LARGE,
 		      h_lookup_batch, r);
 	fd_http_route(s, "GET", "/v1/registry", 0, h_get, r);
-	fd_http_route(s, "PUT", "/v1/registry", FD_HTTP_JSON, h_put, r);
-	fd_http_route(s, "DELETE", "/v1/registry", 0, h_delete, r);
+	fd_http_route(s, "PUT", "/v1/registry", FD_HTTP_JSON | FD_HTTP_SCOPED,
+		      h_put, r);
+	fd_http_route(s, "DELETE", "/v1/registry", FD_HTTP_SCOPED, h_delete, r);
 	fd_http_route(s, "GET", "/v1/registry/", 0, h_get, r);
-	fd_http_route(s, "PUT", "/v1/registry/", FD_HTTP_JSON, h_put, r);
-	fd_http_route(s, "DELETE", "/v1/registry/", 0, h_delete, r);
+	fd_http_route(s, "PUT", "/v1/registry/", FD_HTTP_JSON | FD_HTTP_SCOPED,
+		      h_put, r);
+	fd_http_route(s, "DELETE", "/v1/registry/", FD_HTTP_SCOPED, h_delete, r);
 }
 
 /* A short summary of the replica's whole state: a hash of its anti-entropy

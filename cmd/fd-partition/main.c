@@ -7,6 +7,7 @@
  * lives in its own file (partition.h). */
 #include "check.h"
 #include "cli.h"
+#include "client.h"
 #include "jsonl.h"
 #include "partition.h"
 
@@ -56,7 +57,7 @@ static const char help[] =
 	"      --tag TAG           the rules' tag (default fd-partition)\n"
 	"      --backend B         gate (the nodes' fault gates, default) or netns\n"
 	"                          (nftables in the nodes' namespaces; root)\n"
-	"  -t, --timeout T         longest wait for each node (default 5s)\n"
+	"  -t, --timeout T         longest wait for each node (default 5s)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -92,6 +93,7 @@ static const struct option common_opts[] = {
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	{"tag", required_argument, NULL, OPT_TAG},
 	{"backend", required_argument, NULL, OPT_BACKEND},
+	FD_CLIENT_OPTIONS,
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{0},
@@ -128,7 +130,7 @@ static int common_opt(int c, const char *arg)
 	case 'h': fd_help_exit(help);
 	case 'V': fd_version_exit();
 	}
-	return 0;
+	return fd_client_opt(c, arg); /* --tls-*, --token */
 }
 
 int part_getopt(int argc, char **argv, const char *shortopts,

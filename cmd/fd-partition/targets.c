@@ -17,9 +17,13 @@ int ntargets;
 static void add_target(const char *arg, const char *ns, int lineno)
 {
 	char addr[FD_PEER_ADDR_LEN], s[FD_PEER_ADDR_LEN + 64];
-	const char *at;
+	const char *at, *scheme = "";
 	struct fd_err err;
 
+	if (strncmp(arg, "https://", 8) == 0 || strncmp(arg, "http://", 7) == 0) {
+		scheme = arg[4] == 's' ? "https://" : "http://";
+		arg += strlen(scheme);
+	}
 	snprintf(s, sizeof(s), "%s", arg);
 	if (!ns && (at = strrchr(arg, '@'))) {
 		s[at - arg < (long)sizeof(s) ? at - arg : 0] = 0;
@@ -42,6 +46,7 @@ static void add_target(const char *arg, const char *ns, int lineno)
 	if (ntargets == MAX_NODES)
 		fd_usage_die("too many nodes (at most %d)", MAX_NODES);
 	memcpy(targets[ntargets].addr, addr, sizeof(addr));
+	targets[ntargets].scheme = scheme;
 	snprintf(targets[ntargets].netns, sizeof(targets[ntargets].netns), "%s",
 		 ns ? ns : "");
 	ntargets++;
@@ -136,13 +141,15 @@ void targets_resolve(void)
 		struct fd_err err;
 		const char *name;
 		long status;
-
+		char url[FD_PEER_ADDR_LEN + 16];
 		int rc;
 
 		/* a node in a namespace is reached from inside it */
 		if (t->netns[0] && netns_enter(t->netns, &err) < 0)
 			fd_die(FD_EXIT_RUNTIME, "%s: nothing changed", err.msg);
-		rc = fd_client_init(&t->c, t->addr, popt.timeout_ms, &err) < 0 ||
+		snprintf(url, sizeof(url), "%.8s%.*s", t->scheme,
+			 (int)sizeof(t->addr) - 1, t->addr);
+		rc = fd_client_init(&t->c, url, popt.timeout_ms, &err) < 0 ||
 		     (t->netns[0] && from_itself(t, &err) < 0) ||
 		     fd_client_call_ok(&t->c, "GET", "/v1/info", NULL, &status,
 				       &info, &err) < 0;

@@ -45,7 +45,7 @@ static const char help[] =
 	"  -c, --confirm           print {\"type\":\"published\",...} per message, with its seq\n"
 	"      --strict            stop at the first bad input line (exit 7)\n"
 	"      --max-payload SIZE  largest payload (default 8MiB, the node's default)\n"
-	"  -t, --timeout DURATION  how long to wait for the node's answer (default 30s)\n"
+	"  -t, --timeout DURATION  how long to wait for the node's answer (default 30s)\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -320,6 +320,18 @@ static int check_answer(struct fd_client *c, long status,
 		return fd_json_get_int(resp, "rejected", 0) ? FD_EXIT_DATA
 							    : FD_EXIT_OK;
 	}
+	if ((status == 401 || status == 403) && fd_json_get_str(resp, "error")) {
+		/* "publish to billing.x: forbidden: token "ci" lacks …" */
+		if (fd_json_get_str(resp, "topic"))
+			fd_warn("publish to %s: %s", fd_json_get_str(resp, "topic"),
+				fd_json_get_str(resp, "error"));
+		else
+			fd_warn("publish: %s", fd_json_get_str(resp, "error"));
+		if (fd_json_get_int(resp, "published", 0) > 0)
+			fd_warn("%lld messages before it were published",
+				fd_json_get_int(resp, "published", 0));
+		return FD_EXIT_RUNTIME;
+	}
 	fd_warn("'%s' answered HTTP %ld: %s", c->addr, status,
 		fd_json_get_str(resp, "error") ? fd_json_get_str(resp, "error") : "?");
 	return FD_EXIT_RUNTIME;
@@ -424,6 +436,7 @@ int main(int argc, char **argv)
 		{"strict", no_argument, NULL, OPT_STRICT},
 		{"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 		{"timeout", required_argument, NULL, 't'},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -471,7 +484,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

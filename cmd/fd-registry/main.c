@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "client.h"
 #include "jsonl.h"
 #include "registry.h"
 
@@ -53,7 +54,7 @@ static const char help[] =
 	"  -w, --wait DURATION      lookup: wait this long for NAME to appear (exit 5)\n"
 	"      --force              unregister: even when another node owns NAME\n"
 	"  -p, --prefix PREFIX      list, watch: only names starting with PREFIX\n"
-	"  -c, --count N            watch: stop after N events\n"
+	"  -c, --count N            watch: stop after N events\n" FD_CLIENT_HELP
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n";
 
@@ -105,6 +106,7 @@ static const struct option opts[] = {
 	{"force", no_argument, NULL, OPT_FORCE},
 	{"prefix", required_argument, NULL, 'p'},
 	{"count", required_argument, NULL, 'c'},
+	FD_CLIENT_OPTIONS,
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{0},
@@ -144,7 +146,7 @@ int main(int argc, char **argv)
 
 	fd_cli_init("fd-registry", USAGE);
 	while ((c = getopt_long(argc, argv, ":n:t:qf:bw:p:c:hV", opts, NULL)) != -1) {
-		if (nseen < sizeof(seen) && c != '?' && c != ':')
+		if (nseen < sizeof(seen) && c != '?' && c != ':' && c < FD_OPT_TLS_CA)
 			seen[nseen++] = opt_char(c);
 		switch (c) {
 		case 'n': r.node = optarg; break;
@@ -190,7 +192,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

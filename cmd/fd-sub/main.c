@@ -40,7 +40,7 @@ static const char help[] =
 	"      --overflow POLICY   when our queue at the node is full: drop-oldest,\n"
 	"                          drop-new or disconnect (default: the node's)\n"
 	"      --queue-len N       messages the node may queue for us\n"
-	"      --queue-bytes SIZE  bytes the node may queue for us\n"
+	"      --queue-bytes SIZE  bytes the node may queue for us\n" FD_CLIENT_HELP
 	"  -h, --help              show this help\n"
 	"  -V, --version           show the version\n";
 
@@ -200,6 +200,7 @@ int main(int argc, char **argv)
 		{"overflow", required_argument, NULL, OPT_OVERFLOW},
 		{"queue-len", required_argument, NULL, OPT_QLEN},
 		{"queue-bytes", required_argument, NULL, OPT_QBYTES},
+		FD_CLIENT_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0},
@@ -256,7 +257,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h': fd_help_exit(help);
 		case 'V': fd_version_exit();
-		default: fd_usage_getopt(c, argv);
+		default:
+			if (!fd_client_opt(c, optarg))
+				fd_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;

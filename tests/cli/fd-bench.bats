@@ -67,7 +67,7 @@ write_baseline()
 @test "the man page SYNOPSIS names every option of the usage" {
 	local opt synopsis
 	synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$FD_ROOT/man/fd-bench.1")
-	for opt in -N -r -p --duration --timeout --entries --baseline --threshold -f --fd-node list; do
+	for opt in -N -r -p --duration --timeout --entries --baseline --threshold -f --fd-node --encrypt list; do
 		grep -qF -- "${opt//-/\\-}" <<<"$synopsis" ||
 			fail "the SYNOPSIS of man/fd-bench.1 does not mention $opt"
 	done
@@ -144,6 +144,33 @@ write_baseline()
 		.runs == 2 and (.value | type == "number") and
 		.min <= .value and .value <= .max and .min > 0 and
 		(has("verdict") | not)' <<<"$output"
+	assert_clean
+}
+
+@test "--encrypt: every node gets the cluster's generated key (0600); results carry encrypt:true" {
+	# a wrapper notes each node's --key-file and its mode, then runs fd-node
+	cat >"$FD_TMP/bin/fd-node-keyed" <<-EOF
+		#!/bin/bash
+		prev=
+		for a in "\$@"; do
+			[ "\$prev" = --key-file ] && echo "\$a \$(stat -c %a "\$a")" >>"$FD_TMP/keys"
+			prev=\$a
+		done
+		exec "$NODE_BIN" "\$@"
+	EOF
+	chmod +x "$FD_TMP/bin/fd-node-keyed"
+	run -0 --separate-stderr timeout -k 2 "$FD_CMD_TIMEOUT" fd-bench --fd-node "$FD_TMP/bin/fd-node-keyed" \
+		-N 3 -r 1 --encrypt membership.converge
+	run -0 jq -e '.params == {"nodes": 3, "profile": "local", "encrypt": true} and .value > 0' <<<"$output"
+	run -0 awk '{ print $2 }' "$FD_TMP/keys"
+	assert_output $'600\n600\n600'
+	run -0 awk '{ print $1 }' "$FD_TMP/keys"
+	[ "$(sort -u <<<"$output" | wc -l)" -eq 1 ]
+	# a baseline without encryption is another figure: not compared
+	write_baseline "$FD_TMP/base" 0.000001
+	run -0 --separate-stderr timeout -k 2 "$FD_CMD_TIMEOUT" fd-bench --fd-node "$NODE_BIN" \
+		-N 3 -r 1 --encrypt --baseline "$FD_TMP/base" membership.converge
+	run -0 jq -e '.params.encrypt and (has("verdict") | not)' <<<"$output"
 	assert_clean
 }
 

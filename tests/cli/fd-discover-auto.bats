@@ -130,7 +130,13 @@ explained()
 	assert_equal "$(explained)" "$(printf '%s\n' 'check FD_DISCOVER unset' \
 		'check service_account absent' 'check KUBERNETES_SERVICE_HOST unset' \
 		'check strategy available' 'choice mdns')"
-	# gossip through FD_DISCOVER needs a key (or insecure=true)
+	# gossip through FD_DISCOVER, with the key from --key-file
+	fd-node keygen "$BATS_TEST_TMPDIR/key" 2>/dev/null
+	ns_start_node n2 --announce gossip --key-file "$BATS_TEST_TMPDIR/key"
+	run -0 --separate-stderr in_ns env FD_DISCOVER=gossip fd-discover --auto \
+		--key-file "$BATS_TEST_TMPDIR/key" --expect 1 --timeout 20s
+	assert_equal "$(jq -r 'select(.type == "peer") | "\(.name) \(.strategy)"' <<<"$output")" "n2 gossip"
+	# without one, refused (or insecure=true)
 	run -2 --separate-stderr in_ns env FD_DISCOVER=gossip fd-discover --auto
 	assert_equal "${stderr_lines[0]}" "fd-discover: FD_DISCOVER: gossip needs a key: key_file=FILE (or the node's --key-file), or insecure=true for plain heartbeats"
 }

@@ -37,7 +37,8 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	local opt synopsis
 	synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$FD_ROOT/man/fd-node.1")
 	for opt in -N -l -p -j --retry-join -d --advertise --ready-quorum --ready-expect \
-		--pid-file --log-file --log-level --log-format --max-body info members leave -n -t -f; do
+		--pid-file --log-file --log-level --log-format --max-body info members leave -n -t -f \
+		--key-file --cluster --encrypt-rollout --insecure keys keygen --force; do
 		grep -qF -- "${opt//-/\\-}" <<<"$synopsis" ||
 			fail "the SYNOPSIS of man/fd-node.1 does not mention $opt"
 	done
@@ -269,7 +270,7 @@ fd_node_bounded() { timeout -k 2 "$FD_CMD_TIMEOUT" fd-node "$@"; }
 	fd_start_node n1
 	fd_http GET "${FD_ADDR[n1]}" /healthz
 	assert_equal "$HTTP_CODE" 200
-	assert_equal "$(jq -c . <<<"$HTTP_BODY")" '{"status":"ok"}'
+	assert_equal "$(jq -c . <<<"$HTTP_BODY")" "{\"status\":\"ok\",\"id\":\"${FD_ID[n1]}\",\"addr\":\"${FD_ADDR[n1]}\"}"
 	assert_regex "$HTTP_HEADERS" $'(^|\n)content-type: application/json'
 	fd_http GET "${FD_ADDR[n1]}" /readyz
 	assert_equal "$HTTP_CODE" 200
@@ -460,7 +461,7 @@ complete_words()
 	run -0 complete_words fd-node --discover 'static addrs=a:1' m
 	assert_output members
 	run -0 complete_words fd-node ''
-	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'info leave members '
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'info keygen keys leave members '
 	# After --join ADDR the next word is still an option or a subcommand.
 	run -0 complete_words fd-node -j 127.0.0.1:4380 m
 	assert_output members
@@ -472,6 +473,31 @@ complete_words()
 	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'json table '
 	run -0 complete_words fd-node leave --
 	assert_line --timeout
+}
+
+@test "bash completion: security options, keys actions, keygen files" {
+	run -0 complete_words fd-node --key
+	assert_output '--key-file'
+	run -0 complete_words fd-node --
+	assert_line --cluster
+	assert_line --encrypt-rollout
+	assert_line --insecure
+	touch "$FD_TMP/cluster.key"
+	run -0 complete_words fd-node --key-file "$FD_TMP/clu"
+	assert_output "$FD_TMP/cluster.key"
+	run -0 complete_words fd-node keys ''
+	assert_equal "$(sort <<<"$output" | tr '\n' ' ')" 'install list remove use '
+	run -0 complete_words fd-node keys -n 127.0.0.1:4380 u
+	assert_output use
+	run -0 complete_words fd-node keys use ''
+	assert_output ''
+	run -0 complete_words fd-node keys -
+	assert_line --node
+	assert_line --timeout
+	run -0 complete_words fd-node keygen --
+	assert_line --force
+	run -0 complete_words fd-node keygen "$FD_TMP/clu"
+	assert_output "$FD_TMP/cluster.key"
 }
 
 @test "zsh completion: a #compdef file that zsh can parse" {

@@ -38,10 +38,13 @@ netns_setup() {
 	N=(-n "${FD_ADDR[n1]}@$NS1" -n "${FD_ADDR[n2]}@$NS2" -n "${FD_ADDR[n3]}@$NS2")
 }
 declare -gA NSOF=()
+# Off loopback a node needs a cluster key (or --insecure): one for all.
 ns_node() {
 	local ns=$1 name=$2 ip=$3
 	shift 3
-	fd_spawn "$name" ip netns exec "$ns" fd-node --name "$name" --listen "$ip:0" --profile local "$@"
+	[ -f "$FD_TMP/ns.key" ] || fd-node keygen "$FD_TMP/ns.key"
+	fd_spawn "$name" ip netns exec "$ns" fd-node --name "$name" --listen "$ip:0" --profile local \
+		--key-file "$FD_TMP/ns.key" "$@"
 	fd_wait_identity "$name"
 }
 members() { ip netns exec "${NSOF[$1]}" fd-node members -n "${FD_ADDR[$1]}"; }

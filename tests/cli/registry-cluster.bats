@@ -187,10 +187,13 @@ netns_setup() {
 }
 in1() { ip netns exec "$NS1" "$@"; }
 in2() { ip netns exec "$NS2" "$@"; }
+# Off loopback a node needs a cluster key (or --insecure): one for all.
 ns_node() {
 	local ns=$1 name=$2 ip=$3
 	shift 3
-	fd_spawn "$name" ip netns exec "$ns" fd-node --name "$name" --listen "$ip:0" --profile local "$@"
+	[ -f "$FD_TMP/ns.key" ] || fd-node keygen "$FD_TMP/ns.key"
+	fd_spawn "$name" ip netns exec "$ns" fd-node --name "$name" --listen "$ip:0" --profile local \
+		--key-file "$FD_TMP/ns.key" "$@"
 	fd_wait_identity "$name"
 }
 

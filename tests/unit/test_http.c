@@ -137,16 +137,17 @@ static void h_stream(struct fd_http_req *req, void *arg)
 	}
 }
 
-static void setup(struct fixture *f, size_t max_body)
+static void setup_opts(struct fixture *f, struct fd_http_server_opts *o)
 {
-	struct fd_http_server_opts o = {.max_body = max_body};
 	struct fd_err err;
 
 	memset(f, 0, sizeof(*f));
 	f->loop = fd_loop_new();
-	o.listen_fd = listen_any(&f->port);
+	o->listen_fd = listen_any(&f->port);
 	snprintf(f->base, sizeof(f->base), "127.0.0.1:%d", f->port);
-	f->srv = fd_http_server_new(f->loop, &o, &err);
+	f->srv = fd_http_server_new(f->loop, o, &err);
+	if (!f->srv)
+		unit_fail(__FILE__, __LINE__, "server: %s", err.msg);
 	f->cli = fd_http_client_new(f->loop, 0, &err);
 	fd_timer_init(&f->timer, reply_later, f);
 	fd_http_route(f->srv, "GET", "/hello", 0, h_hello, f);
@@ -156,6 +157,13 @@ static void setup(struct fixture *f, size_t max_body)
 	fd_http_route(f->srv, "GET", "/defer-forever", 0, h_defer, f);
 	fd_http_route(f->srv, "GET", "/stream", 0, h_stream, f);
 	fd_http_route(f->srv, "GET", "/stream-forever", 0, h_stream, f);
+}
+
+static void setup(struct fixture *f, size_t max_body)
+{
+	struct fd_http_server_opts o = {.max_body = max_body};
+
+	setup_opts(f, &o);
 }
 
 static void teardown(struct fixture *f)
@@ -432,4 +440,280 @@ TEST(url_building)
 	CHECK_EQ(fd_http_url(buf, sizeof(buf), "127.0.0.1:1", "/v1/info"), 0);
 	CHECK_STR(buf, "http://127.0.0.1:1/v1/info");
 	CHECK_EQ(fd_http_url(buf, 10, "127.0.0.1:1", "/v1/info"), -1);
+}
+
+/* ---- TLS ---- */
+
+/* A CA, a server certificate for 127.0.0.1 (usable as a client one too),
+ * a client certificate, and a second CA's client certificate, made with
+ * the openssl command in a fresh directory. */
+static char tls_dir[64];
+
+static char *slurp(const char *name)
+{
+	char path[128];
+	FILE *fp;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", tls_dir, name);
+	fp = fopen(path, "r");
+	if (!fp)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(fp);
+	return buf;
+}
+
+static void cleanup_certs(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+	if (tls_dir[0] && system(cmd) != 0)
+		fprintf(stderr, "unable to remove %s\n", tls_dir);
+}
+
+static int make_certs(void)
+{
+	char cmd[4096];
+
+	if (tls_dir[0])
+		return 0;
+	snprintf(tls_dir, sizeof(tls_dir), "/tmp/test_http_tls.XXXXXX");
+	if (!mkdtemp(tls_dir))
+		return -1;
+	atexit(cleanup_certs);
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && exec >log 2>&1 && "
+		 "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; } && "
+		 "ca() { key $1.key && openssl req -x509 -new -key $1.key -subj /CN=$1 -days 2 -out $1.pem; } && "
+		 "cert() { key $2.key && openssl req -new -key $2.key -subj /CN=$2 -out $2.csr && "
+		 "  printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' >$2.ext && "
+		 "  openssl x509 -req -in $2.csr -CA $1.pem -CAkey $1.key -CAcreateserial -days 2 -extfile $2.ext -out $2.pem; } && "
+		 "ca ca && ca other && cert ca server && cert ca client && cert other stranger",
+		 tls_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void setup_tls(struct fixture *f, int verify)
+{
+	struct fd_http_server_opts o = {0};
+	char *cert = slurp("server.pem"), *key = slurp("server.key");
+	char *ca = slurp("ca.pem");
+
+	o.tls_cert = cert;
+	o.tls_key = key;
+	o.tls_ca = ca;
+	o.tls_verify_client = verify;
+	setup_opts(f, &o);
+	free(cert);
+	free(key);
+	free(ca);
+}
+
+static void client_tls(struct fixture *f, const char *ca, const char *cert)
+{
+	char c[128], k[128], a[128];
+
+	snprintf(a, sizeof(a), "%s/%s.pem", tls_dir, ca ? ca : "");
+	snprintf(c, sizeof(c), "%s/%s.pem", tls_dir, cert ? cert : "");
+	snprintf(k, sizeof(k), "%s/%s.key", tls_dir, cert ? cert : "");
+	CHECK_EQ(fd_http_client_set_tls(f->cli, ca ? a : NULL, cert ? c : NULL,
+					cert ? k : NULL),
+		 0);
+}
+
+TEST(tls_routes_streams_and_bodies)
+{
+	struct fixture f;
+	struct source src = {0};
+	uint64_t hash = 0xcbf29ce484222325ULL;
+	char url[128], want[64];
+
+	REQUIRE(make_certs() == 0);
+	setup_tls(&f, 0);
+	REQUIRE(f.srv);
+	fd_http_route(f.srv, "POST", "/sink", FD_HTTP_STREAM_BODY, h_sink, &f);
+	client_tls(&f, "ca", NULL);
+	/* an http:// URL goes over https: the client is a TLS one */
+	call(&f, "GET", "/hello", NULL, 5000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "{\"hello\":\"world\"}\n");
+	call(&f, "PUT", "/echo", "{\"a\":1}", 5000);
+	CHECK_EQ(f.status, 201);
+	call(&f, "GET", "/defer", NULL, 5000);
+	CHECK_EQ(f.status, 409);
+	call(&f, "GET", "/stream", NULL, 5000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+	src.len = 3 * 1024 * 1024 + 17;
+	src.data = malloc(src.len);
+	for (size_t i = 0; i < src.len; i++) {
+		src.data[i] = (char)unit_rand();
+		hash = (hash ^ (unsigned char)src.data[i]) * 0x100000001b3ULL;
+	}
+	f.done = 0;
+	snprintf(url, sizeof(url), "https://%s/sink", f.base);
+	CHECK(fd_http_request_read(f.cli, "POST", url, src.len, source_read,
+				   &src, NULL, 20000, on_done, &f, NULL) != 0);
+	CHECK(run_until(&f, &f.done, 20000));
+	CHECK_EQ(f.status, 200);
+	snprintf(want, sizeof(want), "%llu %llx", (unsigned long long)src.len,
+		 (unsigned long long)hash);
+	CHECK_STR(f.body, want);
+	free(src.data);
+	teardown(&f);
+}
+
+TEST(tls_client_needs_the_ca)
+{
+	struct fixture f;
+
+	REQUIRE(make_certs() == 0);
+	setup_tls(&f, 0);
+	REQUIRE(f.srv);
+	client_tls(&f, "other", NULL); /* the wrong CA */
+	call(&f, "GET", "/hello", NULL, 5000);
+	CHECK_EQ(f.status, 0);
+	CHECK(strstr(f.error, "certificate") != NULL);
+	teardown(&f);
+	/* plain HTTP to a TLS port gets no answer */
+	setup_tls(&f, 0);
+	call(&f, "GET", "/hello", NULL, 2000);
+	CHECK_EQ(f.status, 0);
+	teardown(&f);
+}
+
+TEST(tls_client_certificates)
+{
+	struct fixture f;
+
+	REQUIRE(make_certs() == 0);
+	setup_tls(&f, 1);
+	REQUIRE(f.srv);
+	client_tls(&f, "ca", NULL);
+	call(&f, "GET", "/hello", NULL, 5000);
+	CHECK_EQ(f.status, 403);
+	CHECK(strstr(f.body,
+		     "client certificate required: no client certificate was presented"));
+	client_tls(&f, "ca", "stranger"); /* signed by another CA */
+	call(&f, "GET", "/hello", NULL, 5000);
+	CHECK_EQ(f.status, 403);
+	CHECK(strstr(f.body, "the client certificate is not trusted"));
+	client_tls(&f, "ca", "client");
+	call(&f, "GET", "/hello", NULL, 5000);
+	CHECK_EQ(f.status, 200);
+	call(&f, "GET", "/stream", NULL, 5000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+	teardown(&f);
+}
+
+TEST(tls_options_checked)
+{
+	struct fd_http_server_opts o = {0};
+	struct fd_loop *loop = fd_loop_new();
+	struct fd_err err;
+	int port;
+
+	REQUIRE(make_certs() == 0);
+	o.listen_fd = listen_any(&port);
+	o.tls_cert = "x";
+	CHECK(fd_http_server_new(loop, &o, &err) == NULL);
+	CHECK_STR(err.msg, "TLS needs both a certificate and a key");
+	o.tls_key = "-----BEGIN PRIVATE KEY-----\nbad\n-----END PRIVATE KEY-----\n";
+	CHECK(fd_http_server_new(loop, &o, &err) == NULL);
+	CHECK_STR(err.msg,
+		  "unable to start the HTTPS server (check the certificate and key)");
+	o.tls_cert = o.tls_key = NULL;
+	o.tls_verify_client = 1;
+	CHECK(fd_http_server_new(loop, &o, &err) == NULL);
+	CHECK_STR(err.msg, "client verification needs TLS");
+	close(o.listen_fd);
+	fd_loop_free(loop);
+}
+
+/* ---- authorization hook ---- */
+
+static int freed_auth;
+
+static void free_auth(void *p)
+{
+	freed_auth++;
+	free(p);
+}
+
+static int auth_hook(struct fd_http_req *req, unsigned flags, void *arg)
+{
+	const char *who = fd_http_header(req, "Authorization");
+
+	(void)arg;
+	CHECK(fd_http_peer_local(req));
+	if (flags & FD_HTTP_OPEN)
+		return 0;
+	if (!who || strcmp(who, "Bearer good") != 0) {
+		fd_http_reply_error(req, 401, "who are you");
+		return 1;
+	}
+	fd_http_set_auth_data(req, strdup("good"), free_auth);
+	return 0;
+}
+
+static void h_whoami(struct fd_http_req *req, void *arg)
+{
+	const char *who = fd_http_auth_data(req);
+
+	(void)arg;
+	fd_http_reply(req, 200, "text/plain", who ? who : "-",
+		      strlen(who ? who : "-"));
+}
+
+TEST(auth_hook_runs_before_the_body)
+{
+	struct fixture f;
+	static const char *const good[] = {"Authorization: Bearer good", NULL};
+	char big[200000], url[128];
+
+	setup(&f, 1 << 20);
+	fd_http_server_set_auth(f.srv, auth_hook, NULL);
+	fd_http_route(f.srv, "GET", "/open", FD_HTTP_OPEN, h_whoami, &f);
+	fd_http_route(f.srv, "GET", "/who", 0, h_whoami, &f);
+	fd_http_route(f.srv, "POST", "/sink", FD_HTTP_STREAM_BODY, h_sink, &f);
+	call(&f, "GET", "/open", NULL, 2000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "-");
+	call(&f, "GET", "/who", NULL, 2000);
+	CHECK_EQ(f.status, 401);
+	CHECK(strstr(f.body, "who are you"));
+	/* a refused body is read and dropped; the connection lives on */
+	memset(big, '{', sizeof(big));
+	snprintf(url, sizeof(url), "http://%s/echo", f.base);
+	f.done = 0;
+	CHECK(fd_http_request(f.cli, "PUT", url, big, sizeof(big), NULL, 5000,
+			      on_done, &f, NULL) != 0);
+	CHECK(run_until(&f, &f.done, 5000));
+	CHECK_EQ(f.status, 401);
+	snprintf(url, sizeof(url), "http://%s/sink", f.base);
+	f.done = 0;
+	CHECK(fd_http_request(f.cli, "POST", url, big, sizeof(big), NULL, 5000,
+			      on_done, &f, NULL) != 0);
+	CHECK(run_until(&f, &f.done, 5000));
+	CHECK_EQ(f.status, 401);
+	snprintf(url, sizeof(url), "http://%s/who", f.base);
+	f.done = 0;
+	CHECK(fd_http_request(f.cli, "GET", url, NULL, 0, good, 5000, on_done,
+			      &f, NULL) != 0);
+	CHECK(run_until(&f, &f.done, 5000));
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "good");
+	teardown(&f);
+	CHECK_EQ(freed_auth, 1);
 }
