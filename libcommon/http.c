@@ -104,6 +104,10 @@ struct fd_http_req {
 	int local;
 	void *auth_data;
 	void (*auth_free)(void *);
+	/* held by the fault gate (fd_http_hold): the route to go on with */
+	const struct route *held;
+	int64_t hold_ms;
+	struct fd_timer hold_timer;
 	struct fd_http_req *prev, *next;
 };
 
@@ -218,6 +222,7 @@ static void req_suspend(struct fd_http_req *req)
 static void req_free(struct fd_http_req *req)
 {
 	req_unwatch(req);
+	fd_timer_disarm(req->srv->loop, &req->hold_timer);
 	if (req->auth_free)
 		req->auth_free(req->auth_data);
 	if (req->resp)
@@ -296,10 +301,11 @@ static void allow_header(struct fd_http_req *req)
 	fd_http_reply_header(req, "Allow", allow);
 }
 
+static void handle(struct fd_http_req *req, const struct route *r);
+
 static void dispatch(struct fd_http_req *req)
 {
 	const struct route *r;
-	struct fd_err err;
 	int known;
 
 	req->state = REQ_HANDLING;
@@ -331,8 +337,27 @@ static void dispatch(struct fd_http_req *req)
 		fd_http_reply_error(req, 500, "out of memory");
 		return;
 	}
-	if (req->srv->gate && req->srv->gate(req, req->srv->gate_arg))
-		return; /* fault gate: it replied */
+	if (req->srv->gate && req->srv->gate(req, req->srv->gate_arg)) {
+		if (req->hold_ms > 0 && req->state == REQ_HANDLING) {
+			/* held (fd_http_hold): the handler runs when the
+			 * timer fires; the connection waits suspended (a
+			 * streamed body from its first bytes: suspended
+			 * before them, MHD would take the resume for the
+			 * body's end) */
+			req->held = r;
+			req->state = REQ_DEFERRED;
+			fd_timer_arm(req->srv->loop, &req->hold_timer, req->hold_ms);
+		}
+		return; /* fault gate: it replied, or holds the request */
+	}
+	handle(req, r);
+}
+
+/* The route's handler, past the fault gate. */
+static void handle(struct fd_http_req *req, const struct route *r)
+{
+	struct fd_err err;
+
 	if (r->flags & FD_HTTP_JSON) {
 		if (fd_json_parse_value(fd_buf_str(&req->body), req->body.len,
 					&req->json, &err) < 0) {
@@ -540,6 +565,10 @@ static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
 	if (*size > 0) {
 		size_t used;
 
+		if (req->held) { /* held by the gate: the body waits too */
+			req_suspend(req);
+			return MHD_YES;
+		}
 		if (req->state != REQ_DEFERRED || !req->body_cb) {
 			*size = 0; /* replied already: discard the rest */
 			return MHD_YES;
@@ -550,6 +579,10 @@ static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
 			req->body_paused = 1;
 			req_suspend(req);
 		}
+		return MHD_YES;
+	}
+	if (req->held) { /* an empty body's end waits for the handler */
+		req_suspend(req);
 		return MHD_YES;
 	}
 	if (!req->body_done) {
@@ -564,6 +597,30 @@ static enum MHD_Result on_body_data(struct fd_http_req *req, const char *data,
 	return MHD_YES;
 }
 
+/* A request the fault gate held: its handler runs now, outside MHD's
+ * callbacks, so the connection is resumed for what the handler queued (or,
+ * for a streamed body, to let the body in). */
+static void on_hold_timer(struct fd_loop *loop, struct fd_timer *t, void *arg)
+{
+	struct fd_http_req *req = arg;
+	const struct route *r = req->held;
+
+	(void)loop;
+	(void)t;
+	if (!r || req->state != REQ_DEFERRED)
+		return;
+	req->held = NULL;
+	req->state = REQ_HANDLING;
+	handle(req, r);
+	if (req->state != REQ_DEFERRED || req->sbody)
+		req_resume(req);
+}
+
+void fd_http_hold(struct fd_http_req *req, int64_t ms)
+{
+	req->hold_ms = ms;
+}
+
 static struct fd_http_req *req_new(struct fd_http_server *srv)
 {
 	struct fd_http_req *req = calloc(1, sizeof(*req));
@@ -572,6 +629,7 @@ static struct fd_http_req *req_new(struct fd_http_server *srv)
 		return NULL;
 	req->srv = srv;
 	req->watch_fd = -1;
+	fd_timer_init(&req->hold_timer, on_hold_timer, req);
 	req->next = srv->reqs;
 	if (srv->reqs)
 		srv->reqs->prev = req;

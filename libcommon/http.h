@@ -84,6 +84,10 @@ int fd_http_route(struct fd_http_server *srv, const char *method,
 typedef int (*fd_http_server_gate)(struct fd_http_req *req, void *arg);
 void fd_http_server_set_gate(struct fd_http_server *srv, fd_http_server_gate g,
 			     void *arg);
+/* From the gate: hold the request ms milliseconds (a delay rule), then go
+ * on with it as if the gate had let it through. The gate returns non-zero
+ * after this call; the connection waits suspended meanwhile. */
+void fd_http_hold(struct fd_http_req *req, int64_t ms);
 
 /* The replies the server has queued, by status class: by_class[1] for
  * 1xx ... by_class[5] for 5xx, by_class[0] for any other status. */

@@ -273,6 +273,7 @@ static int server_gate(struct fd_http_req *req, void *arg)
 	struct faults *f = arg;
 	struct fd_fault_verdict v;
 	const char *from;
+	int64_t delay;
 
 	/* keys.c: unsigned or badly signed /v1/cluster/ requests get 401 */
 	if (keys_http_gate(f->n, req))
@@ -286,9 +287,19 @@ static int server_gate(struct fd_http_req *req, void *arg)
 	/* Refused when the request could not come in, or the answer could not
 	 * go back: the handler must not act on a request whose sender a real
 	 * cut would have left waiting. */
-	if ((!check(f, from, FD_FAULT_IN, &v) || !v.drop) &&
-	    (!check(f, from, FD_FAULT_OUT, &v) || !v.drop))
+	if (check(f, from, FD_FAULT_IN, &v) && v.drop)
+		goto drop;
+	delay = v.delay_ms;
+	if (check(f, from, FD_FAULT_OUT, &v) && v.drop)
+		goto drop;
+	delay += v.delay_ms;
+	if (delay <= 0)
 		return 0;
+	/* A delay on what comes in from the peer or goes back to it: the
+	 * request is handled that much later (so its answer comes late) */
+	fd_http_hold(req, delay);
+	return 1;
+drop:
 	fd_http_reply_error(req, 503,
 			    "fault injected: traffic with '%s' dropped", from);
 	return 1;

@@ -144,3 +144,23 @@ start3() {
 	[[ $stderr == *"no subcommand"* ]]
 	run -2 --separate-stderr fd-partition --bogus heal
 }
+
+@test "a delay rule holds incoming node-to-node requests before their handler" {
+	fd_start_node n1 --profile local
+	fd_http PUT "${FD_ADDR[n1]}" /v1/faults -d '{"tag":"t","peer":"x","direction":"in","action":"delay","delay_ms":400}'
+	assert_equal "$HTTP_CODE" 200
+	# from x: answered (whatever the handler says) no sooner than 400 ms
+	run -0 curl -s --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code} %{time_total}' \
+		-X POST -H 'X-FD-From: x' --data-binary '{}' "http://${FD_ADDR[n1]}/v1/cluster/interest"
+	read -r code secs <<<"$output"
+	[ "$code" != 000 ]
+	run -0 awk -v s="$secs" 'BEGIN { exit !(s >= 0.4) }'
+	fd_http GET "${FD_ADDR[n1]}" /v1/faults
+	run -0 jq -e '.rules[0].applied >= 1' <<<"$HTTP_BODY"
+	# from another peer: not held, the counter stays
+	run -0 curl -s --noproxy '*' --max-time 10 -o /dev/null -w '%{http_code}' \
+		-X POST -H 'X-FD-From: y' --data-binary '{}' "http://${FD_ADDR[n1]}/v1/cluster/interest"
+	[ "$output" != 000 ]
+	fd_http GET "${FD_ADDR[n1]}" /v1/faults
+	run -0 jq -e '.rules[0].applied == 1' <<<"$HTTP_BODY"
+}
