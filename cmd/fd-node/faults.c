@@ -16,11 +16,12 @@
  * hits either its peer's "out" (the request) or "in" (the answer), and
  * starts it later by the sum of the delays drawn; the server answers 503
  * without running the handler when a drop or loss rule hits the sender's
- * "in" or "out". Server side, delay and duplicate rules do not apply to
- * HTTP (fd-partition's slow delays each message once, at its sender).
+ * "in" or "out", and holds the request (fd_http_hold) by the sum of the
+ * delays drawn. Duplicate rules do not apply to HTTP (TCP never shows an
+ * application a duplicated request).
  *
- * Not yet: the admin scope and the audit log for /v1/faults come with the
- * security issue (#6); until then each change is logged at info level. */
+ * Changing the rules needs the admin scope and is audit-logged (the
+ * routes' FD_HTTP_ADMIN flag, authz.c). */
 #include "cli.h"
 #include "clock.h"
 #include "fault.h"
@@ -334,6 +335,10 @@ static struct json_object *rule_json(struct faults *f, const struct fd_fault_rul
 			node_wall_us(f->n, r->expires_at), ts, sizeof(ts))));
 	json_object_object_add(o, "matched", json_object_new_uint64(r->matched));
 	json_object_object_add(o, "applied", json_object_new_uint64(r->applied));
+	json_object_object_add(o, "dropped", json_object_new_uint64(r->dropped));
+	json_object_object_add(o, "delayed", json_object_new_uint64(r->delayed));
+	json_object_object_add(o, "duplicated",
+			       json_object_new_uint64(r->duplicated));
 	return o;
 }
 
@@ -556,26 +561,9 @@ void faults_add_info(struct node *n, struct json_object *info)
 
 	fd_fault_expire(&f->tab, fd_loop_now(n->loop));
 	for (size_t i = 0; i < f->tab.n; i++) {
-		const struct fd_fault_rule *r = &f->tab.rules[i];
-		struct json_object *ro = json_object_new_object();
 		int seen = 0;
 
-		json_object_object_add(ro, "id", json_object_new_uint64(r->id));
-		json_object_object_add(ro, "tag", json_object_new_string(r->tag));
-		json_object_object_add(ro, "peer", json_object_new_string(r->peer));
-		json_object_object_add(
-			ro, "action",
-			json_object_new_string(fd_fault_action_name(r->action)));
-		json_object_object_add(ro, "matched",
-				       json_object_new_uint64(r->matched));
-		json_object_object_add(ro, "dropped",
-				       json_object_new_uint64(r->dropped));
-		json_object_object_add(ro, "delayed",
-				       json_object_new_uint64(r->delayed));
-		json_object_object_add(ro, "duplicated",
-				       json_object_new_uint64(r->duplicated));
-		json_object_array_add(per_rule, ro);
-
+		json_object_array_add(per_rule, rule_json(f, &f->tab.rules[i]));
 		for (size_t k = 0; k < i; k++)
 			seen |= strcmp(f->tab.rules[k].tag, f->tab.rules[i].tag) == 0;
 		if (!seen)

@@ -1763,7 +1763,47 @@ static int pub_allowed(struct ps_pub *pub, const char *topic, size_t tlen)
 	return 0;
 }
 
-/* pub_frame's work: 0 done (published or rejected), 1 blocked. */
+/* The checks every message passes, frame or line: 1 to go on; 0 rejected
+ * (reported as a bad item of that kind); -1 not allowed (pub_allowed: the
+ * request is to end with 403). */
+static int pub_admit(struct ps_pub *pub, const char *kind, const char *topic,
+		     size_t tlen, size_t dlen)
+{
+	struct fd_err e;
+
+	if (fd_topic_valid_subject(topic, tlen, &e) < 0) {
+		pub_error(pub, kind, pub->items, "invalid topic: %s", e.msg);
+		return 0;
+	}
+	if (dlen > pub->ps->o.max_payload) {
+		pub_error(pub, kind, pub->items,
+			  "payload of %zu bytes over the limit of %zu", dlen,
+			  pub->ps->o.max_payload);
+		return 0;
+	}
+	if (!pub_allowed(pub, topic, tlen)) {
+		pub->items--;
+		return -1;
+	}
+	return 1;
+}
+
+/* Counts what publish() returned: 1 when it blocked (the item comes
+ * again), else 0. */
+static int pub_done(struct ps_pub *pub, int rc)
+{
+	if (rc == 1) {
+		pub->items--;
+		pub->blocked = 1;
+		return 1;
+	}
+	if (rc == 0)
+		pub->published++;
+	return 0;
+}
+
+/* pub_frame's work: 0 done (published or rejected), 1 blocked, -1 not
+ * allowed. */
 static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *nl)
 {
 	struct pubsub *ps = pub->ps;
@@ -1785,20 +1825,9 @@ static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *n
 			  f.type != FD_PSF_PUB ? "not a PUB frame" : e.msg);
 		return 0;
 	}
-	if (fd_topic_valid_subject(f.topic, f.topic_len, &e) < 0) {
-		pub_error(pub, "frame", pub->items, "invalid topic: %s", e.msg);
-		return 0;
-	}
-	if (f.len > ps->o.max_payload) {
-		pub_error(pub, "frame", pub->items,
-			  "payload of %zu bytes over the limit of %zu", f.len,
-			  ps->o.max_payload);
-		return 0;
-	}
-	if (!pub_allowed(pub, f.topic, f.topic_len)) {
-		pub->items--;
-		return -1;
-	}
+	rc = pub_admit(pub, "frame", f.topic, f.topic_len, f.len);
+	if (rc <= 0)
+		return rc;
 	if (pub_check_data(pub, &f, nl, &e) < 0) {
 		pub_error(pub, "frame", pub->items, "data: %s", e.msg);
 		return 0;
@@ -1818,14 +1847,7 @@ static int pub_frame_do(struct ps_pub *pub, const char *body, size_t len, int *n
 	} else {
 		rc = publish(pub, f.prio, f.topic, f.topic_len, data, dlen, NULL);
 	}
-	if (rc == 1) {
-		pub->items--;
-		pub->blocked = 1;
-		return 1;
-	}
-	if (rc == 0)
-		pub->published++;
-	return 0;
+	return pub_done(pub, rc);
 }
 
 /* One PUB frame from the client. */
@@ -1871,10 +1893,8 @@ static int line_member(void *arg, const struct fd_json_member *m)
 /* One JSON line. Returns 0 or 1 (blocked). */
 static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 {
-	struct pubsub *ps = pub->ps;
 	struct line_fields lf = {0};
 	struct fd_err e;
-	int rc;
 
 	while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
 		       line[len - 1] == '\t'))
@@ -1928,29 +1948,10 @@ static int pub_line(struct ps_pub *pub, const char *line, size_t len)
 			lf.dlen--;
 		}
 	}
-	if (fd_topic_valid_subject(lf.topic, lf.tlen, &e) < 0) {
-		pub_error(pub, "line", pub->items, "invalid topic: %s", e.msg);
-		return 0;
-	}
-	if (lf.dlen > ps->o.max_payload) {
-		pub_error(pub, "line", pub->items,
-			  "payload of %zu bytes over the limit of %zu", lf.dlen,
-			  ps->o.max_payload);
-		return 0;
-	}
-	if (!pub_allowed(pub, lf.topic, lf.tlen)) {
-		pub->items--;
-		return 0;
-	}
-	rc = publish(pub, pub->prio, lf.topic, lf.tlen, lf.data, lf.dlen, NULL);
-	if (rc == 1) {
-		pub->items--;
-		pub->blocked = 1;
-		return 1;
-	}
-	if (rc == 0)
-		pub->published++;
-	return 0;
+	if (pub_admit(pub, "line", lf.topic, lf.tlen, lf.dlen) <= 0)
+		return 0; /* rejected, or denied: pub_lines stops at pub->denied */
+	return pub_done(pub, publish(pub, pub->prio, lf.topic, lf.tlen, lf.data,
+				     lf.dlen, NULL));
 }
 
 /* Splits JSON lines; returns the bytes consumed (fewer when blocked). */
