@@ -1241,11 +1241,11 @@ struct fd_http_client {
 	size_t n;
 	fd_http_client_gate gate; /* fault injection */
 	void *gate_arg;
-	char *header;  /* added to every request */
-	char *ca_file; /* CA bundle for https (NULL: the system's) */
+	char *header;		      /* added to every request */
 	struct fd_http_signer signer; /* sign is NULL: none */
-	int tls;
-	char *tls_ca, *tls_cert, *tls_key;
+	int tls;		      /* https only (fd_http_client_set_tls) */
+	char *tls_ca; /* CA bundle for https (NULL: the system's) */
+	char *tls_cert, *tls_key;
 };
 
 static void creq_free(struct fd_http_client *c, struct creq *r)
@@ -1419,7 +1419,6 @@ void fd_http_client_free(struct fd_http_client *c)
 	free(c->tls_ca);
 	free(c->tls_cert);
 	free(c->tls_key);
-	free(c->ca_file);
 	free(c);
 }
 
@@ -1567,8 +1566,8 @@ int fd_http_client_set_ca(struct fd_http_client *c, const char *path)
 
 	if (path && !p)
 		return -1;
-	free(c->ca_file);
-	c->ca_file = p;
+	free(c->tls_ca);
+	c->tls_ca = p;
 	return 0;
 }
 
@@ -1655,14 +1654,12 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 	} else {
 		curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	}
-	if (c->tls) {
-		if (c->tls_ca)
-			curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->tls_ca);
-		if (c->tls_cert) {
-			curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->tls_cert);
-			curl_easy_setopt(r->easy, CURLOPT_SSLKEY,
-					 c->tls_key ? c->tls_key : c->tls_cert);
-		}
+	if (c->tls_ca)
+		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->tls_ca);
+	if (c->tls_cert) {
+		curl_easy_setopt(r->easy, CURLOPT_SSLCERT, c->tls_cert);
+		curl_easy_setopt(r->easy, CURLOPT_SSLKEY,
+				 c->tls_key ? c->tls_key : c->tls_cert);
 	}
 	curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
 	if (strcmp(method, "GET") == 0 && !body)
@@ -1674,8 +1671,6 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 	curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (c->ca_file)
-		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->ca_file);
 	if (timeout_ms > 0) {
 		curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
 		curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);

@@ -283,9 +283,10 @@ void fd_http_client_set_signer(struct fd_http_client *c,
  * or -1 (ENOMEM). */
 int fd_http_client_set_tls(struct fd_http_client *c, const char *ca,
 			   const char *cert, const char *key);
-/* The CA bundle (a PEM file, copied path) that https requests of c trust
- * from now on, instead of the system's (NULL: the system's again). Returns
- * 0, or -1 (ENOMEM). */
+/* Only the CA bundle (a PEM file, copied path) that https requests of c
+ * trust from now on, instead of the system's (NULL: the system's again),
+ * for a client that also speaks plain http (fd_http_client_set_tls sets it
+ * too). Returns 0, or -1 (ENOMEM). */
 int fd_http_client_set_ca(struct fd_http_client *c, const char *path);
 
 /* "http://HOST:PORT" + path for a node address "host:port" or "[v6]:port". */
