@@ -1516,13 +1516,15 @@ static int sign_request(struct fd_http_client *c, struct creq *r, const char *me
 			const char *url, const char *body, size_t len, int stream)
 {
 	const char *p = strstr(url, "://");
-	char line[512];
+	char line[512], dest[300];
 
 	p = p ? strchr(p + 3, '/') : NULL;
+	snprintf(dest, sizeof(dest), "%.*s",
+		 p ? (int)(p - url) : (int)strlen(url), url);
 	if (!p)
 		p = "/";
-	if (!c->signer.sign(method, p, body, len, stream, line, sizeof(line),
-			    c->signer.arg))
+	if (!c->signer.sign(dest, method, p, body, len, stream, line,
+			    sizeof(line), c->signer.arg))
 		return 0;
 	r->signed_hdr = strdup(line);
 	r->target = strdup(p);

@@ -253,8 +253,9 @@ void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
 int fd_http_client_set_header(struct fd_http_client *c, const char *header);
 
 /* Signing hook (fd-node's cluster key). sign is called for every request
- * of c with its method, target (path and query), and body (NULL with len 0
- * and stream 1 for a body read as it is sent, fd_http_request_read); it
+ * of c with its destination (scheme, host and port of the URL), method,
+ * target (path and query), and body (NULL with len 0 and stream 1 for a
+ * body read as it is sent, fd_http_request_read); it
  * writes one header line ("Name: value") into hdr (cap bytes) and returns
  * 1, or returns 0 to add none. check (may be NULL) is called for each
  * answer to a request sign added a line to, before the request's callback:
@@ -263,8 +264,9 @@ int fd_http_client_set_header(struct fd_http_client *c, const char *header);
  * the answer on, or -1 with why filled: the callback then sees status 0
  * and error why. NULL removes the hook. */
 struct fd_http_signer {
-	int (*sign)(const char *method, const char *target, const void *body,
-		    size_t len, int stream, char *hdr, size_t cap, void *arg);
+	int (*sign)(const char *dest, const char *method, const char *target,
+		    const void *body, size_t len, int stream, char *hdr,
+		    size_t cap, void *arg);
 	int (*check)(const char *target, const char *sent, long status,
 		     const char *value, const char *body, size_t len, char *why,
 		     size_t cap, void *arg);

@@ -107,6 +107,26 @@ struct evidence {
 
 struct keyop;
 
+/* The last request signature, lent to the same request for other nodes:
+ * the registry and pub/sub send one body to several peers at once, and a
+ * signature names no destination (each node's replay cache takes the
+ * nonce once), so one is enough. Never lent twice to one destination (its
+ * replay cache would refuse it), nor past SIG_LEND_MS, nor across a change
+ * of primary key, nor for a streamed body. */
+#define SIG_LEND_MS 1000
+#define SIG_LEND_BODY_MAX 65536
+#define SIG_LEND_DESTS 32
+struct siglend {
+	uint32_t kid;
+	int64_t at; /* 0: empty */
+	char method[16];
+	char *target, *body;
+	size_t len;
+	char value[FD_AUTH_HEADER_MAX];
+	char *dests[SIG_LEND_DESTS];
+	int ndests;
+};
+
 struct keys {
 	struct node *n;
 	struct fd_keyring kr;
@@ -116,9 +136,11 @@ struct keys {
 	struct evidence *ev; /* rollout only: EVIDENCE_MAX slots */
 	struct ratelog udp_log[NREASONS], http_log[NREASONS];
 	struct keyop *ops; /* /v1/keys fan-outs in flight */
+	struct siglend lend;
 	/* counters */
 	uint64_t udp_sealed, udp_opened, udp_plain, udp_rej[NREASONS];
-	uint64_t http_signed, http_verified, http_unsigned, http_rej[NREASONS];
+	uint64_t http_signed, http_lent, http_verified, http_unsigned,
+		http_rej[NREASONS];
 	uint64_t resp_signed, resp_verified, resp_unsigned, resp_rej;
 	uint64_t reloads;
 };
@@ -466,16 +488,85 @@ const void *keys_udp_open(struct node *n, const char *from, const void *buf,
 
 /* HTTP: the client side */
 
-static int sign_request(const char *method, const char *target, const void *body,
-			size_t len, int stream, char *hdr, size_t cap, void *arg)
+static void lend_clear(struct siglend *l)
+{
+	free(l->target);
+	free(l->body);
+	for (int i = 0; i < l->ndests; i++)
+		free(l->dests[i]);
+	memset(l, 0, sizeof(*l));
+}
+
+/* The lent signature's value if it signs this request and was never sent
+ * to dest (which is recorded), else NULL. */
+static const char *lend(struct siglend *l, uint32_t kid, int64_t now,
+			const char *dest, const char *method, const char *target,
+			const void *body, size_t len, int stream)
+{
+	if (!l->at || stream || l->kid != kid || now - l->at >= SIG_LEND_MS ||
+	    now < l->at || l->len != len || l->ndests == SIG_LEND_DESTS ||
+	    strcmp(l->method, method) || strcmp(l->target, target) ||
+	    (len && memcmp(l->body, body, len)))
+		return NULL;
+	for (int i = 0; i < l->ndests; i++)
+		if (strcmp(l->dests[i], dest) == 0)
+			return NULL;
+	if (!(l->dests[l->ndests] = strdup(dest)))
+		return NULL;
+	l->ndests++;
+	return l->value;
+}
+
+/* Keeps a new signature to lend (when the request is small enough). */
+static void lend_keep(struct siglend *l, uint32_t kid, int64_t now,
+		      const char *dest, const char *method, const char *target,
+		      const void *body, size_t len, int stream, const char *value)
+{
+	lend_clear(l);
+	if (stream || len > SIG_LEND_BODY_MAX || strlen(method) >= sizeof(l->method))
+		return; /* a streamed body is not signed: its header stays one's */
+	l->target = strdup(target);
+	l->body = malloc(len ? len : 1);
+	l->dests[0] = strdup(dest);
+	if (!l->target || !l->body || !l->dests[0]) {
+		lend_clear(l);
+		return;
+	}
+	l->ndests = 1;
+	if (len)
+		memcpy(l->body, body, len);
+	l->len = len;
+	l->kid = kid;
+	l->at = now;
+	strcpy(l->method, method);
+	strcpy(l->value, value);
+}
+
+static int sign_request(const char *dest, const char *method,
+			const char *target, const void *body, size_t len,
+			int stream, char *hdr, size_t cap, void *arg)
 {
 	struct keys *ks = arg;
 	char v[FD_AUTH_HEADER_MAX];
+	const char *lent;
+	int64_t now = wall_ms();
+	uint32_t kid;
 
-	if (!ks->enabled || fd_auth_sign(&ks->kr, method, target, ks->cluster,
-					 wall_ms(), body, len, stream, v) < 0)
+	if (!ks->enabled)
 		return 0;
-	snprintf(hdr, cap, "%s: %s", FD_AUTH_HEADER, v);
+	kid = ks->kr.keys[ks->kr.primary].id;
+	lent = lend(&ks->lend, kid, now, dest, method, target, body, len, stream);
+	if (!lent) {
+		if (fd_auth_sign(&ks->kr, method, target, ks->cluster, now,
+				 body, len, stream, v) < 0)
+			return 0;
+		lend_keep(&ks->lend, kid, now, dest, method, target, body, len,
+			  stream, v);
+		lent = v;
+	} else {
+		ks->http_lent++;
+	}
+	snprintf(hdr, cap, "%s: %s", FD_AUTH_HEADER, lent);
 	ks->http_signed++;
 	return 1;
 }
@@ -988,6 +1079,8 @@ void keys_add_info(struct node *n, struct json_object *info)
 			       json_object_new_uint64(ks->udp_plain));
 	json_object_object_add(http, "signed",
 			       json_object_new_uint64(ks->http_signed));
+	json_object_object_add(http, "signatures_lent",
+			       json_object_new_uint64(ks->http_lent));
 	json_object_object_add(http, "verified",
 			       json_object_new_uint64(ks->http_verified));
 	json_object_object_add(http, "rejected", reasons_json(ks->http_rej, 1));
@@ -1018,6 +1111,7 @@ void keys_free(struct node *n)
 	fd_replay_free(ks->udp_rc);
 	fd_replay_free(ks->http_rc);
 	free(ks->ev);
+	lend_clear(&ks->lend);
 	fd_keyring_clear(&ks->kr);
 	free(ks);
 	n->keys = NULL;

@@ -17,7 +17,7 @@
 struct target {
 	char addr[FD_PEER_ADDR_LEN];
 	char name[256];
-	char netns[64]; /* the node's network namespace (ADDR@NETNS); "" */
+	char netns[64];	    /* the node's network namespace (ADDR@NETNS); "" */
 	const char *scheme; /* "https://" or "http://" as given, else "" */
 	int group;
 	struct fd_client c;

@@ -58,15 +58,15 @@ start() {
 # sign KEYFILE METHOD TARGET BODY: an X-FD-Auth value computed with openssl
 # from fd(7)'s description (so the format is checked from outside).
 sign() {
-	local keyhex skey ts nonce bh mac
+	local keyhex skey ts nonce len mac
 	keyhex=$(base64 -d <"$1" | od -An -tx1 -v | tr -d ' \n')
 	skey=$(printf 'fd-sign-v1' | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$keyhex" -r | cut -d' ' -f1)
 	ts=$(($(_fd_now_ms)))
 	nonce=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
-	bh=$(printf '%s' "$4" | sha256sum | cut -d' ' -f1)
-	mac=$(printf 'fd-http-v1\n%s\n%s\nfd\n%s\n%s\n%s' "$2" "$3" "$ts" "$nonce" "$bh" |
+	len=$(printf '%s' "$4" | wc -c)
+	mac=$(printf 'fd-http-v2\n%s\n%s\nfd\n%s\n%s\n%s\n%s' "$2" "$3" "$ts" "$nonce" "$len" "$4" |
 		openssl dgst -sha256 -mac HMAC -macopt "hexkey:$skey" -r | cut -d' ' -f1)
-	echo "v1 kid=$(kid "$1") ts=$ts nonce=$nonce body=$bh mac=$mac"
+	echo "v2 kid=$(kid "$1") ts=$ts nonce=$nonce body=$len mac=$mac"
 }
 
 @test "keygen: a 0600 key file; an existing one is kept unless --force; stdout without a file" {
@@ -159,6 +159,24 @@ sign() {
 	stop_clean b a
 }
 
+@test "one change sent to two peers carries one signature: both accept it once, none is refused as replayed" {
+	fd-node keygen "$FD_TMP/k"
+	start "$FD_TMP/k" a b c
+	local i
+	for i in $(seq 1 20); do
+		run -0 fd-registry register -n "${FD_ADDR[a]}" "lend.$i" '{}'
+	done
+	for n in b c; do
+		fd_wait_until 10s fd-registry lookup -n "${FD_ADDR[$n]}" lend.20
+		run -0 jq -e '.registry.names == 20' < <(fd-node info -n "${FD_ADDR[$n]}")
+	done
+	run -0 auth_true a '.http.signatures_lent > 0 and .http.signatures_lent < .http.signed'
+	for n in a b c; do
+		run -0 auth_true "$n" '([.udp.rejected[], .http.rejected[]] | add) == 0 and .http.answers_rejected == 0'
+	done
+	stop_clean c b a
+}
+
 @test "a node with another key, or none, cannot join: exit 1, and both sides log why" {
 	fd-node keygen "$FD_TMP/k"
 	fd-node keygen "$FD_TMP/k2"
@@ -204,11 +222,17 @@ sign() {
 		-H "X-FD-Auth: $(sign "$FD_TMP/k2" POST /v1/cluster/registry x)"
 	assert_equal "$HTTP_CODE" 401
 	run -0 jq -e '.reason == "unknown_key"' <<<"$HTTP_BODY"
-	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'x' -H 'X-FD-Auth: v1 kid=zz'
+	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'x' -H 'X-FD-Auth: v2 kid=zz'
 	run -0 jq -e '.reason == "unsigned" and (.error | contains("malformed"))' <<<"$HTTP_BODY"
+	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'x' -H 'X-FD-Auth: v1 kid=12345678 ts=1'
+	run -0 jq -e '.reason == "unsigned" and (.error | contains("signed in version 1, this node speaks v2"))' <<<"$HTTP_BODY"
+	# another body of the signed length; a longer one
 	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'y' \
 		-H "X-FD-Auth: $(sign "$FD_TMP/k" POST /v1/cluster/registry x)"
-	run -0 jq -e '.reason == "bad_auth" and (.error | contains("does not match"))' <<<"$HTTP_BODY"
+	run -0 jq -e '.reason == "bad_auth" and (.error | startswith("unauthorized: bad signature"))' <<<"$HTTP_BODY"
+	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'xy' \
+		-H "X-FD-Auth: $(sign "$FD_TMP/k" POST /v1/cluster/registry x)"
+	run -0 jq -e '.reason == "bad_auth" and (.error | contains("the body has 2 bytes, the signature covers 1"))' <<<"$HTTP_BODY"
 	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry/sync --data-binary 'x' \
 		-H "X-FD-Auth: $(sign "$FD_TMP/k" POST /v1/cluster/registry x)"
 	run -0 jq -e '.reason == "bad_auth" and .error == "unauthorized: bad signature (another cluster name, or forged?)"' <<<"$HTTP_BODY"
@@ -218,7 +242,7 @@ sign() {
 	h=$(sign "$FD_TMP/k" GET /v1/cluster/keys '')
 	fd_http GET "${FD_ADDR[a]}" /v1/cluster/keys -H "X-FD-Auth: $h"
 	assert_equal "$HTTP_CODE" 200
-	assert_regex "$HTTP_HEADERS" $'\nx-fd-auth: v1 kid=[0-9a-f]{8} body=[0-9a-f]{64} mac=[0-9a-f]{64}'
+	assert_regex "$HTTP_HEADERS" $'\nx-fd-auth: v2 kid=[0-9a-f]{8} mac=[0-9a-f]{64}'
 	fd_http GET "${FD_ADDR[a]}" /v1/cluster/keys -H "X-FD-Auth: $h"
 	assert_equal "$HTTP_CODE" 401
 	run -0 jq -e '.reason == "replayed"' <<<"$HTTP_BODY"
@@ -228,8 +252,8 @@ sign() {
 	refute_output --partial evil
 	run -0 jq -e '.registry.names == 0' < <(fd-node info -n "${FD_ADDR[a]}")
 	run -0 ps_true a '.peers | has("evil") | not'
-	run -0 auth_true a '.http.rejected.unsigned == 7 and .http.rejected.unknown_key == 1 and
-		.http.rejected.bad_auth == 2 and .http.rejected.replayed == 1'
+	run -0 auth_true a '.http.rejected.unsigned == 8 and .http.rejected.unknown_key == 1 and
+		.http.rejected.bad_auth == 3 and .http.rejected.replayed == 1'
 	[ ! -s "${FD_OUT[s]}" ]
 	stop_clean b a
 }

@@ -151,6 +151,46 @@ TEST(hmac_rfc4231)
 	}
 }
 
+/* The mac states kept per key (a few at a time) never mix keys up: many
+ * keys in a random order, each mac again equal to its first, through
+ * evictions and keys forgotten by a ring. */
+TEST(hmac_kept_states)
+{
+	enum { NK = 20 };
+	uint8_t key[NK][64], first[NK][32], mac[32];
+	size_t klen[NK];
+	const char msg[] = "fd-hmac-kept-states";
+
+	printf("  seed %" PRIu64 "\n", unit_seed());
+	for (int i = 0; i < NK; i++) {
+		klen[i] = 1 + unit_rand_below(64);
+		rand_bytes(key[i], klen[i]);
+		REQUIRE(fd_auth_hmac_raw(key[i], klen[i], msg, sizeof(msg),
+					 first[i]) == 0);
+	}
+	for (int step = 0; step < 2000; step++) {
+		int i = (int)unit_rand_below(NK);
+
+		if (step % 97 == 0) { /* a ring that held keys, cleared */
+			struct fd_keyring kr;
+			struct fd_key k;
+
+			rand_key(&k);
+			ring_of(&kr, &k);
+			CHECK_EQ(fd_auth_hmac_raw(k.bytes, sizeof(k.bytes), msg,
+						  sizeof(msg), mac),
+				 0);
+			fd_keyring_clear(&kr);
+		}
+		REQUIRE(fd_auth_hmac_raw(key[i], klen[i], msg, sizeof(msg), mac) == 0);
+		if (memcmp(mac, first[i], 32) != 0) {
+			unit_fail(__FILE__, __LINE__,
+				  "key %d: mac changed at step %d", i, step);
+			break;
+		}
+	}
+}
+
 /* ---- Keys ---- */
 
 TEST(key_parse_format_id)
@@ -699,9 +739,22 @@ TEST(sign_tamper)
 	CHECK_EQ(errno, ENOMSG);
 	CHECK_STR(err.msg, "no X-FD-Auth header");
 	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/keys", "fd", NOW, body,
-			0, "v1 kid=00000000", &err),
+			0, "v2 kid=00000000", &err),
 		 -1);
 	CHECK_STR(err.msg, "malformed X-FD-Auth header");
+	/* a node of the release before: told, not just refused */
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/keys", "fd", NOW, body,
+			0, "v1 kid=00000000 ts=1", &err),
+		 -1);
+	CHECK_EQ(errno, ENOMSG);
+	CHECK_STR(err.msg, "request signed in version 1, this node speaks v2 "
+			   "(upgrade every node to one release)");
+	/* a body cut short or grown is named before the mac */
+	CHECK_EQ(fd_auth_verify(&kr, NULL, "POST", "/v1/cluster/keys", "fd",
+				NOW, body, sizeof(body) - 2, 0, hdr, &err),
+		 -1);
+	CHECK_EQ(errno, EBADMSG);
+	CHECK_STR(err.msg, "the body has 15 bytes, the signature covers 16");
 	/* a trailing byte */
 	{
 		char longer[FD_AUTH_HEADER_MAX + 2];
@@ -739,7 +792,10 @@ TEST(sign_tamper)
 
 		CHECK_EQ(fd_auth_header_kid(hdr, &kid), 0);
 		CHECK_EQ(kid, k.id);
-		CHECK_EQ(fd_auth_header_kid("v2 kid=12345678", &kid), -1);
+		CHECK_EQ(fd_auth_header_kid("v2 kid=12345678", &kid), 0);
+		CHECK_EQ(kid, 0x12345678u);
+		CHECK_EQ(fd_auth_header_kid("v1 kid=12345678", &kid), -1);
+		CHECK_EQ(fd_auth_header_kid("v2 kid=1234567", &kid), -1);
 	}
 	fd_replay_free(rc);
 }
