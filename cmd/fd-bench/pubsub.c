@@ -61,12 +61,22 @@ struct subscriber {
 	size_t nlat, caplat;
 	int connected, failed;
 	char error[256];
-	struct fd_buf line;
+	struct fd_buf line; /* the head of a line split across reads */
+	size_t line_len;    /* that line's length so far */
 	pthread_t th;
 };
 
+/* What a line tells is in its first bytes (type, time stamp, missed
+ * count): of a line split across reads only those are kept, its length
+ * counted, so 8 MiB messages are not copied once more here. */
+#define LINE_HEAD 4096
+
+/* A line of len bytes whose first bytes (at least LINE_HEAD of them, or
+ * all) are at l. */
 static void sub_line(struct subscriber *s, const char *l, size_t len)
 {
+	size_t hlen = len < LINE_HEAD ? len : LINE_HEAD;
+
 	if (len > sizeof(MSG_PREFIX) - 1 &&
 	    memcmp(l, MSG_PREFIX, sizeof(MSG_PREFIX) - 1) == 0) {
 		int64_t t = now_ns();
@@ -77,18 +87,28 @@ static void sub_line(struct subscriber *s, const char *l, size_t len)
 		s->got++;
 		s->bytes += (long long)len;
 		if (s->latency) {
-			const char *d = memmem(l, len, "\"data\":[", 8);
+			const char *d = memmem(l, hlen, "\"data\":[", 8);
 
 			if (d && s->nlat < s->caplat)
 				s->lat[s->nlat++] =
 					(double)(t - strtoll(d + 8, NULL, 10)) / 1e6;
 		}
-	} else if (memmem(l, len, "\"type\":\"gap\"", 12)) {
-		const char *m = memmem(l, len, "\"missed\":", 9);
+	} else if (memmem(l, hlen, "\"type\":\"gap\"", 12)) {
+		const char *m = memmem(l, hlen, "\"missed\":", 9);
 
 		if (m)
 			s->missed += strtoll(m + 9, NULL, 10);
 	}
+}
+
+/* The next k bytes of a split line: its head kept, its length counted. */
+static void line_keep(struct subscriber *s, const char *p, size_t k)
+{
+	if (s->line.len < LINE_HEAD)
+		fd_buf_append(
+			&s->line, p,
+			k < LINE_HEAD - s->line.len ? k : LINE_HEAD - s->line.len);
+	s->line_len += k;
 }
 
 static int sub_data(const char *data, size_t len, void *arg)
@@ -100,22 +120,22 @@ static int sub_data(const char *data, size_t len, void *arg)
 		s->connected = 1;
 		return 0;
 	}
-	if (s->line.len) {
+	if (s->line_len) {
 		const char *nl = memchr(data, '\n', len);
 		size_t k = nl ? (size_t)(nl - data) : len;
 
-		fd_buf_append(&s->line, data, k);
+		line_keep(s, data, k);
 		if (!nl)
 			return 0;
-		sub_line(s, s->line.data, s->line.len);
-		s->line.len = 0;
+		sub_line(s, s->line.data, s->line_len);
+		s->line.len = s->line_len = 0;
 		off = k + 1;
 	}
 	while (off < len) {
 		const char *p = data + off, *nl = memchr(p, '\n', len - off);
 
 		if (!nl) {
-			fd_buf_append(&s->line, p, len - off);
+			line_keep(s, p, len - off);
 			break;
 		}
 		sub_line(s, p, (size_t)(nl - p));
@@ -159,7 +179,7 @@ static int sub_start(struct subscriber *s, const char *addr, const char *pattern
 	s->want = want;
 	s->deadline_ms = deadline_ms;
 	s->latency = latency;
-	s->line = (struct fd_buf)FD_BUF_INIT(64 * 1024 * 1024);
+	s->line = (struct fd_buf)FD_BUF_INIT(LINE_HEAD);
 	if (latency) {
 		s->caplat = 4000000;
 		s->lat = malloc(s->caplat * sizeof(*s->lat));
@@ -175,6 +195,10 @@ static void sub_finish(struct subscriber *s)
 
 /* ---- publisher thread ---- */
 
+/* Messages this large are framed around their payload rather than copied
+ * into the frame buffer first. */
+#define DIRECT_MIN 65536
+
 struct publisher {
 	const char *addr;
 	const char *topic;
@@ -189,6 +213,7 @@ struct publisher {
 	struct fd_buf out;
 	size_t off;
 	char *payload;
+	size_t poff; /* a large message's payload sent from payload: how far */
 	int failed;
 	char error[256];
 	pthread_t th;
@@ -221,6 +246,20 @@ static void put_one(struct publisher *p)
 			f[2] = (unsigned char)(body >> 16);
 			f[3] = (unsigned char)(body >> 24);
 		}
+	} else if (p->size >= DIRECT_MIN) {
+		/* the frame's head only, its length counting the payload,
+		 * which pub_read hands to curl from p->payload: one copy of
+		 * each byte in this process, not two */
+		size_t tlen = strlen(p->topic), at = p->out.len;
+		unsigned char *f;
+
+		fd_psf_put_pub(&p->out, p->prio, p->topic, tlen, NULL, 0);
+		f = (unsigned char *)p->out.data + at;
+		f[0] = (unsigned char)(3 + tlen + p->size);
+		f[1] = (unsigned char)((3 + tlen + p->size) >> 8);
+		f[2] = (unsigned char)((3 + tlen + p->size) >> 16);
+		f[3] = (unsigned char)((3 + tlen + p->size) >> 24);
+		p->poff = 0;
 	} else {
 		fd_psf_put_pub(&p->out, p->prio, p->topic, strlen(p->topic),
 			       p->payload, p->size);
@@ -233,6 +272,13 @@ static size_t pub_read(char *buf, size_t len, void *arg)
 	struct publisher *p = arg;
 	size_t n;
 
+	if (p->off == p->out.len && p->poff < p->size && !p->timestamps &&
+	    p->size >= DIRECT_MIN && p->sent > 0) {
+		n = p->size - p->poff < len ? p->size - p->poff : len;
+		memcpy(buf, p->payload + p->poff, n);
+		p->poff += n;
+		return n;
+	}
 	if (p->off == p->out.len) {
 		p->out.len = p->off = 0;
 		if (p->stop || (p->count && p->sent >= p->count))
@@ -243,6 +289,8 @@ static size_t pub_read(char *buf, size_t len, void *arg)
 			if (p->stop)
 				return 0;
 			put_one(p);
+		} else if (p->size >= DIRECT_MIN && !p->timestamps) {
+			put_one(p); /* one head, then its payload */
 		} else {
 			while (p->out.len < len &&
 			       !(p->count && p->sent >= p->count) && !p->stop)
