@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <ifaddrs.h>
 #include <microhttpd.h>
@@ -59,8 +60,10 @@ struct fd_http_server {
 	fd_http_server_auth auth;
 	void *auth_arg;
 	int tls, verify_client;
-	char *tls_cert, *tls_key, *tls_ca; /* MHD keeps pointers to them */
-	struct own_addr *own; /* the host's addresses (peer_local) */
+	char *tls_ca;	       /* MHD keeps a pointer to it */
+	struct tls_cred *cred; /* the certificate served to new connections */
+	struct fd_http_server *next_tls; /* tls_servers */
+	struct own_addr *own;		 /* the host's addresses (peer_local) */
 	size_t nown;
 	int64_t own_at; /* when read (loop time); -1: never */
 };
@@ -726,12 +729,134 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn,
 	return MHD_YES;
 }
 
+/* TLS certificates: handed to GnuTLS by a callback at each handshake, so
+ * fd_http_server_reload_tls can change them on a running server. A
+ * certificate replaced stays allocated until the server goes (a handshake
+ * that took it may still use it; reloads are rare). */
+struct tls_cred {
+	gnutls_pcert_st pcert[16]; /* the chain, leaf first */
+	unsigned n;
+	gnutls_privkey_t key;
+	struct tls_cred *older;
+};
+
+/* The servers with TLS in this process: the callback finds its server
+ * from the daemon of the handshake's connection. */
+static struct fd_http_server *tls_servers;
+
+static void cred_free(struct tls_cred *c)
+{
+	while (c) {
+		struct tls_cred *older = c->older;
+
+		for (unsigned i = 0; i < c->n; i++)
+			gnutls_pcert_deinit(&c->pcert[i]);
+		if (c->key)
+			gnutls_privkey_deinit(c->key);
+		free(c);
+		c = older;
+	}
+}
+
+/* A certificate chain and its key from PEM text. NULL with err filled. */
+static struct tls_cred *cred_load(const char *cert, const char *key,
+				  struct fd_err *err)
+{
+	struct tls_cred *c = calloc(1, sizeof(*c));
+	gnutls_datum_t cd = {(unsigned char *)cert, (unsigned)strlen(cert)};
+	gnutls_datum_t kd = {(unsigned char *)key, (unsigned)strlen(key)};
+	unsigned n = sizeof(c->pcert) / sizeof(c->pcert[0]);
+	int rc;
+
+	if (!c) {
+		fd_err_set(err, "out of memory");
+		return NULL;
+	}
+	rc = gnutls_pcert_list_import_x509_raw(c->pcert, &n, &cd,
+					       GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0 || n == 0) {
+		fd_err_set(err, "the certificate does not load: %s",
+			   rc < 0 ? gnutls_strerror(rc) : "no certificate");
+		free(c);
+		return NULL;
+	}
+	c->n = n;
+	{ /* the key must be the certificate's: GnuTLS checks it here */
+		gnutls_certificate_credentials_t check;
+
+		rc = gnutls_certificate_allocate_credentials(&check);
+		if (rc >= 0) {
+			rc = gnutls_certificate_set_x509_key_mem(
+				check, &cd, &kd, GNUTLS_X509_FMT_PEM);
+			gnutls_certificate_free_credentials(check);
+		}
+		if (rc < 0) {
+			fd_err_set(err, "the certificate and key do not load: %s",
+				   gnutls_strerror(rc));
+			cred_free(c);
+			return NULL;
+		}
+	}
+	rc = gnutls_privkey_init(&c->key);
+	if (rc >= 0)
+		rc = gnutls_privkey_import_x509_raw(c->key, &kd,
+						    GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0) {
+		fd_err_set(err, "the key does not load: %s", gnutls_strerror(rc));
+		cred_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int on_tls_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
+		       int nreqs, const gnutls_pk_algorithm_t *pk_algos,
+		       int pk_algos_length, gnutls_pcert_st **pcert,
+		       unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+	struct MHD_Connection *conn = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *ci =
+		conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON)
+		     : NULL;
+
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	for (struct fd_http_server *s = tls_servers; ci && s; s = s->next_tls)
+		if (s->d == ci->daemon && s->cred) {
+			*pcert = s->cred->pcert;
+			*pcert_length = s->cred->n;
+			*pkey = s->cred->key;
+			return 0;
+		}
+	return -1;
+}
+
 static void server_tls_free(struct fd_http_server *srv)
 {
 	free(srv->own);
-	free(srv->tls_cert);
-	free(srv->tls_key);
 	free(srv->tls_ca);
+	for (struct fd_http_server **p = &tls_servers; *p; p = &(*p)->next_tls)
+		if (*p == srv) {
+			*p = srv->next_tls;
+			break;
+		}
+	cred_free(srv->cred);
+}
+
+int fd_http_server_reload_tls(struct fd_http_server *srv, const char *cert,
+			      const char *key, struct fd_err *err)
+{
+	struct tls_cred *c;
+
+	if (!srv->tls)
+		return fd_err_set(err, "this server does not serve TLS");
+	if (!(c = cred_load(cert, key, err)))
+		return -1;
+	c->older = srv->cred;
+	srv->cred = c;
+	return 0;
 }
 
 static int server_tls(struct fd_http_server *srv,
@@ -748,13 +873,15 @@ static int server_tls(struct fd_http_server *srv,
 		return fd_err_set(err, "client verification needs a CA");
 	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return fd_err_set(err, "this libmicrohttpd was built without TLS");
-	srv->tls = 1;
 	srv->verify_client = opts->tls_verify_client;
-	srv->tls_cert = strdup(opts->tls_cert);
-	srv->tls_key = strdup(opts->tls_key);
 	srv->tls_ca = opts->tls_ca ? strdup(opts->tls_ca) : NULL;
-	if (!srv->tls_cert || !srv->tls_key || (opts->tls_ca && !srv->tls_ca))
+	if (opts->tls_ca && !srv->tls_ca)
 		return fd_err_set(err, "out of memory");
+	if (!(srv->cred = cred_load(opts->tls_cert, opts->tls_key, err)))
+		return -1;
+	srv->tls = 1;
+	srv->next_tls = tls_servers;
+	tls_servers = srv;
 	return 0;
 }
 
@@ -802,8 +929,7 @@ struct fd_http_server *fd_http_server_new(struct fd_loop *loop,
 			OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 			    opts->max_conns_per_ip, NULL);
 		if (srv->tls) {
-			OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
-			OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
+			OPT(MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)on_tls_cert);
 			if (srv->tls_ca)
 				OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca);
 		}

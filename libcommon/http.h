@@ -64,6 +64,14 @@ struct fd_http_server_opts {
 	int tls_verify_client;
 };
 
+/* A new certificate (chain) and key, PEM text, for the connections srv
+ * accepts from now on (those open keep theirs). On error (a certificate
+ * or key that does not load, a server without TLS) the one in use stays.
+ * Returns 0, or -1 with err filled. */
+struct fd_http_server;
+int fd_http_server_reload_tls(struct fd_http_server *srv, const char *cert,
+			      const char *key, struct fd_err *err);
+
 /* Returns a new server serving on opts->listen_fd in loop, or NULL with err
  * filled. */
 struct fd_http_server *fd_http_server_new(struct fd_loop *loop,

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -368,6 +369,8 @@ int64_t node_wall_us(const struct node *n, int64_t mono_ms)
 	return n->started_wall + (mono_ms - n->started_mono) * 1000;
 }
 
+static void tls_reload(struct node *n);
+
 static void on_hup(struct fd_loop *loop, int signo, void *arg)
 {
 	struct node *n = arg;
@@ -378,6 +381,8 @@ static void on_hup(struct fd_loop *loop, int signo, void *arg)
 	keys_reload(n); /* keys.c: the key file */
 	if (n->opts->acl_file)
 		authz_reload(n); /* authz.c: --acl-file */
+	if (n->opts->tls_cert)
+		tls_reload(n);
 }
 
 static void make_identity(struct node *n, const char *name)
@@ -541,6 +546,35 @@ static char *read_pem(const char *opt, const char *path, char *msg, size_t len)
 	}
 	fclose(f);
 	return buf;
+}
+
+/* SIGHUP: the --tls-cert and --tls-key files again, for the connections
+ * from now on (a renewed certificate without a restart); on any error the
+ * certificate in use stays. The client side (node to node) reads them at
+ * each new connection. --tls-ca is read at start only. */
+static void tls_reload(struct node *n)
+{
+	const struct node_opts *o = n->opts;
+	char msg[512];
+	char *cert = read_pem("--tls-cert", o->tls_cert, msg, sizeof(msg)),
+	     *key = NULL;
+	struct fd_err err;
+
+	if (cert)
+		key = read_pem("--tls-key", o->tls_key ? o->tls_key : o->tls_cert,
+			       msg, sizeof(msg));
+	if (!cert || !key)
+		fd_errlog("SIGHUP: TLS certificate not reloaded, the old one stays: %s",
+			  msg);
+	else if (fd_http_server_reload_tls(n->http, cert, key, &err) < 0)
+		fd_errlog("SIGHUP: TLS certificate not reloaded, the old one stays: %s",
+			  err.msg);
+	else
+		fd_info("SIGHUP: TLS certificate '%s' reloaded", o->tls_cert);
+	free(cert);
+	if (key)
+		OPENSSL_cleanse(key, strlen(key));
+	free(key);
 }
 
 /* Reads the --tls-* files into hopts (freed by the caller). Dies on error:

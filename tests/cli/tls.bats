@@ -128,6 +128,39 @@ tls_node() { # NAME [ARG...]
 	assert_equal "$(grep -c '"alive"' <<<"$output")" 1
 }
 
+# served_cn NAME: the CN of the certificate NAME's node serves a new connection
+served_cn() {
+	timeout 10 openssl s_client -connect "${FD_ADDR[$1]}" -CAfile "$FD_TLS/ca.pem" </dev/null 2>/dev/null |
+		openssl x509 -noout -subject | sed 's/^subject= *CN *= *//'
+}
+cn_is() { [ "$(served_cn "$1")" = "$2" ]; }
+
+@test "SIGHUP reloads the certificate for new connections; a bad one is refused and the old one stays" {
+	cp "$FD_TLS/node.pem" "$FD_TLS/served.pem"
+	cp "$FD_TLS/node.key" "$FD_TLS/served.key"
+	fd_start_node n1 --tls-cert "$FD_TLS/served.pem" --tls-key "$FD_TLS/served.key"
+	run -0 served_cn n1
+	assert_output node
+	# renewed: same CA, another certificate and key
+	fd_tls_cert ca renewed
+	cp "$FD_TLS/renewed.pem" "$FD_TLS/served.pem"
+	cp "$FD_TLS/renewed.key" "$FD_TLS/served.key"
+	kill -HUP "${FD_PID[n1]}"
+	fd_wait_until 10s cn_is n1 renewed
+	run -0 grep -q "SIGHUP: TLS certificate '$FD_TLS/served.pem' reloaded" "${FD_ERR[n1]}"
+	run -0 fd-node info -n "${FD_ADDR[n1]}" --tls-ca "$FD_TLS/ca.pem"
+	# a key that is not the certificate's, then not a certificate at all
+	cp "$FD_TLS/node.key" "$FD_TLS/served.key"
+	kill -HUP "${FD_PID[n1]}"
+	fd_wait_until 10s grep -q "SIGHUP: TLS certificate not reloaded, the old one stays: the certificate and key do not load" "${FD_ERR[n1]}"
+	echo "not a certificate" >"$FD_TLS/served.pem"
+	kill -HUP "${FD_PID[n1]}"
+	fd_wait_until 10s grep -q "TLS certificate not reloaded, the old one stays: --tls-cert '$FD_TLS/served.pem': not a PEM file" "${FD_ERR[n1]}"
+	run -0 served_cn n1
+	assert_output renewed
+	run -0 fd-node info -n "${FD_ADDR[n1]}" --tls-ca "$FD_TLS/ca.pem"
+}
+
 @test "bad TLS options: exit 2 with a message" {
 	run -2 --separate-stderr fd-node --tls-cert "$FD_TMP/nope.pem"
 	fd_assert_stderr_match "unable to read --tls-cert '$FD_TMP/nope.pem': No such file or directory"
@@ -140,7 +173,7 @@ tls_node() { # NAME [ARG...]
 	fd_assert_stderr_match "--tls-verify-client needs --tls-ca"
 	# a key that is not the certificate's
 	run -1 --separate-stderr fd-node --listen 127.0.0.1:0 --tls-cert "$FD_TLS/node.pem" --tls-key "$FD_TLS/client.key"
-	fd_assert_stderr_match "unable to start the HTTPS server"
+	fd_assert_stderr_match "the certificate and key do not load: The certificate and the given key do not match"
 	run -2 --separate-stderr fd-node info --tls-key "$FD_TLS/client.key"
 	fd_assert_stderr_match "a TLS key without a certificate"
 }

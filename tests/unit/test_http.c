@@ -720,13 +720,21 @@ TEST(tls_options_checked)
 	CHECK_STR(err.msg, "TLS needs both a certificate and a key");
 	o.tls_key = "-----BEGIN PRIVATE KEY-----\nbad\n-----END PRIVATE KEY-----\n";
 	CHECK(fd_http_server_new(loop, &o, &err) == NULL);
-	CHECK_STR(err.msg,
-		  "unable to start the HTTPS server (check the certificate and key)");
+	CHECK_STR(err.msg, "the certificate does not load: No certificate was found.");
 	o.tls_cert = o.tls_key = NULL;
 	o.tls_verify_client = 1;
 	CHECK(fd_http_server_new(loop, &o, &err) == NULL);
 	CHECK_STR(err.msg, "client verification needs TLS");
-	close(o.listen_fd);
+	/* a certificate reload needs a TLS server */
+	o.tls_verify_client = 0;
+	{
+		struct fd_http_server *srv = fd_http_server_new(loop, &o, &err);
+
+		REQUIRE(srv != NULL);
+		CHECK_EQ(fd_http_server_reload_tls(srv, "x", "y", &err), -1);
+		CHECK_STR(err.msg, "this server does not serve TLS");
+		fd_http_server_free(srv);
+	}
 	fd_loop_free(loop);
 }
 
