@@ -198,18 +198,26 @@ static void pads_drop(struct pads *p)
 	OPENSSL_cleanse(p, sizeof(*p));
 }
 
+/* The kept states of this key, or NULL. */
+static struct pads *pads_find(const void *key, size_t keylen)
+{
+	for (int i = 0; i < PADS_MAX; i++)
+		if (pads[i].in && pads[i].keylen == keylen &&
+		    CRYPTO_memcmp(pads[i].key, key, keylen) == 0)
+			return &pads[i];
+	return NULL;
+}
+
 static struct pads *pads_for(const void *key, size_t keylen)
 {
 	uint8_t k[64] = {0}, pad[64];
 	struct pads *p;
 	int ok;
 
-	if (keylen > sizeof(k)) /* only derivation inputs are longer */
+	if (keylen > sizeof(k)) /* hmac_v hashes a longer key first */
 		return NULL;
-	for (int i = 0; i < PADS_MAX; i++)
-		if (pads[i].in && pads[i].keylen == keylen &&
-		    CRYPTO_memcmp(pads[i].key, key, keylen) == 0)
-			return &pads[i];
+	if ((p = pads_find(key, keylen)))
+		return p;
 	p = &pads[pads_next++ % PADS_MAX];
 	pads_drop(p);
 	tls_keep();
@@ -263,10 +271,10 @@ static void tls_keep(void)
 /* Forgets the kept states of a key (a key removed from the ring). */
 static void pads_forget(const void *key, size_t keylen)
 {
-	for (int i = 0; i < PADS_MAX; i++)
-		if (pads[i].in && pads[i].keylen == keylen &&
-		    CRYPTO_memcmp(pads[i].key, key, keylen) == 0)
-			pads_drop(&pads[i]);
+	struct pads *p = pads_find(key, keylen);
+
+	if (p) /* a key is kept once */
+		pads_drop(p);
 }
 
 /* HMAC-SHA256 of n pieces, no copy of them. A key longer than a block is
