@@ -889,115 +889,155 @@ ssize_t fd_auth_open(const struct fd_keyring *kr, struct fd_replay *rc,
 
 /* Requests */
 
-/* The mac, with the sign key of k, of the parts (NULL-terminated, at most
- * 8) each followed by '\n', then of the body bytes. The body comes last and
- * its length is one of the parts, so no two inputs read alike. */
-static int mac_parts(const struct fd_key *k, const char *const *parts,
-		     const void *body, size_t blen, uint8_t out[MAC_LEN])
-{
-	const void *piece[17];
-	size_t len[17], n = 0;
+/* The lines a mac covers, gathered in one buffer (short, bounded fields:
+ * a few digest updates rather than two per field, and no printf). */
+struct lines {
+	char b[FD_AUTH_NAME_MAX + 160];
+	size_t n;
+	int over;
+};
 
-	for (int i = 0; i < 8 && parts[i]; i++) {
-		piece[n] = parts[i];
-		len[n++] = strlen(parts[i]);
-		piece[n] = "\n";
-		len[n++] = 1;
+static void add(struct lines *l, const char *s, size_t n)
+{
+	if (n > sizeof(l->b) - l->n) {
+		l->over = 1;
+		return;
 	}
-	if (blen) {
-		piece[n] = body;
-		len[n++] = blen;
-	}
-	return hmac_v(k->sign, sizeof(k->sign), piece, len, n, out);
+	memcpy(l->b + l->n, s, n);
+	l->n += n;
+}
+
+static void add_str(struct lines *l, const char *s)
+{
+	add(l, s, strlen(s));
+}
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_dec(char *p, uint64_t v)
+{
+	char t[20];
+	int n = 0;
+
+	do
+		t[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*p++ = t[--n];
+	return p;
+}
+
+static void add_dec(struct lines *l, uint64_t v)
+{
+	char t[20];
+
+	add(l, t, (size_t)(put_dec(t, v) - t));
+}
+
+/* What a request's mac covers after its target: the cluster name, the
+ * time, the nonce (hex) and the body's length or "stream", each after a
+ * newline and the last followed by one. */
+static int request_tail(struct lines *l, const char *cluster, int64_t ts,
+			const char *nonce, int stream, size_t len)
+{
+	if (strlen(cluster) > FD_AUTH_NAME_MAX)
+		return -1;
+	l->n = 0;
+	l->over = 0;
+	add(l, "\n", 1);
+	add_str(l, cluster);
+	add(l, "\n", 1);
+	add_dec(l, (uint64_t)ts);
+	add(l, "\n", 1);
+	add(l, nonce, 2 * RNONCE_LEN);
+	add(l, "\n", 1);
+	if (stream)
+		add(l, "stream", 6);
+	else
+		add_dec(l, len);
+	add(l, "\n", 1);
+	return l->over ? -1 : 0;
+}
+
+/* The mac of "fd-http-v2\n", the method, "\n", the target, the tail, then
+ * the body (none for a stream). */
+static int request_mac(const struct fd_key *k, const char *method,
+		       const char *target, const struct lines *tail,
+		       const void *body, size_t blen, uint8_t out[MAC_LEN])
+{
+	const void *piece[] = {"fd-http-v2\n", method,	"\n",
+			       target,	       tail->b, body};
+	size_t len[] = {11, strlen(method), 1, strlen(target), tail->n, blen};
+
+	return hmac_v(k->sign, sizeof(k->sign), piece, len, 6, out);
 }
 
 struct parsed {
 	uint32_t kid;
 	int64_t ts;
-	char ts_s[20];
-	char nonce[2 * RNONCE_LEN + 1];
-	char body[24]; /* decimal length or "stream" */
+	char nonce[2 * RNONCE_LEN]; /* hex, as sent (not terminated) */
+	int stream;
+	size_t len; /* the body's length when not a stream */
 	uint8_t mac[MAC_LEN];
 };
 
-static const char *expect(const char *s, const char *lit)
+static const char *expect(const char *s, const char *lit, size_t n)
 {
-	size_t l = strlen(lit);
-
-	return s && strncmp(s, lit, l) == 0 ? s + l : NULL;
+	return s && strncmp(s, lit, n) == 0 ? s + n : NULL;
 }
 
-/* Copies exactly n lowercase hex digits; NULL when they are not there. */
-static const char *take_hex(const char *s, size_t n, char *out)
+/* Exactly 2n lowercase hex digits into b; NULL when they are not there
+ * (stops at the first byte that is not one, the terminator included). */
+static const char *take_bytes(const char *s, uint8_t *b, size_t n)
 {
-	uint8_t b[64];
+	for (size_t i = 0; s && i < n; i++) {
+		unsigned hi = hexval[(unsigned char)s[2 * i]], lo;
 
-	if (!s || strnlen(s, n) < n || n % 2 || n / 2 > sizeof(b) ||
-	    unhex(s, b, n / 2) < 0)
-		return NULL;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return s + n;
+		if (!hi || !(lo = hexval[(unsigned char)s[2 * i + 1]]))
+			return NULL;
+		b[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));
+	}
+	return s ? s + 2 * n : NULL;
 }
 
-/* Copies a decimal number of 1 to 15 digits (no sign, no leading zero)
- * into out (at least 16 bytes); NULL when there is none. */
-static const char *take_dec(const char *s, char *out)
+/* A decimal number of 1 to 15 digits (no sign, no leading zero). */
+static const char *take_dec(const char *s, int64_t *v)
 {
 	size_t n = 0;
 
 	if (!s)
 		return NULL;
+	*v = 0;
 	while (s[n] >= '0' && s[n] <= '9' && n < 16)
-		n++;
-	if (n == 0 || n > 15 || (n > 1 && s[0] == '0'))
-		return NULL;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return s + n;
+		*v = *v * 10 + (s[n++] - '0');
+	return n == 0 || n > 15 || (n > 1 && s[0] == '0') ? NULL : s + n;
 }
 
 static const char *take_kid(const char *s, uint32_t *kid)
 {
-	char h[9];
+	uint8_t b[4];
 
-	s = take_hex(expect(s, "v2 kid="), 8, h);
+	s = take_bytes(expect(s, "v2 kid=", 7), b, 4);
 	if (s)
-		fd_key_id_parse(h, kid);
-	return s;
-}
-
-static const char *take_body(const char *s, char out[24])
-{
-	const char *p = expect(s, " body=stream");
-
-	if (p) {
-		memcpy(out, "stream", 7);
-		return p;
-	}
-	return take_dec(expect(s, " body="), out);
-}
-
-static const char *take_mac(const char *s, uint8_t mac[MAC_LEN])
-{
-	char h[2 * MAC_LEN + 1];
-
-	s = take_hex(expect(s, " mac="), 2 * MAC_LEN, h);
-	if (s)
-		unhex(h, mac, MAC_LEN);
+		*kid = get_be32(b);
 	return s;
 }
 
 /* "v2 kid=.. ts=.. nonce=.. body=.. mac=..". 0 or -1. */
 static int parse_request(const char *h, struct parsed *p)
 {
-	const char *s = take_dec(expect(take_kid(h, &p->kid), " ts="), p->ts_s);
+	uint8_t nb[RNONCE_LEN];
+	int64_t len = 0;
+	const char *s = take_dec(expect(take_kid(h, &p->kid), " ts=", 4), &p->ts);
+	const char *nonce = expect(s, " nonce=", 7);
 
+	s = take_bytes(nonce, nb, RNONCE_LEN);
 	if (s)
-		p->ts = strtoll(p->ts_s, NULL, 10);
-	s = take_hex(expect(s, " nonce="), 2 * RNONCE_LEN, p->nonce);
-	s = take_body(s, p->body);
-	s = take_mac(s, p->mac);
+		memcpy(p->nonce, nonce, sizeof(p->nonce));
+	s = expect(s, " body=", 6);
+	p->stream = expect(s, "stream", 6) != NULL;
+	s = p->stream ? s + 6 : take_dec(s, &len);
+	p->len = (size_t)len;
+	s = take_bytes(expect(s, " mac=", 5), p->mac, MAC_LEN);
 	return s && *s == '\0' ? 0 : -1;
 }
 
@@ -1019,40 +1059,51 @@ int fd_auth_header_kid(const char *header, uint32_t *kid)
 	return take_kid(header, kid) ? 0 : -1;
 }
 
+/* "v2 kid=XXXXXXXX" at p; returns the end. */
+static char *put_kid(char *p, uint32_t id)
+{
+	uint8_t b[4];
+
+	put_be32(b, id);
+	memcpy(p, "v2 kid=", 7);
+	hex(b, 4, p + 7);
+	return p + 15;
+}
+
 int fd_auth_sign(const struct fd_keyring *kr, const char *method,
 		 const char *path, const char *cluster, int64_t now_ms,
 		 const void *body, size_t len, int stream, char *out)
 {
 	const struct fd_key *k;
+	struct lines tail;
 	uint8_t nb[RNONCE_LEN], mac[MAC_LEN];
-	char nonce[2 * RNONCE_LEN + 1], bl[24], ts[24], mh[2 * MAC_LEN + 1];
-	const char *parts[8];
+	char nonce[2 * RNONCE_LEN + 1], *p;
 
-	if (!kr || kr->n == 0 || now_ms < 0 ||
-	    strlen(cluster) > FD_AUTH_NAME_MAX || (stream && len))
+	if (!kr || kr->n == 0 || now_ms < 0 || (stream && len))
 		return -1;
 	k = &kr->keys[kr->primary];
 	if (nonce_bytes(nb, sizeof(nb)) < 0)
 		return -1;
 	hex(nb, sizeof(nb), nonce);
-	if (stream)
-		memcpy(bl, "stream", 7);
-	else
-		snprintf(bl, sizeof(bl), "%zu", len);
-	snprintf(ts, sizeof(ts), "%lld", (long long)now_ms);
-	parts[0] = "fd-http-v2";
-	parts[1] = method;
-	parts[2] = path;
-	parts[3] = cluster;
-	parts[4] = ts;
-	parts[5] = nonce;
-	parts[6] = bl;
-	parts[7] = NULL;
-	if (mac_parts(k, parts, body, len, mac) < 0)
+	if (request_tail(&tail, cluster, now_ms, nonce, stream, len) < 0 ||
+	    request_mac(k, method, path, &tail, body, len, mac) < 0)
 		return -1;
-	hex(mac, MAC_LEN, mh);
-	snprintf(out, FD_AUTH_HEADER_MAX, "v2 kid=%08x ts=%s nonce=%s body=%s mac=%s",
-		 k->id, ts, nonce, bl, mh);
+	/* At most 15 + 4 + 20 + 7 + 32 + 6 + 20 + 5 + 64 + 1 bytes. */
+	p = put_kid(out, k->id);
+	memcpy(p, " ts=", 4);
+	p = put_dec(p + 4, (uint64_t)now_ms);
+	memcpy(p, " nonce=", 7);
+	memcpy(p + 7, nonce, 2 * RNONCE_LEN);
+	p += 7 + 2 * RNONCE_LEN;
+	memcpy(p, " body=", 6);
+	if (stream) {
+		memcpy(p + 6, "stream", 6);
+		p += 12;
+	} else {
+		p = put_dec(p + 6, len);
+	}
+	memcpy(p, " mac=", 5);
+	hex(mac, MAC_LEN, p + 5);
 	return 0;
 }
 
@@ -1062,40 +1113,30 @@ int fd_auth_verify(const struct fd_keyring *kr, struct fd_replay *rc,
 		   const char *header, struct fd_err *err)
 {
 	struct parsed p;
-	const char *parts[8];
+	struct lines tail;
 	uint8_t mac[MAC_LEN], nb[RNONCE_LEN];
-	char bl[24];
 	int tried = 0, ok = 0;
 
 	if (!header)
 		return fail(err, ENOMSG, "no %s header", FD_AUTH_HEADER);
 	if (parse_request(header, &p) < 0)
 		return malformed(header, "request", err);
-	if (stream != (strcmp(p.body, "stream") == 0))
+	if (stream != p.stream)
 		return fail(err, EBADMSG,
 			    stream ? "a streamed body must be signed as a stream"
 				   : "the body is not signed");
-	if (!stream) {
-		snprintf(bl, sizeof(bl), "%zu", len);
-		if (strcmp(bl, p.body) != 0)
-			return fail(err, EBADMSG,
-				    "the body has %zu bytes, the signature "
-				    "covers %s",
-				    len, p.body);
-	}
-	parts[0] = "fd-http-v2";
-	parts[1] = method;
-	parts[2] = path;
-	parts[3] = cluster;
-	parts[4] = p.ts_s;
-	parts[5] = p.nonce;
-	parts[6] = p.body;
-	parts[7] = NULL;
+	if (!stream && len != p.len)
+		return fail(err, EBADMSG,
+			    "the body has %zu bytes, the signature covers %zu",
+			    len, p.len);
+	if (request_tail(&tail, cluster, p.ts, p.nonce, stream, len) < 0)
+		return fail(err, EINVAL, "cluster name too long");
 	for (size_t i = 0; kr && i < kr->n && !ok; i++) {
 		if (kr->keys[i].id != p.kid)
 			continue;
 		tried = 1;
-		ok = mac_parts(&kr->keys[i], parts, body, stream ? 0 : len, mac) == 0 &&
+		ok = request_mac(&kr->keys[i], method, path, &tail, body,
+				 stream ? 0 : len, mac) == 0 &&
 		     CRYPTO_memcmp(mac, p.mac, MAC_LEN) == 0;
 	}
 	if (!tried)
@@ -1113,22 +1154,35 @@ int fd_auth_verify(const struct fd_keyring *kr, struct fd_replay *rc,
 
 /* Responses */
 
+/* The mac of the lines "fd-http-resp-v2", the cluster name, the request's
+ * nonce, the status and the body's length, each followed by a newline,
+ * then of the body. */
 static int response_mac(const struct fd_key *k, const char *cluster,
 			const char *nonce, unsigned status, const void *body,
 			size_t len, uint8_t mac[MAC_LEN])
 {
-	const char *parts[6];
-	char st[16], bl[24];
+	struct lines l = {.n = 0};
+	const void *piece[2];
+	size_t plen[2];
 
-	snprintf(st, sizeof(st), "%u", status);
-	snprintf(bl, sizeof(bl), "%zu", len);
-	parts[0] = "fd-http-resp-v2";
-	parts[1] = cluster;
-	parts[2] = nonce;
-	parts[3] = st;
-	parts[4] = bl;
-	parts[5] = NULL;
-	return mac_parts(k, parts, body, len, mac);
+	if (strlen(cluster) > FD_AUTH_NAME_MAX)
+		return -1;
+	add(&l, "fd-http-resp-v2\n", 16);
+	add_str(&l, cluster);
+	add(&l, "\n", 1);
+	add(&l, nonce, 2 * RNONCE_LEN);
+	add(&l, "\n", 1);
+	add_dec(&l, status);
+	add(&l, "\n", 1);
+	add_dec(&l, len);
+	add(&l, "\n", 1);
+	if (l.over)
+		return -1;
+	piece[0] = l.b;
+	plen[0] = l.n;
+	piece[1] = body;
+	plen[1] = len;
+	return hmac_v(k->sign, sizeof(k->sign), piece, plen, 2, mac);
 }
 
 int fd_auth_sign_response(const struct fd_keyring *kr, const char *cluster,
@@ -1138,17 +1192,17 @@ int fd_auth_sign_response(const struct fd_keyring *kr, const char *cluster,
 	const struct fd_key *k;
 	struct parsed p;
 	uint8_t mac[MAC_LEN];
-	char mh[2 * MAC_LEN + 1];
+	char *s;
 
 	if (!kr || kr->n == 0 || !request_header ||
-	    parse_request(request_header, &p) < 0 ||
-	    strlen(cluster) > FD_AUTH_NAME_MAX)
+	    parse_request(request_header, &p) < 0)
 		return -1;
 	k = &kr->keys[kr->primary];
 	if (response_mac(k, cluster, p.nonce, status, body, len, mac) < 0)
 		return -1;
-	hex(mac, MAC_LEN, mh);
-	snprintf(out, FD_AUTH_HEADER_MAX, "v2 kid=%08x mac=%s", k->id, mh);
+	s = put_kid(out, k->id);
+	memcpy(s, " mac=", 5);
+	hex(mac, MAC_LEN, s + 5);
 	return 0;
 }
 
@@ -1167,7 +1221,7 @@ int fd_auth_verify_response(const struct fd_keyring *kr, const char *cluster,
 		return fail(err, EINVAL, "the request was not signed");
 	if (!header)
 		return fail(err, ENOMSG, "no %s header in the answer", FD_AUTH_HEADER);
-	s = take_mac(take_kid(header, &kid), mac);
+	s = take_bytes(expect(take_kid(header, &kid), " mac=", 5), mac, MAC_LEN);
 	if (!s || *s)
 		return malformed(header, "answer", err);
 	for (size_t i = 0; kr && i < kr->n && !ok; i++) {

@@ -890,6 +890,75 @@ TEST(response_sign_verify)
 	CHECK_EQ(fd_auth_sign_response(&kr, "fd", "junk", 200, body, 1, resp), -1);
 }
 
+/* The signed lines as fd(7) writes them, put together here by hand and
+ * macced with the RFC 4231-checked primitive: the header a node accepts
+ * and the answer it gives are pinned, not only self-consistent. Numbers
+ * are spelt one way only: a leading zero or an uppercase digit is
+ * malformed, not another spelling of the same signature. */
+TEST(sign_format_pinned)
+{
+	const char *nonce = "00112233445566778899aabbccddeeff";
+	char lines[256], hdr[FD_AUTH_HEADER_MAX], bad[FD_AUTH_HEADER_MAX + 8],
+		want[FD_AUTH_HEADER_MAX], got[FD_AUTH_HEADER_MAX], mh[65];
+	struct fd_keyring kr;
+	struct fd_key k;
+	struct fd_err err;
+	uint8_t mac[32];
+	int n;
+
+	rand_key(&k);
+	ring_of(&kr, &k);
+	n = snprintf(lines, sizeof(lines),
+		     "fd-http-v2\nPOST\n/v1/cluster/registry?x=1\nfd\n%lld\n%s\n5\nhello",
+		     NOW, nonce);
+	REQUIRE(fd_auth_hmac_raw(k.sign, sizeof(k.sign), lines, (size_t)n, mac) == 0);
+	for (int i = 0; i < 32; i++)
+		snprintf(mh + 2 * i, 3, "%02x", mac[i]);
+	snprintf(hdr, sizeof(hdr), "v2 kid=%08x ts=%lld nonce=%s body=5 mac=%s",
+		 k.id, NOW, nonce, mh);
+	CHECK_EQ(fd_auth_verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1",
+				"fd", NOW, "hello", 5, 0, hdr, &err),
+		 0);
+	n = snprintf(lines, sizeof(lines),
+		     "fd-http-resp-v2\nfd\n%s\n200\n3\n{}\n", nonce);
+	REQUIRE(fd_auth_hmac_raw(k.sign, sizeof(k.sign), lines, (size_t)n, mac) == 0);
+	for (int i = 0; i < 32; i++)
+		snprintf(mh + 2 * i, 3, "%02x", mac[i]);
+	snprintf(want, sizeof(want), "v2 kid=%08x mac=%s", k.id, mh);
+	REQUIRE(fd_auth_sign_response(&kr, "fd", hdr, 200, "{}\n", 3, got) == 0);
+	CHECK_STR(got, want);
+	/* one spelling: a leading zero, an uppercase digit, a number too long */
+	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=0%lld nonce=%s body=5 mac=%s",
+		 k.id, NOW, nonce, mh);
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
+			NOW, "hello", 0, bad, &err),
+		 -1);
+	CHECK_STR(err.msg, "malformed X-FD-Auth header");
+	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=%lld nonce=%s body=05 mac=%s",
+		 k.id, NOW, nonce, mh);
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
+			NOW, "hello", 0, bad, &err),
+		 -1);
+	CHECK_STR(err.msg, "malformed X-FD-Auth header");
+	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=%lld nonce=%s body=5 mac=%s",
+		 k.id, NOW, "00112233445566778899AABBCCDDEEFF", mh);
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
+			NOW, "hello", 0, bad, &err),
+		 -1);
+	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=1%lld nonce=%s body=5 mac=%s",
+		 k.id, NOW, nonce, mh); /* 14 digits: still a number */
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
+			NOW, "hello", 0, bad, &err),
+		 -1);
+	CHECK_STR(err.msg, "bad signature");
+	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=100%lld nonce=%s body=5 mac=%s",
+		 k.id, NOW, nonce, mh); /* 16 digits */
+	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
+			NOW, "hello", 0, bad, &err),
+		 -1);
+	CHECK_STR(err.msg, "malformed X-FD-Auth header");
+}
+
 TEST(memcmp_const_time_api)
 {
 	CHECK_EQ(fd_auth_memcmp("abc", "abc", 3), 0);
