@@ -49,6 +49,9 @@ struct fd_http_server {
 	struct route routes[MAX_ROUTES];
 	int nroutes;
 	struct fd_http_req *reqs; /* every live request, for shutdown */
+	/* fd_http_reply_after: replies asked for since the last run began
+	 * (given after the next run), and those due after the current one */
+	struct fd_http_req *after, *after_due;
 	int stopping;
 	int resumed; /* a connection was resumed since the last MHD_run() */
 	int closed;  /* a connection was closed during the last MHD_run() */
@@ -111,6 +114,11 @@ struct fd_http_req {
 	const struct route *held;
 	int64_t hold_ms;
 	struct fd_timer hold_timer;
+	/* fd_http_reply_after: the reply, and the next in srv's list */
+	struct fd_http_req *after_next;
+	unsigned after_status;
+	char *after_type, *after_body;
+	size_t after_len;
 	struct fd_http_req *prev, *next;
 };
 
@@ -133,19 +141,24 @@ static void on_mhd_fd(struct fd_loop *loop, int fd, uint32_t events, void *arg)
 	server_run(arg);
 }
 
+static void reply_after_due(struct fd_http_server *srv);
+
 static void server_run(struct fd_http_server *srv)
 {
 	MHD_UNSIGNED_LONG_LONG timeout;
 
+	srv->after_due = srv->after;
+	srv->after = NULL;
 	srv->resumed = srv->closed = 0;
 	MHD_run(srv->d);
+	reply_after_due(srv);
 	/* A connection resumed during that run (a handler that wrote to a
 	 * stream or replied to a deferred request) is only acted on in the
 	 * next run, and MHD's own timeout does not count it: run again now
 	 * rather than at the next unrelated event. The same after a connection
 	 * closed: at --max-conns MHD takes its listening socket out of its
 	 * epoll set, and only puts it back at the start of a run. */
-	if (srv->resumed || srv->closed)
+	if (srv->resumed || srv->closed || srv->after)
 		fd_timer_arm(srv->loop, &srv->timer, 0);
 	else if (MHD_get_timeout(srv->d, &timeout) == MHD_YES)
 		fd_timer_arm(srv->loop, &srv->timer,
@@ -222,8 +235,22 @@ static void req_suspend(struct fd_http_req *req)
 		req->watch_fd = ci->connect_fd;
 }
 
+/* Takes req out of a list of fd_http_reply_after. */
+static void after_unlink(struct fd_http_req **list, struct fd_http_req *req)
+{
+	for (; *list; list = &(*list)->after_next)
+		if (*list == req) {
+			*list = req->after_next;
+			return;
+		}
+}
+
 static void req_free(struct fd_http_req *req)
 {
+	after_unlink(&req->srv->after, req);
+	after_unlink(&req->srv->after_due, req);
+	free(req->after_type);
+	free(req->after_body);
 	req_unwatch(req);
 	fd_timer_disarm(req->srv->loop, &req->hold_timer);
 	if (req->auth_free)
@@ -1199,6 +1226,48 @@ int fd_http_reply_header(struct fd_http_req *req, const char *name, const char *
 	}
 	req->nhdr++;
 	return 0;
+}
+
+void fd_http_reply_after(struct fd_http_req *req, unsigned status,
+			 const char *content_type, const char *body, size_t len)
+{
+	struct fd_http_req **tail = &req->srv->after;
+
+	if (req->state != REQ_HANDLING || req->after_type)
+		return;
+	req->after_type = strdup(content_type);
+	req->after_body = malloc(len ? len : 1);
+	if (!req->after_type || !req->after_body) {
+		free(req->after_type);
+		free(req->after_body);
+		req->after_type = req->after_body = NULL;
+		fd_http_reply(req, status, content_type, body, len);
+		return;
+	}
+	memcpy(req->after_body, body, len);
+	req->after_len = len;
+	req->after_status = status;
+	req->state = REQ_DEFERRED;
+	while (*tail)
+		tail = &(*tail)->after_next;
+	*tail = req;
+	fd_timer_arm(req->srv->loop, &req->srv->timer, 0); /* a run to wait for */
+}
+
+/* After a run: the replies asked for before it began, in order. */
+static void reply_after_due(struct fd_http_server *srv)
+{
+	struct fd_http_req *req;
+
+	while ((req = srv->after_due)) {
+		srv->after_due = req->after_next;
+		req->after_next = NULL;
+		fd_http_reply(req, req->after_status, req->after_type,
+			      req->after_body, req->after_len);
+		free(req->after_type);
+		free(req->after_body);
+		req->after_type = req->after_body = NULL;
+	}
 }
 
 void fd_http_defer(struct fd_http_req *req)

@@ -168,6 +168,12 @@ int fd_http_reply_header(struct fd_http_req *req, const char *name, const char *
 
 /* Keeps the request open after the handler returns; reply later. */
 void fd_http_defer(struct fd_http_req *req);
+/* From a handler: the reply (arguments copied), given once the server's
+ * next run is over, so that what the handler wrote to streams goes out
+ * first (local watchers before a peer's acknowledgement). The reply hook
+ * runs then. Out of memory, it replies at once. */
+void fd_http_reply_after(struct fd_http_req *req, unsigned status,
+			 const char *content_type, const char *body, size_t len);
 /* Called if the client goes away (or the server is freed) before the
  * request ends; the request is gone afterwards. */
 void fd_http_on_close(struct fd_http_req *req, fd_http_close_cb cb, void *arg);

@@ -713,7 +713,8 @@ static void h_delta(struct fd_http_req *req, void *arg)
 	}
 	fd_crdt_free(d);
 	r->stats.deltas_received++;
-	fd_http_reply(req, 200, "application/json", "{}\n", 3);
+	/* after the watch events this delta made: local watchers first */
+	fd_http_reply_after(req, 200, "application/json", "{}\n", 3);
 }
 
 /* Anti-entropy. The request body is our digest; the answer is

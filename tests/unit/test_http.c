@@ -427,6 +427,82 @@ TEST(deferred_reply)
 	teardown(&f);
 }
 
+/* fd_http_reply_after: the stream write the handler made goes out before
+ * the reply is built (the reply hook sees the stream drained), from a
+ * handler run at once or held by the gate; a server freed with such a
+ * reply pending lets go of it cleanly. */
+static int after_handled, after_hooked;
+static size_t after_queued_at_hook;
+
+static void after_hook(struct fd_http_req *req, unsigned status,
+		       const char *body, size_t len, void *arg)
+{
+	struct fixture *f = arg;
+
+	(void)body;
+	(void)len;
+	if (strcmp(fd_http_path(req), "/after") || status != 200)
+		return;
+	after_hooked++;
+	after_queued_at_hook = f->pending ? fd_http_stream_queued(f->pending) : 999;
+}
+
+static void h_after(struct fd_http_req *req, void *arg)
+{
+	struct fixture *f = arg;
+
+	after_handled++;
+	if (f->pending)
+		fd_http_stream_write(f->pending, "x\n", 2);
+	fd_http_reply_after(req, 200, "text/plain", "done", 4);
+}
+
+TEST(reply_after_the_stream_writes)
+{
+	struct fixture f;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const char *get = "GET /stream-forever HTTP/1.1\r\nHost: x\r\n\r\n";
+	char url[128], buf[512];
+	int64_t took;
+	int fd, zero = 0;
+
+	setup(&f, 0);
+	fd_http_route(f.srv, "GET", "/after", 0, h_after, &f);
+	fd_http_server_set_reply_hook(f.srv, after_hook, &f);
+	fd_http_server_set_gate(f.srv, hold_gate, &f);
+	/* a stream to write to, from a raw client */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_port = htons((uint16_t)f.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	REQUIRE(write(fd, get, strlen(get)) == (ssize_t)strlen(get));
+	for (int i = 0; i < 200 && !f.pending; i++)
+		fd_loop_run_once(f.loop, 10);
+	REQUIRE(f.pending != NULL);
+	call(&f, "GET", "/after", NULL, 2000);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "done");
+	CHECK_EQ(after_hooked, 1);
+	CHECK_EQ(after_queued_at_hook, 0); /* "x\n" had gone out */
+	timed_call(&f, "GET", "/after", NULL, 1, &took);
+	CHECK_EQ(f.status, 200);
+	CHECK_STR(f.body, "done");
+	CHECK_EQ(after_hooked, 2);
+	CHECK_EQ(after_queued_at_hook, 0);
+	CHECK(read(fd, buf, sizeof(buf)) > 0);
+	close(fd);
+	/* pending when the server goes: freed, never answered */
+	f.pending = NULL;
+	snprintf(url, sizeof(url), "http://%s/after", f.base);
+	CHECK(fd_http_request(f.cli, "GET", url, NULL, 0, NULL, 2000, on_done,
+			      &f, NULL) != 0);
+	for (int i = 0; i < 200 && after_handled < 3; i++)
+		fd_loop_run_once(f.loop, 10);
+	CHECK_EQ(after_handled, 3);
+	run_until(&f, &zero, 0);
+	teardown(&f);
+}
+
 TEST(client_timeout_closes_deferred_request)
 {
 	struct fixture f;
