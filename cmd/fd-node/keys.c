@@ -571,6 +571,18 @@ static int sign_request(const char *dest, const char *method,
 	return 1;
 }
 
+/* Whether the answers to a path (or request target) carry proof: those a
+ * node merges or acts on, the answers of /v1/cluster/, but not the
+ * registry delta's, a bare acknowledgement. Faking one (an attacker on the
+ * path, without TLS) delays that peer's copy until anti-entropy, as
+ * dropping the request does; signing and checking it cost registry.visible
+ * 5 to 7 points with a key (measured, 100 interleaved pairs each way). */
+static int answer_proven(const char *target)
+{
+	return strncmp(target, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) == 0 &&
+	       strcmp(target, REGISTRY_DELTA_PATH) != 0;
+}
+
 static int check_answer(const char *target, const char *sent, long status,
 			const char *value, const char *body, size_t len,
 			char *why, size_t cap, void *arg)
@@ -579,10 +591,8 @@ static int check_answer(const char *target, const char *sent, long status,
 	const char *req = sent + strlen(FD_AUTH_HEADER) + 2;
 	struct fd_err err;
 
-	/* Only what is merged needs proof: the answers of /v1/cluster/. An
-	 * error answer can only make the request fail. */
-	if (!ks->enabled || strncmp(target, CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)) ||
-	    status < 200 || status > 299)
+	/* An error answer can only make the request fail. */
+	if (!ks->enabled || !answer_proven(target) || status < 200 || status > 299)
 		return 0;
 	if (!value && ks->rollout) {
 		ks->resp_unsigned++;
@@ -658,8 +668,7 @@ static void sign_answer(struct fd_http_req *req, unsigned status,
 	const char *hdr;
 	char v[FD_AUTH_HEADER_MAX];
 
-	if (!ks->enabled ||
-	    strncmp(fd_http_path(req), CLUSTER_PREFIX, strlen(CLUSTER_PREFIX)))
+	if (!ks->enabled || !answer_proven(fd_http_path(req)))
 		return;
 	hdr = fd_http_header(req, FD_AUTH_HEADER);
 	if (hdr &&

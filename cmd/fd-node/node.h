@@ -12,6 +12,8 @@
 
 #define NODE_MAX_JOIN 32
 #define NODE_MAX_DISCOVER 8
+/* The registry's delta route: its answer is a bare acknowledgement */
+#define REGISTRY_DELTA_PATH "/v1/cluster/registry"
 
 struct node_opts {
 	const char *name;

@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DELTA_PATH "/v1/cluster/registry"
 #define SYNC_PATH "/v1/cluster/registry/sync"
 #define MAX_PEERS 4096
 #define MAX_WATCHERS 256
@@ -575,7 +574,7 @@ static int send_crdt(struct registry *r, struct peer *p, const struct fd_crdt *d
 	struct call *c;
 	int rc = -1;
 
-	if (fd_http_url(url, sizeof(url), p->addr, DELTA_PATH) < 0 ||
+	if (fd_http_url(url, sizeof(url), p->addr, REGISTRY_DELTA_PATH) < 0 ||
 	    fd_crdt_encode(d, &buf, &len) < 0)
 		return -1;
 	c = call_new(r, p);
@@ -1422,7 +1421,7 @@ void registry_add_routes(struct node *n)
 	struct registry *r = reg_of(n);
 	struct fd_http_server *s = n->http;
 
-	fd_http_route(s, "POST", DELTA_PATH, FD_HTTP_LARGE, h_delta, r);
+	fd_http_route(s, "POST", REGISTRY_DELTA_PATH, FD_HTTP_LARGE, h_delta, r);
 	fd_http_route(s, "POST", SYNC_PATH, FD_HTTP_LARGE, h_sync, r);
 	fd_http_route(s, "GET", "/v1/registry/watch", 0, h_watch, r);
 	fd_http_route(s, "POST", "/v1/registry/batch",

@@ -246,6 +246,12 @@ sign() {
 	fd_http GET "${FD_ADDR[a]}" /v1/cluster/keys -H "X-FD-Auth: $h"
 	assert_equal "$HTTP_CODE" 401
 	run -0 jq -e '.reason == "replayed"' <<<"$HTTP_BODY"
+	# the registry delta's answer, a bare acknowledgement, carries none
+	fd_http POST "${FD_ADDR[a]}" /v1/cluster/registry --data-binary 'x' \
+		-H "X-FD-Auth: $(sign "$FD_TMP/k" POST /v1/cluster/registry x)"
+	assert_equal "$HTTP_CODE" 400
+	run -0 jq -e '.error | startswith("undecodable registry data")' <<<"$HTTP_BODY"
+	[[ "$HTTP_HEADERS" != *x-fd-auth* ]]
 	# nothing got in: no member, no name, no message
 	run -0 alive a 2
 	run -0 fd-node members -n "${FD_ADDR[a]}"
