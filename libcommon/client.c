@@ -132,6 +132,7 @@ const char *fd_client_scheme(const struct fd_client *c)
 
 void fd_client_setup_curl(const struct fd_client *c, void *curl)
 {
+	curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* straight to the node */
 	if (!c->tls)
 		return;
 	if (fd_client_sec.tls_ca)

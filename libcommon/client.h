@@ -163,7 +163,9 @@ int fd_client_lines(struct fd_client *c, struct fd_client_lines *l,
 		    struct fd_err *err);
 
 /* Sets c's TLS options (CA, client certificate) on another curl easy
- * handle, for callers that drive their own (curl multi). */
+ * handle, for callers that drive their own (curl multi), and turns
+ * proxies off: a node is reached directly (http_proxy and the like are
+ * ignored). */
 void fd_client_setup_curl(const struct fd_client *c, void *curl);
 /* "http" or "https", as fd_client_init decided for c. */
 const char *fd_client_scheme(const struct fd_client *c);

@@ -97,6 +97,7 @@ static int k8s_start(struct fd_dsource *s, const struct fd_dspec *sp,
 	ks->client = fd_http_client_new(s->loop, MAX_ANSWER, err);
 	if (!ks->client)
 		return -1;
+	fd_http_client_use_env_proxy(ks->client); /* as kubectl does */
 	if (ks->k.ca_file[0] && fd_http_client_set_ca(ks->client, ks->k.ca_file) < 0)
 		return fd_err_set(err, "out of memory");
 	return 0;

@@ -1441,6 +1441,7 @@ struct fd_http_client {
 	int tls;		      /* https only (fd_http_client_set_tls) */
 	char *tls_ca; /* CA bundle for https (NULL: the system's) */
 	char *tls_cert, *tls_key;
+	int env_proxy; /* http_proxy and friends apply (off: straight there) */
 };
 
 static void creq_free(struct fd_http_client *c, struct creq *r)
@@ -1662,6 +1663,11 @@ void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
 	c->gate_arg = arg;
 }
 
+void fd_http_client_use_env_proxy(struct fd_http_client *c)
+{
+	c->env_proxy = 1;
+}
+
 int fd_http_client_set_header(struct fd_http_client *c, const char *header)
 {
 	char *h = strdup(header);
@@ -1851,6 +1857,8 @@ static uint64_t request(struct fd_http_client *c, const char *method,
 	} else {
 		curl_easy_setopt(r->easy, CURLOPT_URL, url);
 	}
+	if (!c->env_proxy)
+		curl_easy_setopt(r->easy, CURLOPT_PROXY, "");
 	if (c->tls_ca)
 		curl_easy_setopt(r->easy, CURLOPT_CAINFO, c->tls_ca);
 	if (c->tls_cert) {

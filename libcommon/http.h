@@ -265,6 +265,11 @@ void fd_http_client_set_gate(struct fd_http_client *c, fd_http_client_gate g,
 /* A header ("Name: value", copied) added to every request of c from now
  * on (e.g. "X-FD-From: n1"). Returns 0, or -1 (ENOMEM). */
 int fd_http_client_set_header(struct fd_http_client *c, const char *header);
+/* Requests go straight to their host: http_proxy, https_proxy and
+ * all_proxy are ignored (peers are reached directly), unless this is
+ * called (a client of a service outside the cluster, such as the
+ * Kubernetes API). */
+void fd_http_client_use_env_proxy(struct fd_http_client *c);
 
 /* Signing hook (fd-node's cluster key). sign is called for every request
  * of c with its destination (scheme, host and port of the URL), method,

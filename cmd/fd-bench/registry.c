@@ -330,6 +330,7 @@ static int run_visible(const struct bench_opts *o, int n, double *vals,
 		snprintf(url, sizeof(url), "http://%s/v1/registry/watch?prefix=%s",
 			 c.nodes[i + 1].addr, v.prefix);
 		curl_easy_setopt(w->curl, CURLOPT_URL, url);
+		curl_easy_setopt(w->curl, CURLOPT_PROXY, "");
 		curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 		curl_easy_setopt(w->curl, CURLOPT_TCP_NODELAY, 1L);

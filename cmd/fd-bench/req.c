@@ -64,6 +64,7 @@ int req_prepare(struct req *q, const char *method, const char *path,
 	fd_buf_release(&q->resp);
 	q->status = 0;
 	curl_easy_setopt(q->curl, CURLOPT_URL, url);
+	curl_easy_setopt(q->curl, CURLOPT_PROXY, ""); /* local nodes, directly */
 	if (body) {
 		curl_easy_setopt(q->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(q->curl, CURLOPT_POSTFIELDSIZE_LARGE,

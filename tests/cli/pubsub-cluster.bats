@@ -39,6 +39,22 @@ start() {
 	run -0 jq -e '.pubsub.published == 1000000 and .pubsub.forwarded == 1000000 and .pubsub.lost == 0' <<<"$output"
 }
 
+@test "proxy variables pointing nowhere change nothing: nodes reach each other and clients their node directly" {
+	# a dead proxy for every scheme, and no NO_PROXY to spare anything
+	unset NO_PROXY no_proxy
+	export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
+		all_proxy=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+	start a b
+	run -0 fd-registry register -n "${FD_ADDR[a]}" px.one '{"n":1}'
+	fd_wait_until 10s fd-registry lookup -n "${FD_ADDR[b]}" px.one
+	fd_spawn s fd-sub -n "${FD_ADDR[b]}" -c 1 -t 20s 'px.>'
+	ps_wait_interest a b 1
+	run -0 fd-pub -n "${FD_ADDR[a]}" px.x hello
+	fd_wait_until 20s _fd_gone "${FD_PID[s]}"
+	run -0 jq -r .data "${FD_OUT[s]}"
+	assert_output hello
+}
+
 @test "wildcards and overlapping subscriptions on several nodes: exactly the right messages, once each" {
 	start a b c d
 	fd_spawn sb1 fd-sub -n "${FD_ADDR[b]}" -c 2 -t 20s 'w.*'
