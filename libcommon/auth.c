@@ -1037,7 +1037,7 @@ int fd_auth_header_kid(const char *header, uint32_t *kid)
 	return take_kid(header, kid) ? 0 : -1;
 }
 
-/* "v2 kid=XXXXXXXX" at p; returns the end. */
+/* "v2 kid=" and the id in 8 hex digits at p; returns the end. */
 static char *put_kid(char *p, uint32_t id)
 {
 	uint8_t b[4];

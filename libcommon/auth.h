@@ -26,7 +26,7 @@
  * replay cache covering that window: a captured datagram replayed later is
  * rejected. Nonces are random (96 bits): keep a key below 2^32 seals.
  *
- * Signed request: header X-FD-Auth: "v2 kid=XXXXXXXX ts=MS nonce=HEX32
+ * Signed request: header X-FD-Auth: "v2 kid=HEX8 ts=MS nonce=HEX32
  * body=LEN|stream mac=HEX64", mac = HMAC-SHA256(sign key, "fd-http-v2\n"
  * method "\n" target "\n" cluster "\n" ts "\n" nonce "\n" LEN "\n" body)
  * where target is the request target as sent (path and query), ts and LEN
@@ -37,7 +37,7 @@
  * allow. A signature names no destination, so one request sent to several
  * nodes may carry one signature (each node's replay cache takes it once).
  *
- * Signed response: header X-FD-Auth: "v2 kid=XXXXXXXX mac=HEX64",
+ * Signed response: header X-FD-Auth: "v2 kid=HEX8 mac=HEX64",
  * mac = HMAC-SHA256(sign key, "fd-http-resp-v2\n" cluster "\n" nonce "\n"
  * status "\n" LEN "\n" body) with the nonce of the request it answers: a
  * response cannot be forged, nor replayed to another request.

@@ -897,6 +897,16 @@ TEST(response_sign_verify)
  * malformed, not another spelling of the same signature. */
 TEST(sign_format_pinned)
 {
+	static const struct {
+		const char *ts, *nonce, *body, *error;
+	} spelt[] = {
+		{"0", NULL, "5", "malformed X-FD-Auth header"},
+		{"", NULL, "05", "malformed X-FD-Auth header"},
+		{"", "00112233445566778899AABBCCDDEEFF", "5",
+		 "malformed X-FD-Auth header"},
+		{"1", NULL, "5", "bad signature"},
+		{"100", NULL, "5", "malformed X-FD-Auth header"},
+	};
 	const char *nonce = "00112233445566778899aabbccddeeff";
 	char lines[256], hdr[FD_AUTH_HEADER_MAX], bad[FD_AUTH_HEADER_MAX + 8],
 		want[FD_AUTH_HEADER_MAX], got[FD_AUTH_HEADER_MAX], mh[65];
@@ -927,36 +937,18 @@ TEST(sign_format_pinned)
 	snprintf(want, sizeof(want), "v2 kid=%08x mac=%s", k.id, mh);
 	REQUIRE(fd_auth_sign_response(&kr, "fd", hdr, 200, "{}\n", 3, got) == 0);
 	CHECK_STR(got, want);
-	/* one spelling: a leading zero, an uppercase digit, a number too long */
-	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=0%lld nonce=%s body=5 mac=%s",
-		 k.id, NOW, nonce, mh);
-	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
-			NOW, "hello", 0, bad, &err),
-		 -1);
-	CHECK_STR(err.msg, "malformed X-FD-Auth header");
-	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=%lld nonce=%s body=05 mac=%s",
-		 k.id, NOW, nonce, mh);
-	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
-			NOW, "hello", 0, bad, &err),
-		 -1);
-	CHECK_STR(err.msg, "malformed X-FD-Auth header");
-	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=%lld nonce=%s body=5 mac=%s",
-		 k.id, NOW, "00112233445566778899AABBCCDDEEFF", mh);
-	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
-			NOW, "hello", 0, bad, &err),
-		 -1);
-	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=1%lld nonce=%s body=5 mac=%s",
-		 k.id, NOW, nonce, mh); /* 14 digits: still a number */
-	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
-			NOW, "hello", 0, bad, &err),
-		 -1);
-	CHECK_STR(err.msg, "bad signature");
-	snprintf(bad, sizeof(bad), "v2 kid=%08x ts=100%lld nonce=%s body=5 mac=%s",
-		 k.id, NOW, nonce, mh); /* 16 digits */
-	CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1", "fd",
-			NOW, "hello", 0, bad, &err),
-		 -1);
-	CHECK_STR(err.msg, "malformed X-FD-Auth header");
+	/* one spelling: a leading zero, an uppercase digit, a number too long
+	 * are malformed; 14 digits are still a number (another time) */
+	for (size_t i = 0; i < sizeof(spelt) / sizeof(spelt[0]); i++) {
+		snprintf(bad, sizeof(bad),
+			 "v2 kid=%08x ts=%s%lld nonce=%s body=%s mac=%s", k.id,
+			 spelt[i].ts, NOW, spelt[i].nonce ? spelt[i].nonce : nonce,
+			 spelt[i].body, mh);
+		CHECK_EQ(verify(&kr, NULL, "POST", "/v1/cluster/registry?x=1",
+				"fd", NOW, "hello", 0, bad, &err),
+			 -1);
+		CHECK_STR(err.msg, spelt[i].error);
+	}
 }
 
 TEST(memcmp_const_time_api)
